@@ -1,0 +1,8 @@
+// The ordered event-store migrations. A landed migration is never edited; a change is a new file.
+
+import type { Migration } from 'kysely';
+import * as eventLog from './0001_event_log.js';
+
+export const EVENT_STORE_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_event_log': eventLog,
+};

@@ -1,0 +1,392 @@
+// The event store on PostgreSQL and PGlite: one kysely SQL path, optimistic concurrency, xid8-safe log reads.
+
+import { EventEmitter } from 'node:events';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { canonicalJson } from '../../domain/codec.js';
+import {
+  LOG_START,
+  type AppendOptions,
+  type AppendResult,
+  type ChainVerification,
+  type EventStore,
+  type ExpectedRevision,
+  type JsonObject,
+  type LogPosition,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type StoredIdempotentResult,
+} from '../../domain/ports/event-store.js';
+import {
+  EventIdConflictError,
+  IdempotencyKeyReusedError,
+  InvalidAppendError,
+  WrongExpectedRevisionError,
+} from '../../domain/ports/event-store-errors.js';
+import { GENESIS_HASH, chainHash, sameEventContent } from '../event-store/hash-chain.js';
+import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
+import { validateAppend } from '../event-store/validate-append.js';
+import { verifyChain } from '../event-store/verify-chain.js';
+import type { EventStoreTables } from './schema.js';
+
+type Db = Kysely<EventStoreTables>;
+type Trx = Transaction<EventStoreTables>;
+
+export type PostgresEventStoreOptions = Readonly<{
+  /** Injected clock for recorded_at, in ms since the epoch. */
+  nowMs: () => number;
+}>;
+
+type StreamHead = { revision: number; headHash: string; exists: boolean };
+
+// Positions are selected as text (no float ever touches them). ORDER BY must
+// therefore name events.<column>: a bare name would sort the text alias.
+const EVENT_COLUMNS = sql`stream_id, stream_revision::text AS stream_revision, global_position::text AS global_position,
+  transaction_id::text AS transaction_id, event_id::text AS event_id, event_type, schema_version, data, metadata,
+  recorded_at, prev_hash, hash`;
+
+type EventRow = {
+  stream_id: string;
+  stream_revision: string;
+  global_position: string;
+  transaction_id: string;
+  event_id: string;
+  event_type: string;
+  schema_version: number;
+  data: JsonObject;
+  metadata: JsonObject;
+  recorded_at: Date;
+  prev_hash: string;
+  hash: string;
+};
+
+export class PostgresEventStore implements EventStore {
+  private readonly appended = new EventEmitter();
+
+  constructor(
+    readonly db: Db,
+    private readonly options: PostgresEventStoreOptions,
+    private readonly closeDatabase: () => Promise<void> = async () => {},
+  ) {
+    this.appended.setMaxListeners(0);
+  }
+
+  async append(streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    const result = await this.db.transaction().execute((trx) => this.appendInTransaction(trx, streamId, events, options));
+    if (result.status === 'appended') this.appended.emit('appended');
+    return result;
+  }
+
+  /**
+   * The whole append inside a caller's transaction, for callers that must write
+   * other rows atomically with their events (the outbox, projections).
+   */
+  async appendInTransaction(trx: Trx, streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    validateAppend(streamId, events, options);
+    if (options.idempotency) {
+      const seen = await this.findIdempotencyKey(trx, options.idempotency.key);
+      if (seen) {
+        if (seen.requestDigest !== options.idempotency.requestDigest) throw new IdempotencyKeyReusedError(options.idempotency.key);
+        return { ...seen.result, status: 'duplicate' };
+      }
+    }
+    const head = await lockStreamHead(trx, streamId, this.options.nowMs());
+    const duplicate = await this.findDuplicateAppend(trx, streamId, events);
+    if (duplicate) return duplicate;
+    assertExpectedRevision(streamId, options.expectedRevision, head);
+
+    const recordedAt = new Date(this.options.nowMs());
+    const rows = chainRows(streamId, events, head, recordedAt);
+    const inserted = await sql<{ global_position: string; transaction_id: string }>`
+      INSERT INTO events (stream_id, stream_revision, event_id, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(
+        stream_id text, stream_revision bigint, event_id uuid, event_type text, schema_version integer,
+        data jsonb, metadata jsonb, recorded_at timestamptz, prev_hash text, hash text)
+      ORDER BY stream_revision
+      RETURNING global_position::text AS global_position, transaction_id::text AS transaction_id`.execute(trx);
+    const last = rows[rows.length - 1]!;
+    await trx
+      .updateTable('streams')
+      .set({ revision: String(last.stream_revision), head_hash: last.hash, updated_at: recordedAt })
+      .where('stream_id', '=', streamId)
+      .execute();
+
+    const lastInserted = inserted.rows.reduce((a, b) => (BigInt(a.global_position) > BigInt(b.global_position) ? a : b));
+    const result: AppendResult = {
+      status: 'appended',
+      streamId,
+      firstRevision: head.revision + 1,
+      lastRevision: last.stream_revision,
+      position: { transactionId: BigInt(lastInserted.transaction_id), globalPosition: BigInt(lastInserted.global_position) },
+    };
+    if (options.idempotency) await insertIdempotencyKey(trx, options.idempotency.key, options.idempotency.requestDigest, result, recordedAt);
+    return result;
+  }
+
+  /** All ids already in the stream with the same content: a retry, answered with the original positions. */
+  private async findDuplicateAppend(trx: Trx, streamId: string, events: readonly NewEvent[]): Promise<AppendResult | null> {
+    const ids = events.map((e) => e.eventId);
+    const found = await sql<EventRow>`
+      SELECT ${EVENT_COLUMNS} FROM events
+      WHERE stream_id = ${streamId} AND event_id = ANY(${ids}::uuid[])
+      ORDER BY events.stream_revision`.execute(trx);
+    if (found.rows.length === 0) return null;
+    const byId = new Map(found.rows.map((row) => [row.event_id, row]));
+    for (const event of events) {
+      const row = byId.get(event.eventId.toLowerCase());
+      if (!row) throw new EventIdConflictError(streamId, event.eventId, 'part of this batch is already in the stream and part is not');
+      const stored = toRecordedEvent(row);
+      if (!sameEventContent(stored, normalize(event))) throw new EventIdConflictError(streamId, event.eventId, 'the id is already used by an event with different content');
+    }
+    const recorded = found.rows.map(toRecordedEvent);
+    const last = recorded[recorded.length - 1]!;
+    return { status: 'duplicate', streamId, firstRevision: recorded[0]!.revision, lastRevision: last.revision, position: last.position };
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const maxCount = boundedCount(options.maxCount);
+    const backwards = options.direction === 'backwards';
+    const from = options.fromRevision;
+    const rows = await sql<EventRow>`
+      SELECT ${EVENT_COLUMNS} FROM events
+      WHERE stream_id = ${streamId}
+        ${from === undefined ? sql`` : backwards ? sql`AND stream_revision <= ${from}` : sql`AND stream_revision >= ${from}`}
+      ORDER BY events.stream_revision ${backwards ? sql`DESC` : sql`ASC`}
+      LIMIT ${maxCount}`.execute(this.db);
+    return rows.rows.map(toRecordedEvent);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const after = options.after ?? LOG_START;
+    const maxCount = boundedCount(options.maxCount);
+    // Only transactions below the snapshot's xmin are settled: everything older
+    // has committed or aborted. Reading past it could checkpoint beyond an
+    // in-flight position that later commits, and that event would be skipped.
+    const rows = await sql<EventRow>`
+      SELECT ${EVENT_COLUMNS} FROM events
+      WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
+        AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY events.transaction_id, events.global_position
+      LIMIT ${maxCount}`.execute(this.db);
+    return rows.rows.map(toRecordedEvent);
+  }
+
+  async headPosition(): Promise<LogPosition> {
+    const rows = await sql<{ transaction_id: string; global_position: string }>`
+      SELECT transaction_id::text AS transaction_id, global_position::text AS global_position FROM events
+      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`.execute(this.db);
+    const row = rows.rows[0];
+    return row ? { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) } : LOG_START;
+  }
+
+  async loadCheckpoint(subscriptionId: string): Promise<LogPosition> {
+    const rows = await sql<{ transaction_id: string; global_position: string }>`
+      SELECT transaction_id::text AS transaction_id, global_position::text AS global_position
+      FROM subscription_checkpoints WHERE subscription_id = ${subscriptionId}`.execute(this.db);
+    const row = rows.rows[0];
+    return row ? { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) } : LOG_START;
+  }
+
+  async saveCheckpoint(subscriptionId: string, position: LogPosition): Promise<void> {
+    await saveCheckpointIn(this.db, subscriptionId, position, new Date(this.options.nowMs()));
+  }
+
+  async lookupIdempotencyKey(key: string): Promise<StoredIdempotentResult | null> {
+    return this.findIdempotencyKey(this.db, key);
+  }
+
+  private async findIdempotencyKey(db: Db | Trx, key: string): Promise<StoredIdempotentResult | null> {
+    const row = await db
+      .selectFrom('idempotency_keys')
+      .select(['request_digest', 'result'])
+      .where('idempotency_key', '=', key)
+      .executeTakeFirst();
+    if (!row) return null;
+    return { requestDigest: row.request_digest, result: resultFromJson(row.result as StoredResultJson) };
+  }
+
+  async verifyStream(streamId: string): Promise<ChainVerification> {
+    const head = await this.db.selectFrom('streams').select(['revision', 'head_hash']).where('stream_id', '=', streamId).executeTakeFirst();
+    const events: RecordedEvent[] = [];
+    for (let from = 0; ; ) {
+      const page = await this.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
+      events.push(...page);
+      if (page.length < EVENT_STORE_LIMITS.maxReadCount) break;
+      from = page[page.length - 1]!.revision + 1;
+    }
+    const streamHead = head ? { revision: Number(head.revision), headHash: head.head_hash } : null;
+    return verifyChain(streamId, events, streamHead);
+  }
+
+  async verifyAll(): Promise<ChainVerification> {
+    let streamsChecked = 0;
+    let eventsChecked = 0;
+    for (let after = ''; ; ) {
+      const page = await this.db
+        .selectFrom('streams')
+        .select('stream_id')
+        .where('stream_id', '>', after)
+        .orderBy('stream_id')
+        .limit(EVENT_STORE_LIMITS.defaultReadCount)
+        .execute();
+      for (const { stream_id } of page) {
+        const verdict = await this.verifyStream(stream_id);
+        if (!verdict.ok) return verdict;
+        streamsChecked += 1;
+        eventsChecked += verdict.eventsChecked;
+      }
+      if (page.length < EVENT_STORE_LIMITS.defaultReadCount) break;
+      after = page[page.length - 1]!.stream_id;
+    }
+    return { ok: true, streamsChecked, eventsChecked };
+  }
+
+  onAppended(listener: () => void): () => void {
+    this.appended.on('appended', listener);
+    return () => this.appended.off('appended', listener);
+  }
+
+  async close(): Promise<void> {
+    this.appended.removeAllListeners();
+    await this.closeDatabase();
+  }
+}
+
+/** Locks the stream's head row for the rest of the transaction, creating it when absent. */
+async function lockStreamHead(trx: Trx, streamId: string, nowMs: number): Promise<StreamHead> {
+  const select = () =>
+    sql<{ revision: string; head_hash: string }>`
+      SELECT revision::text AS revision, head_hash FROM streams WHERE stream_id = ${streamId} FOR UPDATE`.execute(trx);
+  let rows = await select();
+  if (rows.rows.length === 0) {
+    // ON CONFLICT DO NOTHING waits for a concurrent creator to commit, then the
+    // locking read sees its head: two "no_stream" writers cannot both win.
+    await trx
+      .insertInto('streams')
+      .values({ stream_id: streamId, revision: '-1', head_hash: GENESIS_HASH, updated_at: new Date(nowMs) })
+      .onConflict((oc) => oc.column('stream_id').doNothing())
+      .execute();
+    rows = await select();
+  }
+  const row = rows.rows[0]!;
+  const revision = Number(row.revision);
+  return { revision, headHash: row.head_hash, exists: revision >= 0 };
+}
+
+function assertExpectedRevision(streamId: string, expected: ExpectedRevision, head: StreamHead): void {
+  const actual = head.exists ? head.revision : 'no_stream';
+  const ok =
+    expected === 'any' ||
+    (expected === 'no_stream' && !head.exists) ||
+    (expected === 'stream_exists' && head.exists) ||
+    (typeof expected === 'number' && head.exists && expected === head.revision);
+  if (!ok) throw new WrongExpectedRevisionError(streamId, expected, actual);
+}
+
+type ChainedRow = {
+  stream_id: string;
+  stream_revision: number;
+  event_id: string;
+  event_type: string;
+  schema_version: number;
+  data: JsonObject;
+  metadata: JsonObject;
+  recorded_at: string;
+  prev_hash: string;
+  hash: string;
+};
+
+function chainRows(streamId: string, events: readonly NewEvent[], head: StreamHead, recordedAt: Date): ChainedRow[] {
+  let prevHash = head.headHash;
+  return events.map((event, index) => {
+    const content = { ...normalize(event), streamId, revision: head.revision + 1 + index, eventId: event.eventId.toLowerCase(), recordedAtMs: recordedAt.getTime() };
+    const hash = chainHash(prevHash, content);
+    const row: ChainedRow = {
+      stream_id: streamId,
+      stream_revision: content.revision,
+      event_id: content.eventId,
+      event_type: content.type,
+      schema_version: content.schemaVersion,
+      data: content.data,
+      metadata: content.metadata,
+      recorded_at: recordedAt.toISOString(),
+      prev_hash: prevHash,
+      hash,
+    };
+    prevHash = hash;
+    return row;
+  });
+}
+
+function normalize(event: NewEvent): { type: string; schemaVersion: number; data: JsonObject; metadata: JsonObject } {
+  // Round-trip through canonical JSON so the hash covers exactly what jsonb will hand back.
+  return {
+    type: event.type,
+    schemaVersion: event.schemaVersion ?? 1,
+    data: JSON.parse(canonicalJson(event.data)) as JsonObject,
+    metadata: JSON.parse(canonicalJson(event.metadata ?? {})) as JsonObject,
+  };
+}
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    streamId: row.stream_id,
+    revision: Number(row.stream_revision),
+    position: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) },
+    eventId: row.event_id,
+    type: row.event_type,
+    schemaVersion: row.schema_version,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAtMs: new Date(row.recorded_at).getTime(),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+function boundedCount(maxCount: number | undefined): number {
+  const count = maxCount ?? EVENT_STORE_LIMITS.defaultReadCount;
+  if (!Number.isInteger(count) || count < 1 || count > EVENT_STORE_LIMITS.maxReadCount) {
+    throw new InvalidAppendError(`maxCount must be an integer from 1 to ${EVENT_STORE_LIMITS.maxReadCount}, got ${String(maxCount)}`);
+  }
+  return count;
+}
+
+type StoredResultJson = { streamId: string; firstRevision: number; lastRevision: number; transactionId: string; globalPosition: string };
+
+function resultFromJson(json: StoredResultJson): AppendResult {
+  return {
+    status: 'duplicate',
+    streamId: json.streamId,
+    firstRevision: json.firstRevision,
+    lastRevision: json.lastRevision,
+    position: { transactionId: BigInt(json.transactionId), globalPosition: BigInt(json.globalPosition) },
+  };
+}
+
+async function insertIdempotencyKey(trx: Trx, key: string, requestDigest: string, result: AppendResult, at: Date): Promise<void> {
+  const json: StoredResultJson = {
+    streamId: result.streamId,
+    firstRevision: result.firstRevision,
+    lastRevision: result.lastRevision,
+    transactionId: result.position.transactionId.toString(),
+    globalPosition: result.position.globalPosition.toString(),
+  };
+  // A concurrent request with the same key makes this insert fail on the
+  // primary key, rolling back its events; its caller then finds the key.
+  await trx
+    .insertInto('idempotency_keys')
+    .values({ idempotency_key: key, request_digest: requestDigest, stream_id: result.streamId, result: JSON.stringify(json), created_at: at })
+    .execute();
+}
+
+/** Upserts a subscription checkpoint; usable inside a projection's own transaction. */
+export async function saveCheckpointIn(db: Db | Trx, subscriptionId: string, position: LogPosition, at: Date): Promise<void> {
+  await sql`
+    INSERT INTO subscription_checkpoints (subscription_id, transaction_id, global_position, updated_at)
+    VALUES (${subscriptionId}, ${position.transactionId.toString()}::xid8, ${position.globalPosition.toString()}::bigint, ${at})
+    ON CONFLICT (subscription_id) DO UPDATE
+      SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = EXCLUDED.updated_at`.execute(db);
+}

@@ -1,0 +1,72 @@
+// Starts a throwaway PostgreSQL cluster (initdb + pg_ctl in a temporary folder) for the test run, or uses DATABASE_URL.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, chownSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export type RunningCluster = { adminUrl: string; stop: () => void };
+
+/** Where PostgreSQL's server binaries live: PG_BIN, Debian's versioned folder, or PATH. */
+export function findPostgresBinDir(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const debianRoot = '/usr/lib/postgresql';
+  if (existsSync(debianRoot)) {
+    const versions = readdirSync(debianRoot)
+      .filter((v) => existsSync(join(debianRoot, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return join(debianRoot, versions[0], 'bin');
+  }
+  try {
+    const initdb = execFileSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' }).trim();
+    if (initdb) return initdb.replace(/\/initdb$/, '');
+  } catch {
+    // fall through to the explanation below
+  }
+  throw new Error('PostgreSQL server binaries not found: install Debian\'s postgresql package, set PG_BIN, or set DATABASE_URL to a server');
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** initdb refuses to run as root, so as root every server command runs as the postgres user. */
+function runAsServerUser(bin: string, args: string[]): void {
+  const asRoot = process.getuid?.() === 0;
+  const [command, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  execFileSync(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export async function startThrowawayCluster(): Promise<RunningCluster> {
+  const binDir = findPostgresBinDir();
+  const dir = mkdtempSync(join(tmpdir(), 'trainledger-pg-'));
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(dir, uid, gid);
+  }
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  runAsServerUser(join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
+  // fsync off: the cluster is thrown away, and durability is PostgreSQL's job, not this suite's.
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`;
+  runAsServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-o', serverOptions, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  return {
+    adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop: () => {
+      try {
+        runAsServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
