@@ -1,0 +1,59 @@
+// Configuration from flags and environment, validated once at start-up, with embedded defaults.
+
+import { resolve } from 'node:path';
+import type { DatabaseTarget } from './postgres/database.js';
+
+export type AppConfig = Readonly<{
+  database: DatabaseTarget;
+  http: { host: string; port: number; bodyLimitBytes: number };
+  shutdownTimeoutMs: number;
+}>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'INVALID_CONFIG';
+}
+
+export const DEFAULT_CONFIG = Object.freeze({
+  dataDir: './data',
+  host: '127.0.0.1',
+  port: 8080,
+  bodyLimitBytes: 1024 * 1024,
+  shutdownTimeoutMs: 10_000,
+});
+
+/**
+ * Flags win over environment variables, which win over defaults:
+ * --data-dir / TRAINLEDGER_DATA_DIR, --port / TRAINLEDGER_PORT, --host / TRAINLEDGER_HOST,
+ * --database-url / DATABASE_URL (PostgreSQL instead of the embedded PGlite).
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AppConfig {
+  const flags = parseFlags(argv);
+  const databaseUrl = flags['database-url'] ?? env.DATABASE_URL;
+  const dataDir = resolve(flags['data-dir'] ?? env.TRAINLEDGER_DATA_DIR ?? DEFAULT_CONFIG.dataDir);
+  const port = parsePort(flags.port ?? env.TRAINLEDGER_PORT ?? String(DEFAULT_CONFIG.port));
+  const host = flags.host ?? env.TRAINLEDGER_HOST ?? DEFAULT_CONFIG.host;
+  const database: DatabaseTarget = databaseUrl ? { engine: 'postgres', connectionString: databaseUrl } : { engine: 'pglite', dataDir };
+  return { database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, shutdownTimeoutMs: DEFAULT_CONFIG.shutdownTimeoutMs };
+}
+
+const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url']);
+
+function parseFlags(argv: readonly string[]): Record<string, string> {
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!match || !KNOWN_FLAGS.has(match[1]!)) throw new ConfigError(`unknown argument ${arg}; known flags: ${[...KNOWN_FLAGS].map((f) => `--${f}`).join(', ')}`);
+    const value = match[2] ?? argv[(i += 1)];
+    if (value === undefined) throw new ConfigError(`flag --${match[1]} needs a value`);
+    flags[match[1]!] = value;
+  }
+  return flags;
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`port must be an integer from 0 to 65535, got ${JSON.stringify(text)}`);
+  return port;
+}

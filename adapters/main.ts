@@ -1,0 +1,39 @@
+// Composition root for `npm start`: embedded store in ./data by default, migrations, /health, clean shutdown.
+
+import { mkdirSync } from 'node:fs';
+import { ConfigError, loadConfig } from './config.js';
+import { openEventStore } from './event-store/open-event-store.js';
+import { buildApp } from './http/build-app.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  if (config.database.engine === 'pglite' && config.database.dataDir) mkdirSync(config.database.dataDir, { recursive: true });
+  const { store, engine } = await openEventStore(config.database);
+  const app = await buildApp({ store, engine, startedAtMs: Date.now(), nowMs: Date.now, bodyLimitBytes: config.http.bodyLimitBytes, logger: true });
+  const address = await app.listen({ host: config.http.host, port: config.http.port });
+  const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
+  app.log.info(`trainledger listening on ${address} (event store: ${where})`);
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal} received: closing HTTP, then the event store`);
+    const forced = setTimeout(() => {
+      app.log.error(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    forced.unref();
+    await app.close();
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  const code = error instanceof ConfigError ? error.code : 'START_FAILED';
+  console.error(`trainledger: ${code}: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
