@@ -1,0 +1,139 @@
+// Invoice aggregate state: one payment hash, either an escrow hold invoice (open, held, settled or voided) or a plain payout (sent or failed).
+
+import type { Event } from '../decider.js';
+import { invariant, InvariantViolation } from '../errors.js';
+
+export const INVOICE_KINDS = ['escrow', 'bonus', 'compensation'] as const;
+export type InvoiceKind = (typeof INVOICE_KINDS)[number];
+export type PayoutKind = Exclude<InvoiceKind, 'escrow'>;
+
+export const INVOICE_STATUSES = ['none', 'open', 'held', 'settled', 'canceled', 'expired', 'sent', 'failed'] as const;
+export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
+
+export type InvoiceTerms = Readonly<{
+  paymentHash: string;
+  kind: InvoiceKind;
+  assignmentId: string;
+  runId: string;
+  contributorId: string;
+  amountMsat: bigint;
+  bolt11: string;
+  expiresAtMs: number;
+  /** Block height at which a held escrow HTLC times out; null for plain payouts. */
+  cltvExpiryHeight: number | null;
+}>;
+
+/** What every invoice event repeats from the terms, so each event can be audited alone. */
+export type InvoiceRef = {
+  paymentHash: string;
+  kind: InvoiceKind;
+  assignmentId: string;
+  runId: string;
+  contributorId: string;
+  amountMsat: bigint;
+  atMs: number;
+};
+
+export type InvoiceOpened = Event<'InvoiceOpened', InvoiceTerms & { atMs: number }>;
+export type InvoiceHeld = Event<'InvoiceHeld', InvoiceRef>;
+export type InvoiceSettled = Event<'InvoiceSettled', InvoiceRef & { preimageHex: string }>;
+export type InvoiceCanceled = Event<'InvoiceCanceled', InvoiceRef & { reason: string; wasHeld: boolean }>;
+export type InvoiceExpired = Event<'InvoiceExpired', InvoiceRef & { expiresAtMs: number; wasHeld: boolean }>;
+export type PaymentSent = Event<'PaymentSent', InvoiceRef & { feeMsat: bigint; preimageHex: string }>;
+export type PaymentFailed = Event<'PaymentFailed', InvoiceRef & { failureCode: string }>;
+
+export type InvoiceEvent = InvoiceOpened | InvoiceHeld | InvoiceSettled | InvoiceCanceled | InvoiceExpired | PaymentSent | PaymentFailed;
+
+export type InvoiceState = Readonly<{
+  status: InvoiceStatus;
+  terms: InvoiceTerms | null;
+  openedAtMs: number | null;
+  heldAtMs: number | null;
+  /** When the invoice reached settled, canceled, expired or sent. */
+  finishedAtMs: number | null;
+  preimageHex: string | null;
+  feeMsat: bigint | null;
+  cancelReason: string | null;
+  lastFailureCode: string | null;
+}>;
+
+export const initialState = (): InvoiceState => ({
+  status: 'none',
+  terms: null,
+  openedAtMs: null,
+  heldAtMs: null,
+  finishedAtMs: null,
+  preimageHex: null,
+  feeMsat: null,
+  cancelReason: null,
+  lastFailureCode: null,
+});
+
+export function isPayoutKind(kind: InvoiceKind): kind is PayoutKind {
+  return kind !== 'escrow';
+}
+
+type Rule = Readonly<{ from: readonly InvoiceStatus[]; to: InvoiceStatus; escrow: boolean }>;
+
+/** Legal transitions per event, and whether the event belongs to the escrow flow or the payout flow. */
+const TRANSITIONS: Readonly<Record<Exclude<InvoiceEvent['type'], 'InvoiceOpened'>, Rule>> = {
+  InvoiceHeld: { from: ['open'], to: 'held', escrow: true },
+  InvoiceSettled: { from: ['held'], to: 'settled', escrow: true },
+  InvoiceCanceled: { from: ['open', 'held'], to: 'canceled', escrow: true },
+  InvoiceExpired: { from: ['open', 'held'], to: 'expired', escrow: true },
+  PaymentSent: { from: ['open', 'failed'], to: 'sent', escrow: false },
+  PaymentFailed: { from: ['open'], to: 'failed', escrow: false },
+};
+
+export function evolve(state: InvoiceState, event: InvoiceEvent): InvoiceState {
+  if (event.type === 'InvoiceOpened') {
+    invariant(state.status === 'none', `InvoiceOpened cannot follow a ${state.status} invoice: a payment hash is used once`);
+    const { atMs, ...terms } = event.data;
+    invariant((terms.kind === 'escrow') === (terms.cltvExpiryHeight !== null), 'InvoiceOpened: only escrow invoices carry a CLTV expiry');
+    return { ...state, status: 'open', terms, openedAtMs: atMs };
+  }
+  const rule = Object.hasOwn(TRANSITIONS, event.type) ? TRANSITIONS[event.type] : undefined;
+  if (rule === undefined) throw new InvariantViolation(`invoice evolve: unknown event type ${(event as { type: string }).type}`);
+  const terms = state.terms;
+  invariant(terms !== null && rule.from.includes(state.status), `${event.type} cannot follow a ${state.status} invoice`);
+  invariant(rule.escrow === (terms.kind === 'escrow'), `${event.type} does not apply to a ${terms.kind} invoice`);
+  invariant(sameRef(terms, event.data), `${event.type} for ${event.data.paymentHash} does not match the invoice's terms`);
+  return { ...applyTransition(state, terms, event), status: rule.to };
+}
+
+function sameRef(terms: InvoiceTerms, ref: InvoiceRef): boolean {
+  return (
+    terms.paymentHash === ref.paymentHash &&
+    terms.kind === ref.kind &&
+    terms.assignmentId === ref.assignmentId &&
+    terms.runId === ref.runId &&
+    terms.contributorId === ref.contributorId &&
+    terms.amountMsat === ref.amountMsat
+  );
+}
+
+function applyTransition(state: InvoiceState, terms: InvoiceTerms, event: Exclude<InvoiceEvent, InvoiceOpened>): InvoiceState {
+  const atMs = event.data.atMs;
+  switch (event.type) {
+    case 'InvoiceHeld':
+      return { ...state, heldAtMs: atMs };
+    case 'InvoiceSettled':
+      return { ...state, preimageHex: event.data.preimageHex, finishedAtMs: atMs };
+    case 'InvoiceCanceled':
+      invariant(event.data.wasHeld === (state.status === 'held'), 'InvoiceCanceled misreports whether the HTLC was held');
+      return { ...state, cancelReason: event.data.reason, finishedAtMs: atMs };
+    case 'InvoiceExpired':
+      invariant(atMs >= terms.expiresAtMs, `InvoiceExpired at ${atMs}, before its expiry ${terms.expiresAtMs}`);
+      invariant(event.data.wasHeld === (state.status === 'held'), 'InvoiceExpired misreports whether the HTLC was held');
+      return { ...state, finishedAtMs: atMs };
+    case 'PaymentSent':
+      invariant(event.data.feeMsat >= 0n, 'PaymentSent with a negative fee');
+      return { ...state, preimageHex: event.data.preimageHex, feeMsat: event.data.feeMsat, finishedAtMs: atMs };
+    case 'PaymentFailed':
+      return { ...state, lastFailureCode: event.data.failureCode };
+    default: {
+      const unknown: never = event;
+      throw new InvariantViolation(`invoice evolve: unknown event type ${(unknown as InvoiceEvent).type}`);
+    }
+  }
+}

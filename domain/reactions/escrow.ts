@@ -1,0 +1,161 @@
+// Escrow reactions: pure rules turning assignment and escrow events into the invoice commands a process manager issues next.
+
+import type { AssignmentEvent, AssignmentState, WorkTerms } from '../assignment/assignment.state.js';
+import type { InvoiceCommand } from '../invoice/invoice.logic.js';
+import type { InvoiceEvent, InvoiceState, PayoutKind } from '../invoice/invoice.state.js';
+
+/**
+ * How the rules stay "paid at most once" (property-tested in test/domain):
+ * - the base reward goes out either by settling the escrow or by one compensation payout;
+ * - a compensation is asked for only when the escrow is canceled, expired or absent, and a
+ *   canceled or expired escrow can never settle afterwards;
+ * - an escrow is settled only if it was opened strictly before the verdict that pays, so an
+ *   escrow that shows up after a compensation was asked for is canceled instead;
+ * - payout invoices must be keyed by (assignmentId, kind) in `payoutInvoice`, so asking twice
+ *   yields the same OpenInvoice, which the invoice decider treats as a no-op.
+ * The process manager must call these with the states as of the event being handled (right
+ * after it, in log order), and its clock must not run backwards.
+ */
+
+export type PayoutRequest = Readonly<{ assignmentId: string; runId: string; contributorId: string; kind: PayoutKind; amountMsat: bigint }>;
+export type PayoutInvoiceTerms = Readonly<{ paymentHash: string; bolt11: string; expiresAtMs: number }>;
+
+export type EscrowReactionContext = Readonly<{
+  nowMs: number;
+  /** The coordinator's preimage for an assignment's escrow (HMAC of a secret in production), injected to keep the domain pure. */
+  escrowPreimageHex: (assignmentId: string) => string;
+  /** The contributor's invoice for a payout; must return the same terms for the same (assignmentId, kind). */
+  payoutInvoice: (request: PayoutRequest) => PayoutInvoiceTerms;
+}>;
+
+export type ImpliedSettlement = 'pay' | 'forfeit' | 'pending';
+
+/**
+ * What the verdicts so far imply for the base reward. A rejection is 'pending' while it can
+ * still be disputed; pass `nowMs` to let a rejection whose dispute window closed count as forfeit.
+ */
+export function impliedSettlement(assignment: AssignmentState, nowMs?: number): ImpliedSettlement {
+  switch (assignment.status) {
+    case 'accepted':
+      return 'pay';
+    case 'resolved':
+      return assignment.resolution?.resolution === 'overturned' ? 'pay' : 'forfeit';
+    case 'expired':
+      return 'forfeit';
+    case 'rejected': {
+      const deadlineMs = assignment.rejection?.disputeDeadlineMs;
+      return nowMs !== undefined && deadlineMs !== undefined && nowMs > deadlineMs ? 'forfeit' : 'pending';
+    }
+    default:
+      return 'pending';
+  }
+}
+
+export type ImpliedPayout = Readonly<{ settlement: ImpliedSettlement; baseRewardMsat: bigint; bonusMsat: bigint }>;
+
+/** The amounts the verdicts owe: the base reward when the settlement is 'pay', plus any accepted bonus. */
+export function impliedPayout(assignment: AssignmentState, nowMs?: number): ImpliedPayout {
+  const settlement = impliedSettlement(assignment, nowMs);
+  const baseRewardMsat = settlement === 'pay' ? (assignment.terms?.baseRewardMsat ?? 0n) : 0n;
+  return { settlement, baseRewardMsat, bonusMsat: assignment.acceptance?.bonusMsat ?? 0n };
+}
+
+/** When the verdict that pays was reached; null while nothing pays. */
+function payingVerdictAtMs(assignment: AssignmentState): number | null {
+  if (assignment.status === 'accepted') return assignment.acceptance?.acceptedAtMs ?? null;
+  if (impliedSettlement(assignment) === 'pay') return assignment.resolution?.resolvedAtMs ?? null;
+  return null;
+}
+
+function isOpenOrHeld(escrow: InvoiceState | null): escrow is InvoiceState {
+  return escrow !== null && (escrow.status === 'open' || escrow.status === 'held');
+}
+
+function settle(escrow: InvoiceState, terms: WorkTerms, ctx: EscrowReactionContext): InvoiceCommand {
+  const paymentHash = escrow.terms?.paymentHash ?? '';
+  return { type: 'SettleInvoice', data: { paymentHash, preimageHex: ctx.escrowPreimageHex(terms.assignmentId) }, metadata: { nowMs: ctx.nowMs } };
+}
+
+function cancel(escrow: InvoiceState, reason: string, ctx: EscrowReactionContext): InvoiceCommand {
+  return { type: 'CancelInvoice', data: { paymentHash: escrow.terms?.paymentHash ?? '', reason }, metadata: { nowMs: ctx.nowMs } };
+}
+
+function payout(terms: WorkTerms, kind: PayoutKind, amountMsat: bigint, ctx: EscrowReactionContext): InvoiceCommand {
+  const { assignmentId, runId, contributorId } = terms;
+  const invoice = ctx.payoutInvoice({ assignmentId, runId, contributorId, kind, amountMsat });
+  const data = { ...invoice, kind, assignmentId, runId, contributorId, amountMsat, cltvExpiryHeight: null };
+  return { type: 'OpenInvoice', data, metadata: { nowMs: ctx.nowMs } };
+}
+
+/** Pays the base reward through the escrow when it is held, waits while it is open, compensates when there is none to settle. */
+function payBase(terms: WorkTerms, escrow: InvoiceState | null, ctx: EscrowReactionContext): InvoiceCommand[] {
+  if (escrow?.status === 'held') return [settle(escrow, terms, ctx)];
+  // Open: InvoiceHeld will settle it, or InvoiceCanceled/Expired will compensate. Settled: already paid.
+  if (escrow?.status === 'open' || escrow?.status === 'settled') return [];
+  return [payout(terms, 'compensation', terms.baseRewardMsat, ctx)];
+}
+
+function voidEscrow(escrow: InvoiceState | null, reason: string, ctx: EscrowReactionContext): InvoiceCommand[] {
+  return isOpenOrHeld(escrow) ? [cancel(escrow, reason, ctx)] : [];
+}
+
+/**
+ * Commands owed after an assignment event. `assignment` is the state right after `event`;
+ * `escrow` is the assignment's escrow invoice as of then, or null when none was opened.
+ */
+export function reactToAssignmentEvent(
+  event: AssignmentEvent,
+  assignment: AssignmentState,
+  escrow: InvoiceState | null,
+  ctx: EscrowReactionContext,
+): InvoiceCommand[] {
+  const terms = assignment.terms;
+  if (terms === null) return [];
+  switch (event.type) {
+    case 'SubmissionAccepted': {
+      const bonus = event.data.bonusMsat > 0n ? [payout(terms, 'bonus', event.data.bonusMsat, ctx)] : [];
+      return [...payBase(terms, escrow, ctx), ...bonus];
+    }
+    case 'SubmissionRejected':
+      return voidEscrow(escrow, `submission rejected: ${event.data.reasonCode}`, ctx);
+    case 'DisputeResolved':
+      if (event.data.resolution === 'overturned') return payBase(terms, escrow, ctx);
+      return voidEscrow(escrow, 'rejection upheld after replay', ctx);
+    case 'AssignmentExpired':
+      return voidEscrow(escrow, 'assignment expired without a submission', ctx);
+    default:
+      return [];
+  }
+}
+
+/**
+ * Commands owed after an event on an assignment's escrow invoice. `escrow` is the state right
+ * after `event`; `assignment` is the assignment as of then. Payout invoices need no reaction here.
+ */
+export function reactToEscrowEvent(
+  event: InvoiceEvent,
+  escrow: InvoiceState,
+  assignment: AssignmentState,
+  ctx: EscrowReactionContext,
+): InvoiceCommand[] {
+  const terms = assignment.terms;
+  if (terms === null || escrow.terms?.kind !== 'escrow') return [];
+  const judged = !['none', 'assigned', 'submitted'].includes(assignment.status);
+  switch (event.type) {
+    case 'InvoiceOpened':
+      // An escrow opened after the verdict is never settled (see the header), so release the coordinator's funds.
+      return judged ? voidEscrow(escrow, 'escrow opened after the verdict', ctx) : [];
+    case 'InvoiceHeld': {
+      if (!judged) return [];
+      const verdictAtMs = payingVerdictAtMs(assignment);
+      const openedAtMs = escrow.openedAtMs ?? Number.POSITIVE_INFINITY;
+      if (verdictAtMs !== null && openedAtMs < verdictAtMs) return [settle(escrow, terms, ctx)];
+      return voidEscrow(escrow, verdictAtMs === null ? 'assignment was not accepted' : 'escrow opened after the verdict', ctx);
+    }
+    case 'InvoiceCanceled':
+    case 'InvoiceExpired':
+      return impliedSettlement(assignment) === 'pay' ? [payout(terms, 'compensation', terms.baseRewardMsat, ctx)] : [];
+    default:
+      return [];
+  }
+}
