@@ -1,0 +1,128 @@
+// The command path: load the stream, decide, append with the expected revision; bounded retries and idempotency keys.
+
+import { createHash } from 'node:crypto';
+import type { Command, Decider, Event } from '../../domain/decider.js';
+import { canonicalJson, fromWire, toWire } from '../../domain/codec.js';
+import type { EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent } from '../../domain/ports/event-store.js';
+import { EventStoreError, IdempotencyKeyReusedError, WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
+
+export const DEFAULT_MAX_COMMAND_ATTEMPTS = 5;
+/** Stream pages read while loading an aggregate. */
+const LOAD_PAGE_SIZE = 1_000;
+
+export type HandleOptions = Readonly<{
+  /** Same key + same command: the original outcome; same key + another command: IDEMPOTENCY_KEY_REUSED. */
+  idempotencyKey?: string;
+  /** Injected id source for new event ids (UUIDs). */
+  newEventId: () => string;
+  maxAttempts?: number;
+}>;
+
+export type CommandOutcome<E extends Event> = Readonly<{
+  /** 'no-op': the decider said the command was already satisfied (an idempotent settle, say). */
+  status: 'appended' | 'duplicate' | 'no-op';
+  streamId: string;
+  events: E[];
+  lastRevision: number | null;
+  position: LogPosition | null;
+}>;
+
+export class ConcurrencyConflictError extends EventStoreError {
+  override readonly name = 'ConcurrencyConflictError';
+  constructor(readonly streamId: string, attempts: number) {
+    super('CONCURRENCY_CONFLICT', `stream ${streamId} kept changing under ${attempts} attempts; retry the request later`);
+  }
+}
+
+/** SHA-256 of the command as the client meant it: type and data, not the server's clock. */
+export function commandDigest(command: Command): string {
+  return createHash('sha256').update(canonicalJson({ type: command.type, data: toWire(command.data) })).digest('hex');
+}
+
+export async function handleCommand<C extends Command, E extends Event, S>(
+  store: EventStore,
+  decider: Decider<C, E, S>,
+  streamId: string,
+  command: C,
+  options: HandleOptions,
+): Promise<CommandOutcome<E>> {
+  const claim = options.idempotencyKey ? { key: options.idempotencyKey, requestDigest: commandDigest(command) } : undefined;
+  if (claim) {
+    const replay = await replayIdempotent<E>(store, claim);
+    if (replay) return replay;
+  }
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_COMMAND_ATTEMPTS;
+  for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
+    const { state, lastRevision } = await loadAggregate(store, decider, streamId);
+    const events = decider.decide(command, state);
+    if (events.length === 0) {
+      // A racing request with the same key may have just written what made this a no-op: it owns the answer.
+      const replay = claim ? await replayIdempotent<E>(store, claim) : null;
+      return replay ?? { status: 'no-op', streamId, events: [], lastRevision, position: null };
+    }
+    // Fold before writing: an event its own evolve rejects is a decider bug and must never reach the log.
+    events.reduce(decider.evolve, state);
+    const newEvents: NewEvent[] = events.map((event) => ({
+      eventId: options.newEventId(),
+      type: event.type,
+      data: toWire(event.data) as JsonObject,
+      metadata: { commandType: command.type, ...(claim ? { idempotencyKey: claim.key } : {}) },
+    }));
+    try {
+      const result = await store.append(streamId, newEvents, { expectedRevision: lastRevision ?? 'no_stream', ...(claim ? { idempotency: claim } : {}) });
+      // Only an idempotency key can make a fresh-id append a duplicate: the key landed between our check and our append.
+      if (result.status === 'duplicate' && claim) return (await replayIdempotent<E>(store, claim)) ?? fail(streamId);
+      return { status: 'appended', streamId, events, lastRevision: result.lastRevision, position: result.position };
+    } catch (error) {
+      if (error instanceof WrongExpectedRevisionError) continue;
+      // A concurrent request with the same key won the race: answer with its outcome.
+      if (claim && isUniqueViolation(error)) {
+        const replay = await replayIdempotent<E>(store, claim);
+        if (replay) return replay;
+      }
+      throw error;
+    }
+  }
+  throw new ConcurrencyConflictError(streamId, maxAttempts);
+}
+
+export async function loadAggregate<C extends Command, E extends Event, S>(
+  store: EventStore,
+  decider: Decider<C, E, S>,
+  streamId: string,
+): Promise<{ state: S; lastRevision: number | null }> {
+  let state = decider.initialState();
+  let lastRevision: number | null = null;
+  for (;;) {
+    const page = await store.readStream(streamId, { fromRevision: lastRevision === null ? 0 : lastRevision + 1, maxCount: LOAD_PAGE_SIZE });
+    for (const recorded of page) {
+      state = decider.evolve(state, decodeEvent<E>(recorded));
+      lastRevision = recorded.revision;
+    }
+    if (page.length < LOAD_PAGE_SIZE) return { state, lastRevision };
+  }
+}
+
+export function decodeEvent<E extends Event>(recorded: RecordedEvent): E {
+  return { type: recorded.type, data: fromWire(recorded.data) } as E;
+}
+
+async function replayIdempotent<E extends Event>(
+  store: EventStore,
+  claim: { key: string; requestDigest: string },
+): Promise<CommandOutcome<E> | null> {
+  const seen = await store.lookupIdempotencyKey(claim.key);
+  if (!seen) return null;
+  if (seen.requestDigest !== claim.requestDigest) throw new IdempotencyKeyReusedError(claim.key);
+  const { result } = seen;
+  const recorded = await store.readStream(result.streamId, { fromRevision: result.firstRevision, maxCount: result.lastRevision - result.firstRevision + 1 });
+  return { status: 'duplicate', streamId: result.streamId, events: recorded.map((r) => decodeEvent<E>(r)), lastRevision: result.lastRevision, position: result.position };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
+}
+
+function fail(streamId: string): never {
+  throw new Error(`append to ${streamId} reported a duplicate but no idempotency record exists`);
+}
