@@ -46,15 +46,17 @@ export async function openDatabase<DB>(target: DatabaseTarget): Promise<OpenedDa
 
 /** Applies every pending migration of one migration set; throws with the failing migration's name. */
 export async function migrateToLatest(
-  db: Kysely<unknown>,
+  db: Kysely<any>,
   migrations: Readonly<Record<string, Migration>>,
   migrationTableName: string,
+  migrationTableSchema?: string,
 ): Promise<void> {
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => ({ ...migrations }) },
     migrationTableName,
     migrationLockTableName: `${migrationTableName}_lock`,
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { canonicalJson } from '../../domain/codec.js';
+import { invariant } from '../../domain/errors.js';
 import {
   LOG_START,
   type AppendOptions,
@@ -38,7 +39,7 @@ export type PostgresEventStoreOptions = Readonly<{
   nowMs: () => number;
 }>;
 
-type StreamHead = { revision: number; headHash: string; exists: boolean };
+type StreamHead = { revision: number; headHash: string; exists: boolean; hasDuplicates: boolean };
 
 // Positions are selected as text (no float ever touches them). ORDER BY must
 // therefore name events.<column>: a bare name would sort the text alias.
@@ -91,28 +92,36 @@ export class PostgresEventStore implements EventStore {
         return { ...seen.result, status: 'duplicate' };
       }
     }
-    const head = await lockStreamHead(trx, streamId, this.options.nowMs());
-    const duplicate = await this.findDuplicateAppend(trx, streamId, events);
-    if (duplicate) return duplicate;
+    const ids = events.map((e) => e.eventId.toLowerCase());
+    const head = await lockStreamHead(trx, streamId, ids, this.options.nowMs());
+    if (head.hasDuplicates) {
+      const duplicate = await this.findDuplicateAppend(trx, streamId, events);
+      if (duplicate) return duplicate;
+    }
     assertExpectedRevision(streamId, options.expectedRevision, head);
 
     const recordedAt = new Date(this.options.nowMs());
     const rows = chainRows(streamId, events, head, recordedAt);
-    const inserted = await sql<{ global_position: string; transaction_id: string }>`
-      INSERT INTO events (stream_id, stream_revision, event_id, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
-      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(
-        stream_id text, stream_revision bigint, event_id uuid, event_type text, schema_version integer,
-        data jsonb, metadata jsonb, recorded_at timestamptz, prev_hash text, hash text)
-      ORDER BY stream_revision
-      RETURNING global_position::text AS global_position, transaction_id::text AS transaction_id`.execute(trx);
     const last = rows[rows.length - 1]!;
-    await trx
-      .updateTable('streams')
-      .set({ revision: String(last.stream_revision), head_hash: last.hash, updated_at: recordedAt })
-      .where('stream_id', '=', streamId)
-      .execute();
-
-    const lastInserted = inserted.rows.reduce((a, b) => (BigInt(a.global_position) > BigInt(b.global_position) ? a : b));
+    // One round trip writes the events and moves the stream head; the head row
+    // is already locked, so nothing can slip between the two.
+    const written = await sql<{ global_position: string; transaction_id: string }>`
+      WITH inserted AS (
+        INSERT INTO events (stream_id, stream_revision, event_id, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+        SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(
+          stream_id text, stream_revision bigint, event_id uuid, event_type text, schema_version integer,
+          data jsonb, metadata jsonb, recorded_at timestamptz, prev_hash text, hash text)
+        ORDER BY stream_revision
+        RETURNING global_position, transaction_id
+      ), moved AS (
+        UPDATE streams SET revision = ${last.stream_revision}, head_hash = ${last.hash}, updated_at = ${recordedAt}
+        WHERE stream_id = ${streamId}
+        RETURNING stream_id
+      )
+      SELECT max(inserted.global_position)::text AS global_position, min(inserted.transaction_id::text) AS transaction_id
+      FROM inserted, moved`.execute(trx);
+    const lastInserted = written.rows[0];
+    invariant(lastInserted !== undefined && lastInserted.global_position !== null, `append to ${streamId} wrote no rows or did not move the stream head`);
     const result: AppendResult = {
       status: 'appended',
       streamId,
@@ -158,18 +167,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
-    const after = options.after ?? LOG_START;
-    const maxCount = boundedCount(options.maxCount);
-    // Only transactions below the snapshot's xmin are settled: everything older
-    // has committed or aborted. Reading past it could checkpoint beyond an
-    // in-flight position that later commits, and that event would be skipped.
-    const rows = await sql<EventRow>`
-      SELECT ${EVENT_COLUMNS} FROM events
-      WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
-        AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-      ORDER BY events.transaction_id, events.global_position
-      LIMIT ${maxCount}`.execute(this.db);
-    return rows.rows.map(toRecordedEvent);
+    return readAllIn(this.db, options);
   }
 
   async headPosition(): Promise<LogPosition> {
@@ -182,11 +180,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async loadCheckpoint(subscriptionId: string): Promise<LogPosition> {
-    const rows = await sql<{ transaction_id: string; global_position: string }>`
-      SELECT transaction_id::text AS transaction_id, global_position::text AS global_position
-      FROM subscription_checkpoints WHERE subscription_id = ${subscriptionId}`.execute(this.db);
-    const row = rows.rows[0];
-    return row ? { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) } : LOG_START;
+    return loadCheckpointIn(this.db, subscriptionId);
   }
 
   async saveCheckpoint(subscriptionId: string, position: LogPosition): Promise<void> {
@@ -254,11 +248,16 @@ export class PostgresEventStore implements EventStore {
   }
 }
 
-/** Locks the stream's head row for the rest of the transaction, creating it when absent. */
-async function lockStreamHead(trx: Trx, streamId: string, nowMs: number): Promise<StreamHead> {
+/**
+ * Locks the stream's head row for the rest of the transaction, creating it when
+ * absent, and says in the same round trip whether any of `eventIds` is already in the stream.
+ */
+async function lockStreamHead(trx: Trx, streamId: string, eventIds: readonly string[], nowMs: number): Promise<StreamHead> {
   const select = () =>
-    sql<{ revision: string; head_hash: string }>`
-      SELECT revision::text AS revision, head_hash FROM streams WHERE stream_id = ${streamId} FOR UPDATE`.execute(trx);
+    sql<{ revision: string; head_hash: string; has_duplicates: boolean }>`
+      SELECT s.revision::text AS revision, s.head_hash,
+        EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id AND e.event_id = ANY(${eventIds}::uuid[])) AS has_duplicates
+      FROM streams s WHERE s.stream_id = ${streamId} FOR UPDATE OF s`.execute(trx);
   let rows = await select();
   if (rows.rows.length === 0) {
     // ON CONFLICT DO NOTHING waits for a concurrent creator to commit, then the
@@ -272,7 +271,7 @@ async function lockStreamHead(trx: Trx, streamId: string, nowMs: number): Promis
   }
   const row = rows.rows[0]!;
   const revision = Number(row.revision);
-  return { revision, headHash: row.head_hash, exists: revision >= 0 };
+  return { revision, headHash: row.head_hash, exists: revision >= 0, hasDuplicates: row.has_duplicates };
 }
 
 function assertExpectedRevision(streamId: string, expected: ExpectedRevision, head: StreamHead): void {
@@ -383,10 +382,38 @@ async function insertIdempotencyKey(trx: Trx, key: string, requestDigest: string
 }
 
 /** Upserts a subscription checkpoint; usable inside a projection's own transaction. */
-export async function saveCheckpointIn(db: Db | Trx, subscriptionId: string, position: LogPosition, at: Date): Promise<void> {
+export async function saveCheckpointIn(db: Db | Trx | Kysely<any>, subscriptionId: string, position: LogPosition, at: Date): Promise<void> {
   await sql`
     INSERT INTO subscription_checkpoints (subscription_id, transaction_id, global_position, updated_at)
     VALUES (${subscriptionId}, ${position.transactionId.toString()}::xid8, ${position.globalPosition.toString()}::bigint, ${at})
     ON CONFLICT (subscription_id) DO UPDATE
       SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = EXCLUDED.updated_at`.execute(db);
+}
+
+/**
+ * Reads committed events in checkpoint order through any executor, so a caller
+ * holding a transaction (a projection batch on single-connection PGlite) reads inside it.
+ */
+export async function readAllIn(db: Db | Trx | Kysely<any>, options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+  const after = options.after ?? LOG_START;
+  const maxCount = boundedCount(options.maxCount);
+  // Only transactions below the snapshot's xmin are settled: everything older
+  // has committed or aborted. Reading past it could checkpoint beyond an
+  // in-flight position that later commits, and that event would be skipped.
+  const rows = await sql<EventRow>`
+    SELECT ${EVENT_COLUMNS} FROM events
+    WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
+      AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY events.transaction_id, events.global_position
+    LIMIT ${maxCount}`.execute(db);
+  return rows.rows.map(toRecordedEvent);
+}
+
+/** Loads a subscription checkpoint through any executor (see readAllIn). */
+export async function loadCheckpointIn(db: Db | Trx | Kysely<any>, subscriptionId: string): Promise<LogPosition> {
+  const rows = await sql<{ transaction_id: string; global_position: string }>`
+    SELECT transaction_id::text AS transaction_id, global_position::text AS global_position
+    FROM subscription_checkpoints WHERE subscription_id = ${subscriptionId}`.execute(db);
+  const row = rows.rows[0];
+  return row ? { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) } : LOG_START;
 }

@@ -1,0 +1,107 @@
+// Blue/green rebuild: replay the log from position zero into fresh tables, compare checksums, swap them in.
+
+import { sql, type Kysely } from 'kysely';
+import { comparePositions, type LogPosition } from '../domain/ports/event-store.js';
+import { invariant } from '../domain/errors.js';
+import { loadCheckpointIn, type PostgresEventStore } from '../adapters/postgres/postgres-event-store.js';
+import { checksumTables, sameChecksums, type TableChecksum } from './checksum.js';
+import type { Projector } from './projector.js';
+import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, lockProjection, projectionCheckpointId } from './runner.js';
+import { prepareProjectorSchema } from './schemas.js';
+
+export type RebuildOptions = Readonly<{
+  store: PostgresEventStore;
+  projector: Projector;
+  /** Swap the rebuilt tables in; otherwise they are compared and dropped. */
+  swap: boolean;
+  batchSize?: number;
+  nowMs?: () => number;
+  /** Called after each rebuilt batch with the events applied so far (progress for the CLI). */
+  onProgress?: (eventsApplied: number) => void | Promise<void>;
+}>;
+
+export type RebuildReport = Readonly<{
+  projector: string;
+  eventsApplied: number;
+  /** The log position both the live and the rebuilt tables stand at when compared. */
+  position: LogPosition;
+  live: TableChecksum[];
+  rebuilt: TableChecksum[];
+  identical: boolean;
+  swapped: boolean;
+}>;
+
+export function rebuildSchemaName(projector: Projector): string {
+  return `${projector.name}_rebuild`;
+}
+
+export async function rebuildProjection(options: RebuildOptions): Promise<RebuildReport> {
+  const db = options.store.db as Kysely<any>;
+  const { projector } = options;
+  const target = rebuildSchemaName(projector);
+  const batch = { batchSize: options.batchSize ?? DEFAULT_PROJECTION_BATCH_SIZE, nowMs: options.nowMs ?? Date.now };
+  await prepareProjectorSchema(db, projector);
+  await sql`DROP SCHEMA IF EXISTS ${sql.id(target)} CASCADE`.execute(db);
+  await db.deleteFrom('subscription_checkpoints').where('subscription_id', '=', projectionCheckpointId(target)).execute();
+  await prepareProjectorSchema(db, projector, target);
+
+  // Green phase: replay the whole log into the fresh schema while the live
+  // tables keep serving and the live runner keeps applying.
+  let eventsApplied = 0;
+  for (;;) {
+    const n = await db.transaction().execute(async (trx) => {
+      await lockProjection(trx, target);
+      return applyBatchIn(trx, projector, target, batch);
+    });
+    if (n === 0) break;
+    eventsApplied += n;
+    await options.onProgress?.(eventsApplied);
+  }
+
+  // Cut-over: under the live projection's lock, bring both to the same position,
+  // compare row for row, and swap by renaming schemas in one transaction.
+  return db.transaction().execute(async (trx) => {
+    await lockProjection(trx, projector.name);
+    const position = await alignPositions(trx, projector, target, batch, (n) => (eventsApplied += n));
+    const live = await checksumTables(trx, projector, projector.name);
+    const rebuilt = await checksumTables(trx, projector, target);
+    const identical = sameChecksums(live, rebuilt);
+    if (options.swap) {
+      const retired = `${projector.name}_retired`;
+      await sql`DROP SCHEMA IF EXISTS ${sql.id(retired)} CASCADE`.execute(trx);
+      await sql`ALTER SCHEMA ${sql.id(projector.name)} RENAME TO ${sql.id(retired)}`.execute(trx);
+      await sql`ALTER SCHEMA ${sql.id(target)} RENAME TO ${sql.id(projector.name)}`.execute(trx);
+      await sql`DROP SCHEMA ${sql.id(retired)} CASCADE`.execute(trx);
+    } else {
+      await sql`DROP SCHEMA ${sql.id(target)} CASCADE`.execute(trx);
+    }
+    await trx.deleteFrom('subscription_checkpoints').where('subscription_id', '=', projectionCheckpointId(target)).execute();
+    return { projector: projector.name, eventsApplied, position, live, rebuilt, identical, swapped: options.swap };
+  });
+}
+
+/** Advances whichever of live and rebuilt is behind until both stand at the same log position. */
+async function alignPositions(
+  trx: Kysely<any>,
+  projector: Projector,
+  target: string,
+  batch: { batchSize: number; nowMs: () => number },
+  countRebuilt: (n: number) => void,
+): Promise<LogPosition> {
+  for (let guard = 0; ; guard += 1) {
+    invariant(guard < 1_000_000, 'rebuild alignment did not converge');
+    const live = await loadCheckpointIn(trx, projectionCheckpointId(projector.name));
+    const rebuilt = await loadCheckpointIn(trx, projectionCheckpointId(target));
+    const order = comparePositions(rebuilt, live);
+    if (order === 0) return live;
+    if (order < 0) {
+      const n = await applyBatchIn(trx, projector, target, { ...batch, until: live });
+      invariant(n > 0, `rebuild of ${projector.name} cannot reach the live position`);
+      countRebuilt(n);
+    } else {
+      const n = await applyBatchIn(trx, projector, projector.name, { ...batch, until: rebuilt });
+      invariant(n > 0, `live ${projector.name} cannot reach the rebuilt position`);
+    }
+  }
+}
+
