@@ -4,12 +4,21 @@ import { mkdirSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config.js';
 import { openEventStore } from './event-store/open-event-store.js';
 import { buildApp } from './http/build-app.js';
+import { ALL_PROJECTORS } from '../projections/index.js';
+import { ProjectionRunner } from '../projections/runner.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
   if (config.database.engine === 'pglite' && config.database.dataDir) mkdirSync(config.database.dataDir, { recursive: true });
   const { store, engine } = await openEventStore(config.database);
-  const app = await buildApp({ store, engine, startedAtMs: Date.now(), nowMs: Date.now, bodyLimitBytes: config.http.bodyLimitBytes, logger: true });
+  const projections = new ProjectionRunner({ store, projectors: ALL_PROJECTORS });
+  await projections.prepare();
+  // A projector that hits a broken invariant stops the service loudly rather than serve drifting figures.
+  projections.start().catch((error: unknown) => {
+    console.error(`trainledger: PROJECTION_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
+  const app = await buildApp({ store, engine, startedAtMs: Date.now(), nowMs: Date.now, projectionLag: () => projections.lag(), bodyLimitBytes: config.http.bodyLimitBytes, logger: true });
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
   app.log.info(`trainledger listening on ${address} (event store: ${where})`);
@@ -25,6 +34,7 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     forced.unref();
     await app.close();
+    await projections.stop();
     await store.close();
     process.exit(0);
   };

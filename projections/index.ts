@@ -1,0 +1,6 @@
+// Every projector the service runs, in one list: the runner, rebuild and the benchmarks take it from here.
+
+import { ledgerProjector } from './ledger/ledger-projector.js';
+import type { Projector } from './projector.js';
+
+export const ALL_PROJECTORS: readonly Projector[] = [ledgerProjector];
