@@ -1,6 +1,8 @@
 // Every projector the service runs, in one list: the runner, rebuild and the benchmarks take it from here.
 
 import { ledgerProjector } from './ledger/ledger-projector.js';
+import { metricsProjector } from './metrics/metrics-projector.js';
 import type { Projector } from './projector.js';
+import { rewardsProjector } from './rewards/rewards-projector.js';
 
-export const ALL_PROJECTORS: readonly Projector[] = [ledgerProjector];
+export const ALL_PROJECTORS: readonly Projector[] = [ledgerProjector, rewardsProjector, metricsProjector];

@@ -323,13 +323,23 @@ function assignmentState(life: Life): AssignmentState | undefined {
   return life.sim.assignments.get(life.assignmentId);
 }
 
-/** Reserve, assign, open and usually hold the escrow, then work or expire; the reservation is released once the outcome is final. */
+/** One assignment's life; its aggregates are dropped afterwards, since nothing touches them again (keeps large histories lean). */
 function* assignmentProcess(world: World, index: number): Process {
+  const assignmentId = `${world.prefix}a${index}`;
+  try {
+    yield* assignmentLife(world, assignmentId);
+  } finally {
+    world.sim.assignments.delete(assignmentId);
+    for (const kind of ['escrow', 'bonus', 'compensation'] as const) world.sim.invoices.delete(paymentHashFor(assignmentId, kind));
+  }
+}
+
+/** Reserve, assign, open and usually hold the escrow, then work or expire; the reservation is released once the outcome is final. */
+function* assignmentLife(world: World, assignmentId: string): Process {
   const { sim, rand } = world;
   const run = rand.pick(world.runs);
   const contributorId = rand.pick(world.contributorIds);
   if (sim.contributors.get(contributorId)?.status !== 'active') return;
-  const assignmentId = `${world.prefix}a${index}`;
   const baseRewardMsat = run.baseRewardMsat * BigInt(rand.int(1, 2));
   const reservationId = `res-${assignmentId}`;
   const reserve = { runId: run.runId, reservationId, assignmentId, amountMsat: baseRewardMsat + run.maxBonusMsat };
@@ -570,7 +580,12 @@ export function generateHistory(seed: number, size: HistorySize, options: Histor
   return sim.out;
 }
 
-export type HistoryArbitraryOptions = Readonly<{ maxRuns?: number; maxAssignments?: number; idPrefix?: string }>;
+export type HistoryArbitraryOptions = Readonly<{
+  maxRuns?: number;
+  maxAssignments?: number;
+  /** A fixed prefix, or one made per generated history (so samples and shrinks never share ids in one store). */
+  idPrefix?: string | (() => string);
+}>;
 
 /**
  * fast-check histories: a seed and a size, mapped through generateHistory. Shrinking
@@ -586,8 +601,9 @@ export function historyArbitrary(options: HistoryArbitraryOptions = {}): fc.Arbi
     assignments: fc.integer({ min: 0, max: Math.max(0, maxAssignments) }),
   });
   return sizes.map(({ seed, runs, assignments }) => {
-    const history = generateHistory(seed, { runs, assignments }, options.idPrefix === undefined ? {} : { idPrefix: options.idPrefix });
-    const call = `generateHistory(${seed}, { runs: ${runs}, assignments: ${assignments} }) /* ${history.length} events */`;
+    const idPrefix = typeof options.idPrefix === 'function' ? options.idPrefix() : (options.idPrefix ?? '');
+    const history = generateHistory(seed, { runs, assignments }, { idPrefix });
+    const call = `generateHistory(${seed}, { runs: ${runs}, assignments: ${assignments} }, { idPrefix: ${JSON.stringify(idPrefix)} }) /* ${history.length} events */`;
     Object.defineProperty(history, fc.toStringMethod, { value: () => call, enumerable: false });
     return history;
   });
