@@ -1,0 +1,94 @@
+// The Lightning ports: the coordinator's node (check, pay, track) and a contributor's wallet (hold invoices).
+
+/** A BOLT11 payment request as decoded and signature-checked by the node. */
+export type DecodedInvoice = Readonly<{
+  bolt11: string;
+  paymentHash: string;
+  /** null for an amountless request: escrow and payouts always refuse those. */
+  amountMsat: bigint | null;
+  /** The payee's node public key (66 hex), recovered from the request's signature. */
+  destination: string;
+  createdAtMs: number;
+  expiresAtMs: number;
+  /** min_final_cltv_expiry: blocks the payee asks for on the last hop. */
+  cltvDelta: number;
+  network: string;
+  description: string;
+}>;
+
+/** What the coordinator's node knows about one outgoing payment, keyed by payment hash. */
+export type PaymentState =
+  | Readonly<{ status: 'unknown' }>
+  /** HTLCs are out. For a hold invoice this is "escrow locked": the payee holds them. */
+  | Readonly<{ status: 'in_flight'; amountMsat: bigint; timeoutHeight: number }>
+  | Readonly<{ status: 'succeeded'; amountMsat: bigint; feeMsat: bigint; preimageHex: string }>
+  | Readonly<{ status: 'failed'; failureCode: PaymentFailureCode }>;
+
+export type PaymentFailureCode =
+  | 'NO_ROUTE'
+  | 'INSUFFICIENT_BALANCE'
+  | 'PAYEE_REJECTED'
+  | 'TIMEOUT'
+  | 'INVOICE_EXPIRED'
+  | 'FEE_LIMIT_EXCEEDED';
+
+export type PayRequest = Readonly<{
+  bolt11: string;
+  /** Must equal the request's hash: the node refuses to pay anything else. */
+  paymentHash: string;
+  amountMsat: bigint;
+  /** Upper bound on routing fees. */
+  maxFeeMsat: bigint;
+  /** No HTLC of this payment may time out later than this block height: bounds how long funds can be locked. */
+  maxTimeoutHeight: number;
+}>;
+
+/** The coordinator's own node. Every method is idempotent per payment hash. */
+export interface CoordinatorNode {
+  /** The coordinator node's public key. */
+  publicKey(): Promise<string>;
+  blockHeight(): Promise<number>;
+  decodeInvoice(bolt11: string): Promise<DecodedInvoice>;
+  /**
+   * Starts paying and returns once the payment is in flight or final. Paying a
+   * hash that is already in flight or succeeded returns its state; it never
+   * sends a second payment for the same hash.
+   */
+  pay(request: PayRequest): Promise<PaymentState>;
+  paymentState(paymentHash: string): Promise<PaymentState>;
+  close(): Promise<void>;
+}
+
+export type HoldInvoiceState =
+  | Readonly<{ status: 'open' }>
+  /** The HTLC arrived and is held: the coordinator's money is committed. */
+  | Readonly<{ status: 'accepted'; amountMsat: bigint; htlcExpiryHeight: number }>
+  | Readonly<{ status: 'settled'; preimageHex: string }>
+  | Readonly<{ status: 'canceled' }>
+  | Readonly<{ status: 'unknown' }>;
+
+/** A contributor's wallet as the protocol needs it; the coordinator never holds this for real money. */
+export interface ContributorWallet {
+  publicKey(): Promise<string>;
+  /** A hold invoice for a hash the coordinator chose; the wallet never sees the preimage until release. */
+  createHoldInvoice(request: Readonly<{ paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number; description: string }>): Promise<string>;
+  /** A plain invoice (the wallet picks the preimage), for bonus and compensation payouts. */
+  createInvoice(request: Readonly<{ amountMsat: bigint; expirySec: number; description: string }>): Promise<{ bolt11: string; paymentHash: string }>;
+  holdInvoiceState(paymentHash: string): Promise<HoldInvoiceState>;
+  /** Settles a held HTLC with the released preimage; settling twice is a no-op. */
+  settleHoldInvoice(preimageHex: string): Promise<void>;
+  /** Cancels an open or held hold invoice; canceling twice is a no-op. */
+  cancelHoldInvoice(paymentHash: string): Promise<void>;
+}
+
+export class LightningError extends Error {
+  override readonly name = 'LightningError';
+  constructor(
+    /** Stable code: NODE_UNAVAILABLE, INVOICE_INVALID, INVOICE_MISMATCH, PAYMENT_HASH_REUSED, TIMEOUT, ... */
+    readonly code: string,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
