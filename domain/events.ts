@@ -32,6 +32,8 @@ export const EVENT_CATALOG: Readonly<Record<DomainEventType, EventCatalogEntry>>
   AssignmentExpired: { aggregate: 'assignment', schemaVersion: 1, description: 'The deadline passed with no submission; the assignment can no longer be paid.' },
   InvoiceOpened: { aggregate: 'invoice', schemaVersion: 1, description: 'An invoice was recorded for a payment hash: an escrow hold invoice or a bonus/compensation payout.' },
   InvoiceHeld: { aggregate: 'invoice', schemaVersion: 1, description: "The coordinator's payment to an escrow hold invoice is locked in the HTLC (pending transfer)." },
+  EscrowReleaseRequested: { aggregate: 'invoice', schemaVersion: 1, description: 'Outbox intent: the verdict pays, so the preimage is released to the contributor to settle the held HTLC.' },
+  EscrowCancelRequested: { aggregate: 'invoice', schemaVersion: 1, description: "Outbox intent: the verdict forfeits, so the contributor's node is asked to cancel the hold invoice." },
   InvoiceSettled: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow was settled with the released preimage (posted transfer).' },
   InvoiceCanceled: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow was canceled before settlement (voided transfer).' },
   InvoiceExpired: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow expired before settlement (voided transfer).' },

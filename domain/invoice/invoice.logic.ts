@@ -23,11 +23,24 @@ export type MarkInvoiceHeld = Command<'MarkInvoiceHeld', Ref>;
 /** The adapter has checked sha256(preimage) == paymentHash; the domain has no hash function and checks only the shape. */
 export type SettleInvoice = Command<'SettleInvoice', Ref & { preimageHex: string }>;
 export type CancelInvoice = Command<'CancelInvoice', Ref & { reason: string }>;
+/** Outbox intent: log the decision to release the preimage before the Lightning side effect happens. */
+export type RequestEscrowRelease = Command<'RequestEscrowRelease', Ref & { preimageHex: string }>;
+/** Outbox intent: log the decision to ask the contributor's node to cancel before asking. */
+export type RequestEscrowCancel = Command<'RequestEscrowCancel', Ref & { reason: string }>;
 export type ExpireInvoice = Command<'ExpireInvoice', Ref>;
 export type RecordPaymentSent = Command<'RecordPaymentSent', Ref & { feeMsat: bigint; preimageHex: string }>;
 export type RecordPaymentFailed = Command<'RecordPaymentFailed', Ref & { failureCode: string }>;
 
-export type InvoiceCommand = OpenInvoice | MarkInvoiceHeld | SettleInvoice | CancelInvoice | ExpireInvoice | RecordPaymentSent | RecordPaymentFailed;
+export type InvoiceCommand =
+  | OpenInvoice
+  | MarkInvoiceHeld
+  | RequestEscrowRelease
+  | RequestEscrowCancel
+  | SettleInvoice
+  | CancelInvoice
+  | ExpireInvoice
+  | RecordPaymentSent
+  | RecordPaymentFailed;
 
 export function decide(command: InvoiceCommand, state: InvoiceState): InvoiceEvent[] {
   const nowMs = requireNowMs(command.metadata);
@@ -36,6 +49,10 @@ export function decide(command: InvoiceCommand, state: InvoiceState): InvoiceEve
       return openInvoice(command, state, nowMs);
     case 'MarkInvoiceHeld':
       return markInvoiceHeld(command, state, nowMs);
+    case 'RequestEscrowRelease':
+      return requestEscrowRelease(command, state, nowMs);
+    case 'RequestEscrowCancel':
+      return requestEscrowCancel(command, state, nowMs);
     case 'SettleInvoice':
       return settleInvoice(command, state, nowMs);
     case 'CancelInvoice':
@@ -58,21 +75,26 @@ type StageRule = Readonly<Partial<Record<InvoiceStatus, 'run' | 'noop' | string>
 const ESCROW_DONE = { settled: 'ESCROW_ALREADY_SETTLED', canceled: 'ESCROW_ALREADY_CANCELED', expired: 'ESCROW_ALREADY_CANCELED' } as const;
 
 const STAGE_RULES = {
-  MarkInvoiceHeld: { ...ESCROW_DONE, open: 'run', held: 'noop' },
-  SettleInvoice: { ...ESCROW_DONE, open: 'ESCROW_NOT_HELD', held: 'run', settled: 'noop' },
-  CancelInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', canceled: 'noop', expired: 'noop' },
-  ExpireInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', canceled: 'noop', expired: 'noop' },
+  // An HTLC that arrives while a cancel is requested is canceled with it; it never locked money in the log.
+  MarkInvoiceHeld: { ...ESCROW_DONE, open: 'run', held: 'noop', releasing: 'noop', canceling: 'noop' },
+  RequestEscrowRelease: { ...ESCROW_DONE, open: 'ESCROW_NOT_HELD', held: 'run', releasing: 'noop', canceling: 'run', settled: 'noop' },
+  RequestEscrowCancel: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'ESCROW_RELEASE_REQUESTED', canceling: 'noop', canceled: 'noop', expired: 'noop' },
+  SettleInvoice: { ...ESCROW_DONE, open: 'ESCROW_NOT_HELD', held: 'run', releasing: 'run', canceling: 'ESCROW_CANCEL_REQUESTED', settled: 'noop' },
+  CancelInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'run', canceling: 'run', canceled: 'noop', expired: 'noop' },
+  ExpireInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'run', canceling: 'run', canceled: 'noop', expired: 'noop' },
   RecordPaymentSent: { open: 'run', failed: 'run', sent: 'noop' },
   RecordPaymentFailed: { open: 'run', failed: 'noop', sent: 'PAYMENT_ALREADY_SENT' },
 } as const satisfies Record<Exclude<InvoiceCommand['type'], 'OpenInvoice'>, StageRule>;
 
-const ESCROW_COMMANDS: ReadonlySet<string> = new Set(['MarkInvoiceHeld', 'SettleInvoice', 'CancelInvoice', 'ExpireInvoice']);
+const ESCROW_COMMANDS: ReadonlySet<string> = new Set(['MarkInvoiceHeld', 'RequestEscrowRelease', 'RequestEscrowCancel', 'SettleInvoice', 'CancelInvoice', 'ExpireInvoice']);
 
 const STAGE_ADVICE: Readonly<Record<string, string>> = {
   ESCROW_ALREADY_SETTLED: 'was already settled; the contributor has been paid and nothing can undo it',
   ESCROW_ALREADY_CANCELED: 'was already canceled or expired; the payment returned to the coordinator, so pay by compensation instead',
   ESCROW_NOT_HELD: 'is not held yet; settle only after the coordinator\'s payment is locked in the HTLC',
   PAYMENT_ALREADY_SENT: 'was already paid; a later failure report is stale and is ignored',
+  ESCROW_RELEASE_REQUESTED: 'already has its preimage released; wait for the contributor to settle or for the HTLC to time out',
+  ESCROW_CANCEL_REQUESTED: 'has a cancel request outstanding and its preimage was never released',
 };
 
 /** Returns 'run' or 'noop' for a command allowed in this state; throws the refusal code otherwise. */
@@ -159,6 +181,23 @@ function markInvoiceHeld(command: MarkInvoiceHeld, state: InvoiceState, nowMs: n
   return noop ? [] : [{ type: 'InvoiceHeld', data: refOf(terms, nowMs) }];
 }
 
+function requestEscrowRelease(command: RequestEscrowRelease, state: InvoiceState, nowMs: number): InvoiceEvent[] {
+  const paymentHash = requirePaymentHashHex(command.data.paymentHash);
+  const preimageHex = requirePreimageHex(command.data.preimageHex);
+  const { terms, noop } = stage(state, paymentHash, 'RequestEscrowRelease');
+  if (noop) return samePreimage(state, preimageHex, paymentHash);
+  // From 'canceling' only while the HTLC is still held: an escrow that never locked money cannot be released.
+  require_(state.heldAtMs !== null, 'ESCROW_NOT_HELD', `invoice ${paymentHash} ${STAGE_ADVICE.ESCROW_NOT_HELD}`, { paymentHash, status: state.status });
+  return [{ type: 'EscrowReleaseRequested', data: { ...refOf(terms, nowMs), preimageHex } }];
+}
+
+function requestEscrowCancel(command: RequestEscrowCancel, state: InvoiceState, nowMs: number): InvoiceEvent[] {
+  const paymentHash = requirePaymentHashHex(command.data.paymentHash);
+  const reason = requireText(command.data.reason, 'reason', MAX_REASON_CHARS);
+  const { terms, noop } = stage(state, paymentHash, 'RequestEscrowCancel');
+  return noop ? [] : [{ type: 'EscrowCancelRequested', data: { ...refOf(terms, nowMs), reason } }];
+}
+
 function settleInvoice(command: SettleInvoice, state: InvoiceState, nowMs: number): InvoiceEvent[] {
   const paymentHash = requirePaymentHashHex(command.data.paymentHash);
   const preimageHex = requirePreimageHex(command.data.preimageHex);
@@ -182,7 +221,7 @@ function cancelInvoice(command: CancelInvoice, state: InvoiceState, nowMs: numbe
   const paymentHash = requirePaymentHashHex(command.data.paymentHash);
   const reason = requireText(command.data.reason, 'reason', MAX_REASON_CHARS);
   const { terms, noop } = stage(state, paymentHash, 'CancelInvoice');
-  return noop ? [] : [{ type: 'InvoiceCanceled', data: { ...refOf(terms, nowMs), reason, wasHeld: state.status === 'held' } }];
+  return noop ? [] : [{ type: 'InvoiceCanceled', data: { ...refOf(terms, nowMs), reason, wasHeld: state.heldAtMs !== null } }];
 }
 
 function expireInvoice(command: ExpireInvoice, state: InvoiceState, nowMs: number): InvoiceEvent[] {
@@ -198,7 +237,7 @@ function expireInvoice(command: ExpireInvoice, state: InvoiceState, nowMs: numbe
       expiresAtMs: terms.expiresAtMs,
     },
   );
-  return [{ type: 'InvoiceExpired', data: { ...refOf(terms, nowMs), expiresAtMs: terms.expiresAtMs, wasHeld: state.status === 'held' } }];
+  return [{ type: 'InvoiceExpired', data: { ...refOf(terms, nowMs), expiresAtMs: terms.expiresAtMs, wasHeld: state.heldAtMs !== null } }];
 }
 
 function recordPaymentSent(command: RecordPaymentSent, state: InvoiceState, nowMs: number): InvoiceEvent[] {

@@ -7,7 +7,11 @@ export const INVOICE_KINDS = ['escrow', 'bonus', 'compensation'] as const;
 export type InvoiceKind = (typeof INVOICE_KINDS)[number];
 export type PayoutKind = Exclude<InvoiceKind, 'escrow'>;
 
-export const INVOICE_STATUSES = ['none', 'open', 'held', 'settled', 'canceled', 'expired', 'sent', 'failed'] as const;
+/**
+ * 'releasing' and 'canceling' are the outbox intents of the escrow flow: the decision is
+ * logged first, the Lightning side effect follows, and its outcome is a later event.
+ */
+export const INVOICE_STATUSES = ['none', 'open', 'held', 'releasing', 'canceling', 'settled', 'canceled', 'expired', 'sent', 'failed'] as const;
 export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
 
 export type InvoiceTerms = Readonly<{
@@ -36,13 +40,26 @@ export type InvoiceRef = {
 
 export type InvoiceOpened = Event<'InvoiceOpened', InvoiceTerms & { atMs: number }>;
 export type InvoiceHeld = Event<'InvoiceHeld', InvoiceRef>;
+/** Intent: release the preimage so the contributor can settle. A released preimage may be logged. */
+export type EscrowReleaseRequested = Event<'EscrowReleaseRequested', InvoiceRef & { preimageHex: string }>;
+/** Intent: ask the contributor's node to cancel the hold invoice (only it can). */
+export type EscrowCancelRequested = Event<'EscrowCancelRequested', InvoiceRef & { reason: string }>;
 export type InvoiceSettled = Event<'InvoiceSettled', InvoiceRef & { preimageHex: string }>;
 export type InvoiceCanceled = Event<'InvoiceCanceled', InvoiceRef & { reason: string; wasHeld: boolean }>;
 export type InvoiceExpired = Event<'InvoiceExpired', InvoiceRef & { expiresAtMs: number; wasHeld: boolean }>;
 export type PaymentSent = Event<'PaymentSent', InvoiceRef & { feeMsat: bigint; preimageHex: string }>;
 export type PaymentFailed = Event<'PaymentFailed', InvoiceRef & { failureCode: string }>;
 
-export type InvoiceEvent = InvoiceOpened | InvoiceHeld | InvoiceSettled | InvoiceCanceled | InvoiceExpired | PaymentSent | PaymentFailed;
+export type InvoiceEvent =
+  | InvoiceOpened
+  | InvoiceHeld
+  | EscrowReleaseRequested
+  | EscrowCancelRequested
+  | InvoiceSettled
+  | InvoiceCanceled
+  | InvoiceExpired
+  | PaymentSent
+  | PaymentFailed;
 
 export type InvoiceState = Readonly<{
   status: InvoiceStatus;
@@ -78,9 +95,12 @@ type Rule = Readonly<{ from: readonly InvoiceStatus[]; to: InvoiceStatus; escrow
 /** Legal transitions per event, and whether the event belongs to the escrow flow or the payout flow. */
 const TRANSITIONS: Readonly<Record<Exclude<InvoiceEvent['type'], 'InvoiceOpened'>, Rule>> = {
   InvoiceHeld: { from: ['open'], to: 'held', escrow: true },
-  InvoiceSettled: { from: ['held'], to: 'settled', escrow: true },
-  InvoiceCanceled: { from: ['open', 'held'], to: 'canceled', escrow: true },
-  InvoiceExpired: { from: ['open', 'held'], to: 'expired', escrow: true },
+  // A cancel request on a held HTLC can still turn into a release (an overturned rejection).
+  EscrowReleaseRequested: { from: ['held', 'canceling'], to: 'releasing', escrow: true },
+  EscrowCancelRequested: { from: ['open', 'held'], to: 'canceling', escrow: true },
+  InvoiceSettled: { from: ['held', 'releasing'], to: 'settled', escrow: true },
+  InvoiceCanceled: { from: ['open', 'held', 'releasing', 'canceling'], to: 'canceled', escrow: true },
+  InvoiceExpired: { from: ['open', 'held', 'releasing', 'canceling'], to: 'expired', escrow: true },
   PaymentSent: { from: ['open', 'failed'], to: 'sent', escrow: false },
   PaymentFailed: { from: ['open'], to: 'failed', escrow: false },
 };
@@ -117,14 +137,19 @@ function applyTransition(state: InvoiceState, terms: InvoiceTerms, event: Exclud
   switch (event.type) {
     case 'InvoiceHeld':
       return { ...state, heldAtMs: atMs };
+    case 'EscrowReleaseRequested':
+      invariant(state.heldAtMs !== null, 'EscrowReleaseRequested for an HTLC that was never held');
+      return { ...state, preimageHex: event.data.preimageHex };
+    case 'EscrowCancelRequested':
+      return { ...state, cancelReason: event.data.reason };
     case 'InvoiceSettled':
       return { ...state, preimageHex: event.data.preimageHex, finishedAtMs: atMs };
     case 'InvoiceCanceled':
-      invariant(event.data.wasHeld === (state.status === 'held'), 'InvoiceCanceled misreports whether the HTLC was held');
+      invariant(event.data.wasHeld === (state.heldAtMs !== null), 'InvoiceCanceled misreports whether the HTLC was held');
       return { ...state, cancelReason: event.data.reason, finishedAtMs: atMs };
     case 'InvoiceExpired':
       invariant(atMs >= terms.expiresAtMs, `InvoiceExpired at ${atMs}, before its expiry ${terms.expiresAtMs}`);
-      invariant(event.data.wasHeld === (state.status === 'held'), 'InvoiceExpired misreports whether the HTLC was held');
+      invariant(event.data.wasHeld === (state.heldAtMs !== null), 'InvoiceExpired misreports whether the HTLC was held');
       return { ...state, finishedAtMs: atMs };
     case 'PaymentSent':
       invariant(event.data.feeMsat >= 0n, 'PaymentSent with a negative fee');

@@ -71,13 +71,20 @@ function isOpenOrHeld(escrow: InvoiceState | null): escrow is InvoiceState {
   return escrow !== null && (escrow.status === 'open' || escrow.status === 'held');
 }
 
-function settle(escrow: InvoiceState, terms: WorkTerms, ctx: EscrowReactionContext): InvoiceCommand {
-  const paymentHash = escrow.terms?.paymentHash ?? '';
-  return { type: 'SettleInvoice', data: { paymentHash, preimageHex: ctx.escrowPreimageHex(terms.assignmentId) }, metadata: { nowMs: ctx.nowMs } };
+/** Whether the coordinator's HTLC is locked and can still be released to the contributor. */
+function isReleasable(escrow: InvoiceState | null): boolean {
+  return escrow !== null && (escrow.status === 'held' || (escrow.status === 'canceling' && escrow.heldAtMs !== null));
 }
 
+/** The release intent (outbox): the dispatcher hands the preimage over and logs the settlement it observes. */
+function settle(escrow: InvoiceState, terms: WorkTerms, ctx: EscrowReactionContext): InvoiceCommand {
+  const paymentHash = escrow.terms?.paymentHash ?? '';
+  return { type: 'RequestEscrowRelease', data: { paymentHash, preimageHex: ctx.escrowPreimageHex(terms.assignmentId) }, metadata: { nowMs: ctx.nowMs } };
+}
+
+/** The cancel intent (outbox): the dispatcher asks the contributor's node and logs the cancellation it observes. */
 function cancel(escrow: InvoiceState, reason: string, ctx: EscrowReactionContext): InvoiceCommand {
-  return { type: 'CancelInvoice', data: { paymentHash: escrow.terms?.paymentHash ?? '', reason }, metadata: { nowMs: ctx.nowMs } };
+  return { type: 'RequestEscrowCancel', data: { paymentHash: escrow.terms?.paymentHash ?? '', reason }, metadata: { nowMs: ctx.nowMs } };
 }
 
 function payout(terms: WorkTerms, kind: PayoutKind, amountMsat: bigint, ctx: EscrowReactionContext): InvoiceCommand {
@@ -89,9 +96,11 @@ function payout(terms: WorkTerms, kind: PayoutKind, amountMsat: bigint, ctx: Esc
 
 /** Pays the base reward through the escrow when it is held, waits while it is open, compensates when there is none to settle. */
 function payBase(terms: WorkTerms, escrow: InvoiceState | null, ctx: EscrowReactionContext): InvoiceCommand[] {
-  if (escrow?.status === 'held') return [settle(escrow, terms, ctx)];
-  // Open: InvoiceHeld will settle it, or InvoiceCanceled/Expired will compensate. Settled: already paid.
-  if (escrow?.status === 'open' || escrow?.status === 'settled') return [];
+  if (escrow !== null && isReleasable(escrow)) return [settle(escrow, terms, ctx)];
+  // Open (or a cancel pending on an HTLC never held): InvoiceHeld will settle it, or InvoiceCanceled/Expired
+  // will compensate. Releasing or settled: already being paid.
+  const waiting: readonly string[] = ['open', 'canceling', 'releasing', 'settled'];
+  if (escrow !== null && waiting.includes(escrow.status)) return [];
   return [payout(terms, 'compensation', terms.baseRewardMsat, ctx)];
 }
 

@@ -118,6 +118,8 @@ export class RewardsBook {
         return this.applyRun(event);
       case 'InvoiceOpened':
       case 'InvoiceHeld':
+      case 'EscrowReleaseRequested':
+      case 'EscrowCancelRequested':
       case 'InvoiceSettled':
       case 'InvoiceCanceled':
       case 'InvoiceExpired':
@@ -227,6 +229,10 @@ export class RewardsBook {
         return this.voided(invoice, event.type === 'InvoiceCanceled' ? 'canceled' : 'expired');
       case 'PaymentSent':
         return this.sent(invoice, event.data.feeMsat);
+      case 'EscrowReleaseRequested':
+      case 'EscrowCancelRequested':
+        // Intents move no money: the held HTLC stays pending until its outcome is logged.
+        return;
       case 'PaymentFailed':
         invariant(invoice.status === 'open', `rewards: payout ${invoice.paymentHash} failed after ${invoice.status}`);
         invoice.status = 'failed';

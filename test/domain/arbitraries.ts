@@ -216,6 +216,8 @@ const invoiceCommandArb: fc.Arbitrary<Omit<Step<InvoiceCommand>, 'dtMs'>> = fc.o
   { weight: 1, arbitrary: openInvoiceArb },
   { weight: 3, arbitrary: step<InvoiceCommand>('MarkInvoiceHeld', fc.constant({ paymentHash: ESCROW_HASH })) },
   { weight: 3, arbitrary: step<InvoiceCommand>('SettleInvoice', fc.record({ paymentHash: fc.constant(ESCROW_HASH), preimageHex: preimageArb })) },
+  { weight: 2, arbitrary: step<InvoiceCommand>('RequestEscrowRelease', fc.record({ paymentHash: fc.constant(ESCROW_HASH), preimageHex: preimageArb })) },
+  { weight: 2, arbitrary: step<InvoiceCommand>('RequestEscrowCancel', fc.record({ paymentHash: fc.constant(ESCROW_HASH), reason: fc.constantFrom('rejected', '') })) },
   { weight: 2, arbitrary: step<InvoiceCommand>('CancelInvoice', fc.record({ paymentHash: fc.constant(ESCROW_HASH), reason: fc.constantFrom('rejected', '') })) },
   { weight: 2, arbitrary: step<InvoiceCommand>('ExpireInvoice', fc.constant({ paymentHash: ESCROW_HASH })) },
   {

@@ -108,22 +108,36 @@ export class EscrowModel {
     this.invoice({ type: 'OpenInvoice', data, metadata: { nowMs: this.nowMs } });
   }
 
-  /** Delivers the oldest queued command, as it was issued (its own metadata). */
+  /**
+   * Delivers the oldest queued command, as it was issued (its own metadata). Intents are logged
+   * first; then the dispatcher's side effect happens and its outcome is logged: the contributor
+   * settles a released preimage at once, and cancels on request unless they decline.
+   */
   deliver(): void {
     const next = this.outbox.shift();
     if (next === undefined) return;
-    // Until the verdicts forfeit the reward, such a contributor's node has every reason to keep the HTLC.
-    const hopesToBePaid = impliedSettlement(this.assignment.state) !== 'forfeit';
-    if (next.type === 'CancelInvoice' && this.config.declinesCancels && hopesToBePaid) return;
     this.invoice(next);
+    const metadata = { nowMs: this.nowMs };
+    const escrow = this.escrow;
+    if (next.type === 'RequestEscrowRelease' && escrow?.status === 'releasing') {
+      this.invoice({ type: 'SettleInvoice', data: { paymentHash: ESCROW_HASH, preimageHex: next.data.preimageHex }, metadata });
+    }
+    if (next.type === 'RequestEscrowCancel' && escrow?.status === 'canceling' && !this.declinesNow()) {
+      this.invoice({ type: 'CancelInvoice', data: { paymentHash: ESCROW_HASH, reason: next.data.reason }, metadata });
+    }
+  }
+
+  /** Until the verdicts forfeit the reward, such a contributor's node has every reason to keep the HTLC. */
+  private declinesNow(): boolean {
+    return this.config.declinesCancels && impliedSettlement(this.assignment.state) !== 'forfeit';
   }
 
   /**
    * Only the contributor's node can cancel its hold invoice; a contributor who means to dispute
-   * may decline the coordinator's request, leaving the HTLC held until it times out.
+   * may never see (or ignore) the coordinator's request, leaving the HTLC held until it times out.
    */
   ignoreCancel(): void {
-    if (this.outbox[0]?.type === 'CancelInvoice') this.outbox.shift();
+    if (this.outbox[0]?.type === 'RequestEscrowCancel') this.outbox.shift();
   }
 
   payouts(): Stream<InvoiceState, InvoiceEvent>[] {
@@ -193,13 +207,14 @@ export class EscrowModel {
       const escrow = this.escrow;
       const holdNow = escrow?.status === 'open' && this.config.drainHolds;
       if (holdNow) this.node('MarkInvoiceHeld');
-      else if (escrow?.status === 'open' || escrow?.status === 'held') {
+      const unfinished = escrow !== null && ['open', 'held', 'releasing', 'canceling'].includes(escrow.status);
+      if (!holdNow && unfinished) {
         this.nowMs = Math.max(this.nowMs, escrow.terms?.expiresAtMs ?? this.nowMs);
         this.node('ExpireInvoice');
       }
       const payouts = this.pendingPayouts();
       for (const terms of payouts) this.reportPayout('payoutSend', terms.paymentHash);
-      const progressed = holdNow || escrow?.status === 'open' || escrow?.status === 'held' || payouts.length > 0;
+      const progressed = holdNow || unfinished || payouts.length > 0;
       if (!progressed && this.outbox.length === 0) return;
     }
     throw new Error('the model did not quiesce within 20 drain rounds');

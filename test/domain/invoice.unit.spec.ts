@@ -39,10 +39,15 @@ const expire = (nowMs = INVOICE_EXPIRES_AT_MS, paymentHash = ESCROW_HASH): Invoi
 const sent = (paymentHash = PAYOUT_HASH, preimageHex = PAYOUT_PREIMAGE): InvoiceCommand => command('RecordPaymentSent', { paymentHash, feeMsat: 12n, preimageHex }, T0 + 30);
 const failed = (paymentHash = PAYOUT_HASH): InvoiceCommand => command('RecordPaymentFailed', { paymentHash, failureCode: 'NO_ROUTE' }, T0 + 30);
 
+const release = (preimageHex = ESCROW_PREIMAGE): InvoiceCommand => command('RequestEscrowRelease', { paymentHash: ESCROW_HASH, preimageHex }, T0 + 15);
+const requestCancel = (): InvoiceCommand => command('RequestEscrowCancel', { paymentHash: ESCROW_HASH, reason: 'submission rejected' }, T0 + 15);
+
 const ESCROW_PATHS: Partial<Record<InvoiceStatus, InvoiceCommand[]>> = {
   none: [],
   open: [openEscrow()],
   held: [openEscrow(), hold()],
+  releasing: [openEscrow(), hold(), release()],
+  canceling: [openEscrow(), hold(), requestCancel()],
   settled: [openEscrow(), hold(), settle()],
   canceled: [openEscrow(), cancel()],
   expired: [openEscrow(), hold(), expire()],
@@ -90,6 +95,36 @@ describe('invoice: OpenInvoice', () => {
     expectCode(() => invoiceDecider.decide(openEscrow({ cltvExpiryHeight: null }), none), 'INVALID_CLTV');
     expectCode(() => invoiceDecider.decide(openEscrow({ cltvExpiryHeight: 0 }), none), 'INVALID_CLTV');
     expectCode(() => invoiceDecider.decide(openPayout('bonus', { cltvExpiryHeight: 800_000 }), none), 'INVALID_CLTV');
+  });
+});
+
+describe('invoice: outbox intents', () => {
+  it('logs a release intent for a held escrow, then its settlement; repeats are no-ops', () => {
+    expect(invoiceDecider.decide(release(), escrowAt('held'))).toEqual([{ type: 'EscrowReleaseRequested', data: { ...ref(), atMs: T0 + 15, preimageHex: ESCROW_PREIMAGE } }]);
+    expect(escrowAt('releasing')).toMatchObject({ status: 'releasing', preimageHex: ESCROW_PREIMAGE });
+    expect(invoiceDecider.decide(release(), escrowAt('releasing'))).toEqual([]);
+    expectCode(() => invoiceDecider.decide(release(hex64('other')), escrowAt('releasing')), 'PREIMAGE_MISMATCH');
+    expect(invoiceDecider.decide(settle(), escrowAt('releasing'))[0]?.type).toBe('InvoiceSettled');
+    expect(invoiceDecider.decide(release(), escrowAt('settled'))).toEqual([]);
+  });
+
+  it('refuses to release what was never held or is already void, and to cancel what is being released', () => {
+    expectCode(() => invoiceDecider.decide(release(), escrowAt('open')), 'ESCROW_NOT_HELD');
+    expectCode(() => invoiceDecider.decide(release(), escrowAt('canceled')), 'ESCROW_ALREADY_CANCELED');
+    expectCode(() => invoiceDecider.decide(requestCancel(), escrowAt('releasing')), 'ESCROW_RELEASE_REQUESTED');
+    expectCode(() => invoiceDecider.decide(requestCancel(), escrowAt('settled')), 'ESCROW_ALREADY_SETTLED');
+    const canceledUnheld = given(invoiceDecider, [openEscrow(), requestCancel()]).state;
+    expectCode(() => invoiceDecider.decide(release(), canceledUnheld), 'ESCROW_NOT_HELD');
+  });
+
+  it('logs a cancel intent, then the cancellation with the HTLC it had; a held one can still be released', () => {
+    expect(invoiceDecider.decide(requestCancel(), escrowAt('held'))).toEqual([{ type: 'EscrowCancelRequested', data: { ...ref(), atMs: T0 + 15, reason: 'submission rejected' } }]);
+    expect(invoiceDecider.decide(requestCancel(), escrowAt('canceling'))).toEqual([]);
+    expect(invoiceDecider.decide(cancel(), escrowAt('canceling'))[0]).toMatchObject({ type: 'InvoiceCanceled', data: { wasHeld: true } });
+    expect(invoiceDecider.decide(release(), escrowAt('canceling'))[0]?.type).toBe('EscrowReleaseRequested');
+    expectCode(() => invoiceDecider.decide(settle(), escrowAt('canceling')), 'ESCROW_CANCEL_REQUESTED');
+    expect(invoiceDecider.decide(hold(), given(invoiceDecider, [openEscrow(), requestCancel()]).state)).toEqual([]);
+    expect(invoiceDecider.decide(expire(), escrowAt('releasing'))[0]).toMatchObject({ type: 'InvoiceExpired', data: { wasHeld: true } });
   });
 });
 

@@ -46,10 +46,10 @@ const escrowCmds: Record<string, InvoiceCommand[]> = {
 };
 const escrow = (status: keyof typeof escrowCmds): InvoiceState => given(invoiceDecider, escrowCmds[status] ?? []).state;
 
-const settleCmd = { type: 'SettleInvoice', data: { paymentHash: ESCROW_HASH, preimageHex: ESCROW_PREIMAGE }, metadata: { nowMs: NOW } };
+const settleCmd = { type: 'RequestEscrowRelease', data: { paymentHash: ESCROW_HASH, preimageHex: ESCROW_PREIMAGE }, metadata: { nowMs: NOW } };
 const compensation = expect.objectContaining({ type: 'OpenInvoice', data: expect.objectContaining({ kind: 'compensation', amountMsat: 1_000_000n, paymentHash: hex64('asg-1:compensation'), cltvExpiryHeight: null }) });
 const bonus = expect.objectContaining({ type: 'OpenInvoice', data: expect.objectContaining({ kind: 'bonus', amountMsat: 250_000n }) });
-const cancelCmd = expect.objectContaining({ type: 'CancelInvoice', data: expect.objectContaining({ paymentHash: ESCROW_HASH }) });
+const cancelCmd = expect.objectContaining({ type: 'RequestEscrowCancel', data: expect.objectContaining({ paymentHash: ESCROW_HASH }) });
 
 const accepted = (bonusMsat = 250_000n) => assignmentAfter([c.assign(), c.submit(), c.accept(T0 + 2000, bonusMsat)]);
 const rejected = () => assignmentAfter([c.assign(), c.submit(), c.reject()]);

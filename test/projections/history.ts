@@ -408,6 +408,8 @@ function* voidEscrow(life: Life, reason: string): Process {
   const status = escrowStatus(life);
   if (status !== 'open' && status !== 'held') return;
   if (life.rand.chance(0.6)) {
+    // Usually through the outbox: the cancel intent is logged before the contributor's node cancels.
+    if (life.rand.chance(0.7)) life.sim.invoice('RequestEscrowCancel', { paymentHash: life.escrowHash, reason });
     yield life.rand.int(1_000, 10 * MINUTE_MS);
     life.sim.invoice('CancelInvoice', { paymentHash: life.escrowHash, reason });
     return;
@@ -470,7 +472,11 @@ function* payBase(life: Life): Process<bigint> {
     yield rand.int(1_000, 5 * MINUTE_MS);
   }
   const status = escrowStatus(life);
-  if (status === 'held') return sim.invoice('SettleInvoice', settle) ? life.baseRewardMsat : 0n;
+  if (status === 'held') {
+    // Usually through the outbox: the release intent is logged before the contributor settles.
+    if (rand.chance(0.7)) sim.invoice('RequestEscrowRelease', settle);
+    return sim.invoice('SettleInvoice', settle) ? life.baseRewardMsat : 0n;
+  }
   if (status === 'canceled' || status === 'expired') return yield* payout(life, 'compensation', life.baseRewardMsat);
   return 0n;
 }
