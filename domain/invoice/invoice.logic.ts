@@ -83,7 +83,8 @@ const STAGE_RULES = {
   CancelInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'run', canceling: 'run', canceled: 'noop', expired: 'noop' },
   ExpireInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'run', canceling: 'run', canceled: 'noop', expired: 'noop' },
   RecordPaymentSent: { open: 'run', failed: 'run', sent: 'noop' },
-  RecordPaymentFailed: { open: 'run', failed: 'noop', sent: 'PAYMENT_ALREADY_SENT' },
+  // Every failed attempt is logged: the count bounds retries and the audit sees each one.
+  RecordPaymentFailed: { open: 'run', failed: 'run', sent: 'PAYMENT_ALREADY_SENT' },
 } as const satisfies Record<Exclude<InvoiceCommand['type'], 'OpenInvoice'>, StageRule>;
 
 const ESCROW_COMMANDS: ReadonlySet<string> = new Set(['MarkInvoiceHeld', 'RequestEscrowRelease', 'RequestEscrowCancel', 'SettleInvoice', 'CancelInvoice', 'ExpireInvoice']);

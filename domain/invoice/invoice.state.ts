@@ -102,7 +102,7 @@ const TRANSITIONS: Readonly<Record<Exclude<InvoiceEvent['type'], 'InvoiceOpened'
   InvoiceCanceled: { from: ['open', 'held', 'releasing', 'canceling'], to: 'canceled', escrow: true },
   InvoiceExpired: { from: ['open', 'held', 'releasing', 'canceling'], to: 'expired', escrow: true },
   PaymentSent: { from: ['open', 'failed'], to: 'sent', escrow: false },
-  PaymentFailed: { from: ['open'], to: 'failed', escrow: false },
+  PaymentFailed: { from: ['open', 'failed'], to: 'failed', escrow: false },
 };
 
 export function evolve(state: InvoiceState, event: InvoiceEvent): InvoiceState {

@@ -92,3 +92,15 @@ export class LightningError extends Error {
     super(message);
   }
 }
+
+/**
+ * How the coordinator reaches a contributor about one escrow. In production the released
+ * preimage is in the log and the contributor fetches it over the API; the development
+ * network settles and cancels through its simulated wallets.
+ */
+export interface ContributorChannel {
+  /** Hands the preimage to the contributor so their node can settle the held HTLC. */
+  releasePreimage(request: Readonly<{ contributorId: string; paymentHash: string; preimageHex: string }>): Promise<void>;
+  /** Asks the contributor's node to cancel; only it can, and it may not. */
+  requestCancel(request: Readonly<{ contributorId: string; paymentHash: string }>): Promise<void>;
+}

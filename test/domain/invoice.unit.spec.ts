@@ -183,10 +183,10 @@ describe('invoice: payout flow', () => {
     expectCode(() => invoiceDecider.decide(negativeFee, payoutAt('open')), 'INVALID_AMOUNT');
   });
 
-  it('records a failed attempt; a repeat is a no-op; a failure after success is refused', () => {
+  it('records every failed attempt (they bound retries); a failure after success is refused', () => {
     expect(invoiceDecider.decide(failed(), payoutAt('open'))).toEqual([{ type: 'PaymentFailed', data: { ...payoutRef, atMs: T0 + 30, failureCode: 'NO_ROUTE' } }]);
     expect(payoutAt('failed')).toMatchObject({ status: 'failed', lastFailureCode: 'NO_ROUTE' });
-    expect(invoiceDecider.decide(failed(), payoutAt('failed'))).toEqual([]);
+    expect(invoiceDecider.decide(failed(), payoutAt('failed'))).toEqual([{ type: 'PaymentFailed', data: { ...payoutRef, atMs: T0 + 30, failureCode: 'NO_ROUTE' } }]);
     expectCode(() => invoiceDecider.decide(failed(), payoutAt('sent')), 'PAYMENT_ALREADY_SENT');
     const badCode = command<InvoiceCommand>('RecordPaymentFailed', { paymentHash: PAYOUT_HASH, failureCode: 'no route' });
     expectCode(() => invoiceDecider.decide(badCode, payoutAt('open')), 'INVALID_CODE');
