@@ -1,0 +1,54 @@
+// The simulated chain: block height (by hand or by the injected clock) and what time and height expire.
+
+import { cancelInvoice, failPayment } from './dev-htlc.js';
+import type { DevState } from './dev-state.js';
+
+export type ChainConfig = Readonly<{
+  nowMs: () => number;
+  /** LND cancels a held HTLC this many blocks before it expires, so the payee never races the timeout on chain. */
+  safetyMarginBlocks: number;
+  /** When set, one block is mined per interval of the injected clock; otherwise only advanceBlocks mines. */
+  blockIntervalMs: number | null;
+}>;
+
+export function mineBlocks(state: DevState, blocks: number): void {
+  if (!Number.isSafeInteger(blocks) || blocks < 0) throw new RangeError(`advanceBlocks needs a whole number of blocks >= 0, got ${blocks}`);
+  state.heightBlocks += blocks;
+}
+
+/** Catches the height up with the clock; a clock that goes backwards mines nothing. */
+export function mineByClock(state: DevState, config: ChainConfig): void {
+  if (config.blockIntervalMs === null) return;
+  const nowMs = config.nowMs();
+  if (state.lastBlockAtMs === null) {
+    state.lastBlockAtMs = nowMs;
+    return;
+  }
+  const blocks = Math.floor((nowMs - state.lastBlockAtMs) / config.blockIntervalMs);
+  if (blocks <= 0) return;
+  state.heightBlocks += blocks;
+  state.lastBlockAtMs += blocks * config.blockIntervalMs;
+}
+
+/**
+ * Applies what the current time and height imply, as LND would by now: open invoices past their
+ * expiry are canceled; held HTLCs within the safety margin of their expiry are canceled (the
+ * coordinator's payment fails with TIMEOUT); HTLCs a fault kept from the payee fail at their timeout height.
+ */
+export function sweep(state: DevState, config: ChainConfig): void {
+  const nowMs = config.nowMs();
+  for (const [walletName, invoices] of state.wallets) {
+    for (const invoice of invoices.values()) {
+      if (invoice.status === 'open' && nowMs >= invoice.expiresAtMs) {
+        cancelInvoice(state, walletName, invoice, 'expired');
+      } else if (invoice.status === 'accepted' && state.heightBlocks >= invoice.htlcExpiryHeight! - config.safetyMarginBlocks) {
+        cancelInvoice(state, walletName, invoice, 'htlc_timeout');
+      }
+    }
+  }
+  for (const payment of state.payments.values()) {
+    if (payment.status === 'in_flight' && !payment.delivered && state.heightBlocks >= payment.timeoutHeight) {
+      failPayment(payment, 'TIMEOUT');
+    }
+  }
+}

@@ -1,0 +1,97 @@
+// A contributor's simulated wallet (ContributorWallet port): hold and plain invoices signed with its own dev key.
+
+import { createHash } from 'node:crypto';
+import type { ContributorWallet, HoldInvoiceState } from '../../../domain/ports/lightning.js';
+import { encodeRequest } from './bolt11.js';
+import type { DevNodeRef } from './dev-faults.js';
+import { assertHashUnused, cancel, holdView, requireHash, settle, validateNewInvoice, type NewInvoice } from './dev-invoices.js';
+import type { DevRuntime } from './dev-runtime.js';
+import type { DevInvoice } from './dev-state.js';
+
+/** min_final_cltv_expiry of plain invoices, which the port lets the wallet choose: LND's default of 80 blocks. */
+export const PLAIN_INVOICE_CLTV_DELTA = 80;
+const MS_PER_SECOND = 1_000;
+
+export class DevContributorWallet implements ContributorWallet {
+  private readonly node: DevNodeRef;
+
+  constructor(
+    private readonly runtime: DevRuntime,
+    readonly name: string,
+  ) {
+    this.node = { kind: 'wallet', name };
+  }
+
+  publicKey(): Promise<string> {
+    return this.runtime.exclusive(this.node, () => this.runtime.keys.wallet(this.name).publicKeyHex);
+  }
+
+  createHoldInvoice(request: Readonly<{ paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number; description: string }>): Promise<string> {
+    return this.runtime.exclusive(this.node, async () => {
+      requireHash(request.paymentHash);
+      validateNewInvoice(request, this.runtime.chain.safetyMarginBlocks);
+      assertHashUnused(this.invoices(), request.paymentHash);
+      return this.addInvoice('hold', request.paymentHash, null, request);
+    });
+  }
+
+  /** The preimage comes from the network's seed and a counter, so a run with a fixed seed repeats exactly. */
+  createInvoice(request: Readonly<{ amountMsat: bigint; expirySec: number; description: string }>): Promise<{ bolt11: string; paymentHash: string }> {
+    return this.runtime.exclusive(this.node, async () => {
+      const fields = { ...request, cltvDelta: PLAIN_INVOICE_CLTV_DELTA };
+      validateNewInvoice(fields, this.runtime.chain.safetyMarginBlocks);
+      const state = this.runtime.state;
+      const preimageHex = this.runtime.keys.secretHex(`preimage/${this.name}/${state.plainInvoiceCount}`);
+      state.plainInvoiceCount += 1;
+      const paymentHash = createHash('sha256').update(Buffer.from(preimageHex, 'hex')).digest('hex');
+      assertHashUnused(this.invoices(), paymentHash);
+      const bolt11 = await this.addInvoice('plain', paymentHash, preimageHex, fields);
+      return { bolt11, paymentHash };
+    });
+  }
+
+  /** Plain invoices answer too (open, then settled); a hash this wallet never issued is `unknown`. */
+  holdInvoiceState(paymentHash: string): Promise<HoldInvoiceState> {
+    return this.runtime.exclusive(this.node, () => {
+      requireHash(paymentHash);
+      return holdView(this.invoices().get(paymentHash));
+    });
+  }
+
+  settleHoldInvoice(preimageHex: string): Promise<void> {
+    return this.runtime.exclusive(this.node, () => settle(this.runtime.state, this.name, preimageHex));
+  }
+
+  cancelHoldInvoice(paymentHash: string): Promise<void> {
+    return this.runtime.exclusive(this.node, () => cancel(this.runtime.state, this.name, paymentHash));
+  }
+
+  private invoices(): Map<string, DevInvoice> {
+    const invoices = this.runtime.state.wallets.get(this.name);
+    if (!invoices) throw new Error(`dev wallet ${this.name} is not registered with its network`);
+    return invoices;
+  }
+
+  /** Signs the request first and records the invoice only once it exists, so a failed signing leaves nothing behind. */
+  private async addInvoice(kind: DevInvoice['kind'], paymentHash: string, preimageHex: string | null, request: NewInvoice): Promise<string> {
+    const createdAtMs = Math.floor(this.runtime.chain.nowMs() / MS_PER_SECOND) * MS_PER_SECOND;
+    const bolt11 = await encodeRequest(
+      { ...request, paymentHash, createdAtMs, paymentSecretHex: this.runtime.keys.secretHex(`payment-secret/${this.name}/${paymentHash}`) },
+      this.runtime.keys.wallet(this.name),
+    );
+    this.invoices().set(paymentHash, {
+      kind,
+      paymentHash,
+      bolt11,
+      amountMsat: request.amountMsat,
+      cltvDelta: request.cltvDelta,
+      createdAtMs,
+      expiresAtMs: createdAtMs + request.expirySec * MS_PER_SECOND,
+      status: 'open',
+      preimageHex,
+      htlcExpiryHeight: null,
+      canceledBecause: null,
+    });
+    return bolt11;
+  }
+}
