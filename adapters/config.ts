@@ -1,9 +1,11 @@
 // Configuration from flags and environment, validated once at start-up, with embedded defaults.
 
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { DatabaseTarget } from './postgres/database.js';
 
 export type AppConfig = Readonly<{
+  /** Holds PGlite's files (when embedded), the coordinator secret and the dev Lightning network. */
+  dataDir: string;
   database: DatabaseTarget;
   http: { host: string; port: number; bodyLimitBytes: number };
   shutdownTimeoutMs: number;
@@ -33,8 +35,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): App
   const dataDir = resolve(flags['data-dir'] ?? env.TRAINLEDGER_DATA_DIR ?? DEFAULT_CONFIG.dataDir);
   const port = parsePort(flags.port ?? env.TRAINLEDGER_PORT ?? String(DEFAULT_CONFIG.port));
   const host = flags.host ?? env.TRAINLEDGER_HOST ?? DEFAULT_CONFIG.host;
-  const database: DatabaseTarget = databaseUrl ? { engine: 'postgres', connectionString: databaseUrl } : { engine: 'pglite', dataDir };
-  return { database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, shutdownTimeoutMs: DEFAULT_CONFIG.shutdownTimeoutMs };
+  // PGlite gets a folder of its own: the data folder also holds the coordinator secret and the dev network.
+  const database: DatabaseTarget = databaseUrl ? { engine: 'postgres', connectionString: databaseUrl } : { engine: 'pglite', dataDir: join(dataDir, 'pglite') };
+  return { dataDir, database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, shutdownTimeoutMs: DEFAULT_CONFIG.shutdownTimeoutMs };
 }
 
 const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url']);

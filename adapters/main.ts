@@ -1,15 +1,21 @@
-// Composition root for `npm start`: embedded store in ./data by default, migrations, /health, clean shutdown.
+// Composition root for `npm start`: embedded store in ./data, projections, dev-network escrow, /health, clean shutdown.
 
 import { mkdirSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config.js';
 import { openEventStore } from './event-store/open-event-store.js';
 import { buildApp } from './http/build-app.js';
+import { randomUUID } from 'node:crypto';
 import { ALL_PROJECTORS } from '../projections/index.js';
+import { DevLightningNetwork } from './lightning/dev/dev-lightning-network.js';
+import { DevContributors } from './lightning/dev-contributors.js';
+import { EscrowEngine } from './lightning/escrow-engine.js';
+import { EscrowLoop } from './lightning/escrow-loop.js';
+import { PreimageDeriver, loadOrCreateCoordinatorSecret } from './lightning/preimages.js';
 import { ProjectionRunner } from '../projections/runner.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
-  if (config.database.engine === 'pglite' && config.database.dataDir) mkdirSync(config.database.dataDir, { recursive: true });
+  mkdirSync(config.dataDir, { recursive: true });
   const { store, engine } = await openEventStore(config.database);
   const projections = new ProjectionRunner({ store, projectors: ALL_PROJECTORS });
   await projections.prepare();
@@ -18,10 +24,29 @@ async function main(): Promise<void> {
     console.error(`trainledger: PROJECTION_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   });
+  // Escrow on the development Lightning network: simulated nodes, regtest BOLT11, never real money.
+  const lightning = await DevLightningNetwork.open({ dataDir: config.dataDir, nowMs: Date.now, blockIntervalMs: 600_000 });
+  const contributors = new DevContributors(lightning);
+  const escrow = new EscrowEngine({
+    store,
+    node: lightning.coordinator(),
+    invoices: contributors,
+    contributors,
+    preimages: new PreimageDeriver(loadOrCreateCoordinatorSecret(config.dataDir)),
+    nowMs: Date.now,
+    newEventId: randomUUID,
+    network: 'regtest',
+  });
+  await escrow.prepare();
+  const escrowLoop = new EscrowLoop(escrow, store, (line) => console.error(line));
+  escrowLoop.start().catch((error: unknown) => {
+    console.error(`trainledger: ESCROW_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
   const app = await buildApp({ store, engine, startedAtMs: Date.now(), nowMs: Date.now, projectionLag: () => projections.lag(), bodyLimitBytes: config.http.bodyLimitBytes, logger: true });
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
-  app.log.info(`trainledger listening on ${address} (event store: ${where})`);
+  app.log.info(`trainledger listening on ${address} (event store: ${where}; Lightning: development network in ${config.dataDir}, NOT real money)`);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -34,6 +59,8 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     forced.unref();
     await app.close();
+    await escrowLoop.stop();
+    await lightning.close();
     await projections.stop();
     await store.close();
     process.exit(0);

@@ -1,0 +1,197 @@
+// Runs the pure escrow reactions: assignment and escrow events in, intent commands (open, release, cancel, pay) out.
+
+import { sql, type Kysely } from 'kysely';
+import { assignmentDecider, assignmentStreamId, type AssignmentEvent, type AssignmentState } from '../../domain/assignment/index.js';
+import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
+import type { Command, Decider, Event } from '../../domain/decider.js';
+import { DomainError } from '../../domain/errors.js';
+import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type InvoiceEvent, type InvoiceState } from '../../domain/invoice/index.js';
+import { comparePositions, type EventStore, type RecordedEvent } from '../../domain/ports/event-store.js';
+import type { CoordinatorNode } from '../../domain/ports/lightning.js';
+import { reactToAssignmentEvent, reactToEscrowEvent, type EscrowReactionContext, type PayoutRequest } from '../../domain/reactions/escrow.js';
+import { runDecider, runStreamId } from '../../domain/run/index.js';
+import { decodeEvent, handleCommand } from '../commands/command-handler.js';
+import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
+import { PreimageDeriver } from './preimages.js';
+import { verifyEscrowInvoice } from './verify-escrow-invoice.js';
+
+/** Where contributors' invoices come from: the development network asks its wallets; production, the API. */
+export interface ContributorInvoiceSource {
+  /** The contributor's hold invoice for the escrow's hash, or null while they have not provided one. */
+  holdInvoice(request: Readonly<{ assignmentId: string; contributorId: string; paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number }>): Promise<string | null>;
+  /** An ordinary invoice for a bonus or compensation. */
+  payoutInvoice(request: PayoutRequest): Promise<string>;
+}
+
+export type EscrowReactorDeps = Readonly<{
+  store: PostgresEventStore;
+  node: CoordinatorNode;
+  invoices: ContributorInvoiceSource;
+  preimages: PreimageDeriver;
+  nowMs: () => number;
+  newEventId: () => string;
+  /** Network name the coordinator's node runs on ('regtest' for the development network). */
+  network: string;
+  /** Commands the reactions asked for that the deciders refused (races the log already settled). */
+  onRefused?: (command: InvoiceCommand, error: DomainError) => void;
+}>;
+
+export const ESCROW_REACTOR_SUBSCRIPTION = 'escrow-reactor';
+
+export class EscrowReactor {
+  constructor(private readonly deps: EscrowReactorDeps) {}
+
+  /**
+   * Creates the reactor's table: contributors' invoices, one per (assignment, kind), ever. A
+   * retried reaction gets the invoice the first attempt obtained, so a crash between asking the
+   * contributor and logging the invoice can never lead to a second invoice, or a second payment.
+   */
+  async prepare(): Promise<void> {
+    await sql`CREATE TABLE IF NOT EXISTS lightning_contributor_invoices (
+      assignment_id text NOT NULL, kind text NOT NULL, bolt11 text NOT NULL,
+      PRIMARY KEY (assignment_id, kind))`.execute(this.deps.store.db);
+  }
+
+  /** Handles one batch of the log (the CatchUpSubscription handler). */
+  async handle(batch: readonly RecordedEvent[]): Promise<void> {
+    for (const recorded of batch) {
+      if (recorded.type === 'WorkAssigned') await this.openEscrow(recorded);
+      else if (recorded.streamId.startsWith('assignment-')) await this.reactToAssignment(recorded);
+      else if (recorded.streamId.startsWith('invoice-')) await this.reactToEscrow(recorded);
+    }
+  }
+
+  /** Work assigned: fetch the contributor's hold invoice for the derived hash, verify it, log it as the escrow to pay. */
+  private async openEscrow(recorded: RecordedEvent): Promise<void> {
+    const terms = decodeEvent<AssignmentEvent>(recorded);
+    if (terms.type !== 'WorkAssigned') return;
+    const { assignmentId, contributorId, runId, baseRewardMsat } = terms.data;
+    const run = await stateAsOf(this.deps.store, runDecider, runStreamId(runId), recorded);
+    const contributor = await stateAsOf(this.deps.store, contributorDecider, contributorStreamId(contributorId), recorded);
+    const policy = run.status === 'none' ? null : run.escrowPolicy;
+    const nodeKey = contributor.status === 'none' ? null : contributor.lightningNodePubkeyHex;
+    if (!policy || !nodeKey) return;
+    const { paymentHash } = this.deps.preimages.escrow(assignmentId);
+    if ((await this.deps.store.readStream(invoiceStreamId(paymentHash), { maxCount: 1 })).length > 0) return;
+    const request = { assignmentId, contributorId, paymentHash, amountMsat: baseRewardMsat, expirySec: policy.invoiceExpirySec, cltvDelta: policy.cltvDeltaBlocks };
+    const bolt11 = await this.cachedInvoice(assignmentId, 'escrow', () => this.deps.invoices.holdInvoice(request));
+    if (bolt11 === null) return;
+    const decoded = await this.deps.node.decodeInvoice(bolt11);
+    const nowMs = this.deps.nowMs();
+    verifyEscrowInvoice(decoded, { paymentHash, amountMsat: baseRewardMsat, destination: nodeKey, nowMs, minRemainingMs: 60_000, maxCltvDelta: policy.cltvDeltaBlocks, network: this.deps.network });
+    const height = await this.deps.node.blockHeight();
+    const command: InvoiceCommand = {
+      type: 'OpenInvoice',
+      data: { paymentHash, kind: 'escrow', assignmentId, runId, contributorId, amountMsat: baseRewardMsat, bolt11, expiresAtMs: decoded.expiresAtMs, cltvExpiryHeight: height + decoded.cltvDelta },
+      metadata: { nowMs },
+    };
+    await this.issue([command], recorded);
+  }
+
+  private async reactToAssignment(recorded: RecordedEvent): Promise<void> {
+    const event = decodeEvent<AssignmentEvent>(recorded);
+    const assignment = await stateAsOf(this.deps.store, assignmentDecider, recorded.streamId, recorded, true);
+    if (assignment.terms === null) return;
+    const escrowHash = this.deps.preimages.escrow(assignment.terms.assignmentId).paymentHash;
+    const escrow = await this.escrowAsOf(escrowHash, recorded);
+    const commands = await this.withPayoutInvoices((ctx) => reactToAssignmentEvent(event, assignment, escrow, ctx));
+    await this.issue(commands, recorded);
+  }
+
+  private async reactToEscrow(recorded: RecordedEvent): Promise<void> {
+    const event = decodeEvent<InvoiceEvent>(recorded);
+    if (event.data.kind !== 'escrow') return;
+    const escrow = await stateAsOf(this.deps.store, invoiceDecider, recorded.streamId, recorded, true);
+    const assignment = await stateAsOf(this.deps.store, assignmentDecider, assignmentStreamId(event.data.assignmentId), recorded);
+    const commands = await this.withPayoutInvoices((ctx) => reactToEscrowEvent(event, escrow, assignment, ctx));
+    await this.issue(commands, recorded);
+  }
+
+  private async escrowAsOf(paymentHash: string, recorded: RecordedEvent): Promise<InvoiceState | null> {
+    const escrow = await stateAsOf(this.deps.store, invoiceDecider, invoiceStreamId(paymentHash), recorded);
+    return escrow.status === 'none' ? null : escrow;
+  }
+
+  /**
+   * The reactions are pure and want payout invoices synchronously: run them once to learn which
+   * (assignment, kind) invoices they need, fetch those through the durable cache, and run again.
+   */
+  private async withPayoutInvoices(react: (ctx: EscrowReactionContext) => InvoiceCommand[]): Promise<InvoiceCommand[]> {
+    const wanted: PayoutRequest[] = [];
+    const probe = this.context(() => ({ paymentHash: '0'.repeat(64), bolt11: 'lnprobe', expiresAtMs: 0 }), wanted);
+    react(probe);
+    const known = new Map<string, { paymentHash: string; bolt11: string; expiresAtMs: number }>();
+    for (const request of wanted) known.set(`${request.assignmentId}:${request.kind}`, await this.cachedPayoutInvoice(request));
+    return react(this.context((r) => known.get(`${r.assignmentId}:${r.kind}`)!, []));
+  }
+
+  private context(lookup: EscrowReactionContext['payoutInvoice'], wanted: PayoutRequest[]): EscrowReactionContext {
+    return {
+      nowMs: this.deps.nowMs(),
+      escrowPreimageHex: (assignmentId) => this.deps.preimages.escrow(assignmentId).preimageHex,
+      payoutInvoice: (request) => {
+        wanted.push(request);
+        return lookup(request);
+      },
+    };
+  }
+
+  /** One invoice per (assignment, kind), ever: a second request gets the first invoice, so nothing is paid twice. */
+  private async cachedPayoutInvoice(request: PayoutRequest): Promise<{ paymentHash: string; bolt11: string; expiresAtMs: number }> {
+    const bolt11 = (await this.cachedInvoice(request.assignmentId, request.kind, () => this.deps.invoices.payoutInvoice(request)))!;
+    const decoded = await this.deps.node.decodeInvoice(bolt11);
+    if (decoded.amountMsat !== request.amountMsat) throw new DomainError('PAYOUT_INVOICE_MISMATCH', `payout invoice for ${request.assignmentId}/${request.kind} asks ${String(decoded.amountMsat)} msat, expected ${request.amountMsat}`);
+    return { paymentHash: decoded.paymentHash, bolt11, expiresAtMs: decoded.expiresAtMs };
+  }
+
+  private async cachedInvoice(assignmentId: string, kind: string, obtain: () => Promise<string | null>): Promise<string | null> {
+    const db = this.deps.store.db as Kysely<any>;
+    const find = async () => (await sql<{ bolt11: string }>`SELECT bolt11 FROM lightning_contributor_invoices WHERE assignment_id = ${assignmentId} AND kind = ${kind}`.execute(db)).rows[0]?.bolt11;
+    const cached = await find();
+    if (cached !== undefined) return cached;
+    const bolt11 = await obtain();
+    if (bolt11 === null) return null;
+    // A racing reactor may have stored one first: the first one stored wins for everyone.
+    await sql`INSERT INTO lightning_contributor_invoices (assignment_id, kind, bolt11) VALUES (${assignmentId}, ${kind}, ${bolt11}) ON CONFLICT DO NOTHING`.execute(db);
+    return (await find())!;
+  }
+
+  /** Issues the commands with idempotency keys tied to the reacting event, so a redelivered event issues nothing new. */
+  private async issue(commands: readonly InvoiceCommand[], cause: RecordedEvent): Promise<void> {
+    for (const [index, command] of commands.entries()) {
+      try {
+        await handleCommand(this.deps.store, invoiceDecider, invoiceStreamId(command.data.paymentHash), command, {
+          newEventId: this.deps.newEventId,
+          idempotencyKey: `reaction:${cause.eventId}:${index}`,
+        });
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        // The log moved on (a contributor canceled first, say): the decider's refusal is the answer.
+        this.deps.onRefused?.(command, error);
+      }
+    }
+  }
+}
+
+/** An aggregate's state as of a logged event: the event itself included or not, and only what precedes it in checkpoint order. */
+export async function stateAsOf<C extends Command, E extends Event, S>(
+  store: EventStore,
+  decider: Decider<C, E, S>,
+  streamId: string,
+  at: RecordedEvent,
+  inclusive = false,
+): Promise<S> {
+  let state = decider.initialState();
+  for (let from = 0; ; ) {
+    const page = await store.readStream(streamId, { fromRevision: from, maxCount: 1_000 });
+    for (const recorded of page) {
+      const order = comparePositions(recorded.position, at.position);
+      if (order > 0 || (order === 0 && !inclusive)) return state;
+      state = decider.evolve(state, decodeEvent<E>(recorded));
+    }
+    if (page.length < 1_000) return state;
+    from = page[page.length - 1]!.revision + 1;
+  }
+}
+
+export type { AssignmentState };

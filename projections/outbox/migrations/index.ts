@@ -1,0 +1,6 @@
+// The outbox projection's ordered migrations; a landed one is never edited.
+
+import type { Migration } from 'kysely';
+import * as outbox from './0001_outbox.js';
+
+export const OUTBOX_MIGRATIONS: Readonly<Record<string, Migration>> = { '0001_outbox': outbox };
