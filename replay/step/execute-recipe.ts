@@ -1,0 +1,120 @@
+// Executes a recipe end to end: resolve graph, checkpoint and batch by digest, run its inner steps, digest every result.
+
+import { mnistBatch, mnistShardDigest } from '../data/mnist.js';
+import { encodeDense } from '../encoding/dense-f32.js';
+import { stepByGraphDigest, type StepDefinition } from '../graphs/reference-steps.js';
+import { checkpointDigest, decodeCheckpoint, sha256Hex } from '../model/checkpoint.js';
+import type { ParameterSet } from '../model/model-spec.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import { recipeClass, type StepRecipe } from '../recipe.js';
+import { ReplayError } from '../replay-error.js';
+import { ONNXRUNTIME_VERSION, type ExecutionProviderName, type ProviderAttempt } from './execution-providers.js';
+import type { StepRunner } from './step-runner.js';
+
+export type RecipeExecution = Readonly<{
+  recipe: StepRecipe;
+  /** Graph, onnxruntime version, provider that ran, optimization level: digests compare only within one class. */
+  recipeClass: string;
+  /** Loss of the first inner step (the one the contributor claims). */
+  loss: number;
+  /** One step: the gradient. H steps: the pseudo-gradient (θ0 − θH) / learningRate. */
+  gradients: ParameterSet;
+  gradientDigest: string;
+  /** c_0 … c_H: the digest of the checkpoint before and after every inner step. */
+  checkpointDigests: readonly string[];
+  finalParameters: ParameterSet;
+  provider: ExecutionProviderName;
+  device: string;
+  attempts: readonly ProviderAttempt[];
+  onnxruntimeVersionMatches: boolean;
+  /** Whole execution: loading, every inner step, digests. */
+  durationMs: number;
+  /** session.run alone, summed over inner steps. */
+  runMs: number;
+}>;
+
+export type ExecuteDeps = Readonly<{ blobs: BlobStore; runner: StepRunner }>;
+
+export async function executeRecipe(recipe: StepRecipe, deps: ExecuteDeps): Promise<RecipeExecution> {
+  const startedMs = performance.now();
+  requireRunnerFor(recipe, deps.runner);
+  const step = resolveStep(recipe);
+  const base = await loadCheckpoint(recipe, step, deps.blobs);
+  const shardDigest = mnistShardDigest(recipe.shardId);
+  if (shardDigest !== recipe.shardDigest) {
+    throw new ReplayError('RECIPE_SHARD_DIGEST_MISMATCH', `shard ${recipe.shardId} here has digest ${shardDigest}, the recipe names ${recipe.shardDigest}: the data differs`);
+  }
+  let parameters = base;
+  let loss = Number.NaN;
+  let firstGradients: ParameterSet = [];
+  let runMs = 0;
+  const checkpointDigests = [recipe.checkpointDigest];
+  let last: Awaited<ReturnType<StepRunner['run']>> | null = null;
+  for (let inner = 0; inner < recipe.innerSteps; inner += 1) {
+    const batch = mnistBatch({ shardId: recipe.shardId, batchIndex: recipe.batchIndex + inner, batchSize: recipe.batchSize, seed: recipe.seed });
+    last = await deps.runner.run(step, parameters, { x: batch.x, y: batch.y, batchSize: recipe.batchSize }, recipe.learningRate);
+    if (inner === 0) {
+      loss = last.outputs.loss;
+      firstGradients = last.outputs.gradients;
+    }
+    runMs += last.runMs;
+    parameters = last.outputs.next;
+    checkpointDigests.push(checkpointDigest(step.model, parameters));
+  }
+  if (!last) throw new Error('a recipe runs at least one inner step');
+  const gradients = recipe.innerSteps === 1 ? firstGradients : pseudoGradient(base, parameters, recipe.learningRate);
+  return {
+    recipe,
+    recipeClass: recipeClass(recipe, last.provider),
+    loss,
+    gradients,
+    gradientDigest: sha256Hex(encodeDense(step.model, gradients)),
+    checkpointDigests,
+    finalParameters: parameters,
+    provider: last.provider,
+    device: last.device,
+    attempts: last.attempts,
+    onnxruntimeVersionMatches: recipe.onnxruntimeVersion === ONNXRUNTIME_VERSION,
+    durationMs: performance.now() - startedMs,
+    runMs,
+  };
+}
+
+/** A runner set up for another class would run another recipe than the one named. */
+function requireRunnerFor(recipe: StepRecipe, runner: StepRunner): void {
+  const { settings } = runner;
+  if (settings.graphOptimizationLevel !== recipe.graphOptimizationLevel || settings.intraOpNumThreads !== recipe.intraOpNumThreads) {
+    throw new ReplayError(
+      'RECIPE_RUNNER_MISMATCH',
+      `the recipe pins optimization ${recipe.graphOptimizationLevel} and ${recipe.intraOpNumThreads} thread(s); this runner uses ${settings.graphOptimizationLevel} and ${settings.intraOpNumThreads}`,
+    );
+  }
+}
+
+export function resolveStep(recipe: Pick<StepRecipe, 'graphDigest' | 'model'>): StepDefinition {
+  const step = stepByGraphDigest(recipe.graphDigest);
+  if (!step) throw new ReplayError('RECIPE_UNKNOWN_GRAPH', `graph ${recipe.graphDigest} is not a reference step graph of this build; replay it with the build that opened the run`);
+  if (step.model.name !== recipe.model) throw new ReplayError('RECIPE_MODEL_MISMATCH', `graph ${recipe.graphDigest} is the ${step.model.name} step, the recipe says ${recipe.model}`);
+  return step;
+}
+
+export async function loadCheckpoint(recipe: Pick<StepRecipe, 'checkpointDigest'>, step: StepDefinition, blobs: BlobStore): Promise<ParameterSet> {
+  const bytes = await blobs.get(recipe.checkpointDigest);
+  if (!bytes) throw new ReplayError('RECIPE_CHECKPOINT_MISSING', `checkpoint ${recipe.checkpointDigest} is not in the blob store; publish its bytes first`);
+  try {
+    return decodeCheckpoint(step.model, bytes);
+  } catch (error) {
+    throw new ReplayError('RECIPE_CHECKPOINT_INVALID', `checkpoint ${recipe.checkpointDigest} is not a ${step.model.name} checkpoint: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Computed in float32 like the graph itself, so the same trace gives the same bytes everywhere. */
+function pseudoGradient(first: ParameterSet, last: ParameterSet, learningRate: number): ParameterSet {
+  const lr = Math.fround(learningRate);
+  return first.map((tensor, t) => {
+    const out = new Float32Array(tensor.length);
+    const end = last[t]!;
+    for (let i = 0; i < tensor.length; i += 1) out[i] = Math.fround(Math.fround(tensor[i]! - end[i]!) / lr);
+    return out;
+  });
+}
