@@ -1,4 +1,4 @@
-// Composition root for `npm start`: embedded store in ./data, projections, dev-network escrow, /health, clean shutdown.
+// Composition root for `npm start`: embedded store in ./data, projections, dev-network escrow, validator and replay worker, /health.
 
 import { mkdirSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config.js';
@@ -12,11 +12,15 @@ import { EscrowEngine } from './lightning/escrow-engine.js';
 import { EscrowLoop } from './lightning/escrow-loop.js';
 import { PreimageDeriver, loadOrCreateCoordinatorSecret } from './lightning/preimages.js';
 import { ProjectionRunner } from '../projections/runner.js';
+import { FileBlobStore } from './blobs/file-blob-store.js';
+import { DEFAULT_REPLAY_LEASE_MS, VerificationService } from './replay/verification-service.js';
+import { REFERENCE_SETTINGS } from '../replay/recipe.js';
+import { join } from 'node:path';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
   mkdirSync(config.dataDir, { recursive: true });
-  const { store, engine } = await openEventStore(config.database);
+  const { store, engine, db } = await openEventStore(config.database);
   const projections = new ProjectionRunner({ store, projectors: ALL_PROJECTORS });
   await projections.prepare();
   // A projector that hits a broken invariant stops the service loudly rather than serve drifting figures.
@@ -43,6 +47,14 @@ async function main(): Promise<void> {
     console.error(`trainledger: ESCROW_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   });
+  // Verification on CPU in the reference recipe class: the validator and one replay worker.
+  const verification = new VerificationService({
+    store, db, blobs: new FileBlobStore(join(config.dataDir, 'blobs')), nowMs: Date.now, leaseMs: DEFAULT_REPLAY_LEASE_MS, workerIdPrefix: 'embedded',
+    settings: { provider: 'cpu', graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: REFERENCE_SETTINGS.intraOpNumThreads },
+    parts: { validator: true, replayWorkers: 1 },
+    log: (line) => console.error(line),
+  });
+  await verification.start();
   const app = await buildApp({ store, engine, startedAtMs: Date.now(), nowMs: Date.now, projectionLag: () => projections.lag(), bodyLimitBytes: config.http.bodyLimitBytes, logger: true });
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
@@ -59,6 +71,7 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     forced.unref();
     await app.close();
+    await verification.stop();
     await escrowLoop.stop();
     await lightning.close();
     await projections.stop();

@@ -1,0 +1,99 @@
+// The replay-job queue on PostgreSQL and PGlite: FOR UPDATE SKIP LOCKED claims with leases, fenced by the lease owner.
+
+import { sql, type Kysely } from 'kysely';
+import { migrateToLatest } from '../postgres/database.js';
+import type { JobStatus, NewReplayJob, ReplayJob, ReplayJobQueue } from '../../replay/ports/replay-jobs.js';
+import * as replayJobs from './migrations/0001_replay_jobs.js';
+
+/** A job that fails this many claims (crashes, errors) is marked failed and left for a person to look at. */
+export const MAX_REPLAY_ATTEMPTS = 5;
+/** Longest error text kept per job. */
+const MAX_ERROR_CHARS = 2_000;
+
+type JobRow = {
+  job_id: string;
+  assignment_id: string;
+  dispute_id: string;
+  status: JobStatus;
+  attempts: number;
+  lease_owner: string | null;
+  lease_expires_at_ms: string | null;
+  enqueued_at_ms: string;
+  finished_at_ms: string | null;
+  last_error: string | null;
+};
+
+export class PostgresReplayJobQueue implements ReplayJobQueue {
+  constructor(
+    private readonly db: Kysely<any>,
+    private readonly maxAttempts = MAX_REPLAY_ATTEMPTS,
+  ) {}
+
+  async prepare(): Promise<void> {
+    await migrateToLatest(this.db, { '0001_replay_jobs': replayJobs }, 'replay_jobs_migrations');
+  }
+
+  async enqueue(job: NewReplayJob): Promise<boolean> {
+    const inserted = await this.db
+      .insertInto('replay_jobs')
+      .values({ job_id: job.jobId, assignment_id: job.assignmentId, dispute_id: job.disputeId, status: 'queued', attempts: 0, enqueued_at_ms: String(job.enqueuedAtMs) })
+      .onConflict((oc) => oc.column('job_id').doNothing())
+      .returning('job_id')
+      .execute();
+    return inserted.length === 1;
+  }
+
+  async claim(workerId: string, nowMs: number, leaseMs: number): Promise<ReplayJob | null> {
+    // SKIP LOCKED: two claimers never wait on, or take, the same row; the lease makes a dead claimer's job claimable again.
+    const result = await sql<JobRow>`
+      UPDATE replay_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ${workerId}, lease_expires_at_ms = ${String(nowMs + leaseMs)}
+      WHERE job_id = (
+        SELECT job_id FROM replay_jobs
+        WHERE status = 'queued' OR (status = 'running' AND lease_expires_at_ms < ${String(nowMs)})
+        ORDER BY enqueued_at_ms, job_id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(this.db);
+    const row = result.rows[0];
+    if (!row) return null;
+    if (row.attempts > this.maxAttempts) {
+      await this.finish(row.job_id, workerId, 'failed', `gave up after ${this.maxAttempts} attempts; last: ${row.last_error ?? 'lease expired'}`, nowMs);
+      return this.claim(workerId, nowMs, leaseMs);
+    }
+    return { jobId: row.job_id, assignmentId: row.assignment_id, disputeId: row.dispute_id, attempts: row.attempts, leaseOwner: workerId, leaseExpiresAtMs: nowMs + leaseMs };
+  }
+
+  async complete(jobId: string, workerId: string, nowMs: number): Promise<boolean> {
+    return this.finish(jobId, workerId, 'done', null, nowMs);
+  }
+
+  async release(jobId: string, workerId: string, error: string, nowMs: number): Promise<boolean> {
+    // A job whose attempts are spent fails here for good instead of waiting for one more claim.
+    const result = await sql`
+      UPDATE replay_jobs SET
+        status = CASE WHEN attempts >= ${this.maxAttempts} THEN 'failed' ELSE 'queued' END,
+        finished_at_ms = CASE WHEN attempts >= ${this.maxAttempts} THEN ${String(nowMs)}::int8 ELSE NULL END,
+        lease_owner = NULL, lease_expires_at_ms = NULL, last_error = ${error.slice(0, MAX_ERROR_CHARS)}
+      WHERE job_id = ${jobId} AND status = 'running' AND lease_owner = ${workerId}`.execute(this.db);
+    return Number(result.numAffectedRows ?? 0n) === 1;
+  }
+
+  async status(jobId: string): Promise<{ status: JobStatus; attempts: number; lastError: string | null } | null> {
+    const row = (await this.db.selectFrom('replay_jobs').select(['status', 'attempts', 'last_error']).where('job_id', '=', jobId).executeTakeFirst()) as
+      | Pick<JobRow, 'status' | 'attempts' | 'last_error'>
+      | undefined;
+    return row ? { status: row.status, attempts: row.attempts, lastError: row.last_error } : null;
+  }
+
+  /** Fenced by the lease owner: a worker whose lease was taken over cannot finish the job. */
+  private async finish(jobId: string, workerId: string, status: 'done' | 'failed', error: string | null, nowMs: number): Promise<boolean> {
+    const updated = await this.db
+      .updateTable('replay_jobs')
+      .set({ status, lease_owner: null, lease_expires_at_ms: null, finished_at_ms: String(nowMs), ...(error ? { last_error: error.slice(0, MAX_ERROR_CHARS) } : {}) })
+      .where('job_id', '=', jobId)
+      .where('status', '=', 'running')
+      .where('lease_owner', '=', workerId)
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+}

@@ -1,0 +1,87 @@
+// Wires verification into a process: the validator, the replay feeder and replay workers, each in its own pass loop.
+
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { EventStore } from '../../domain/ports/event-store.js';
+import { loadCalibration } from '../../replay/compare/calibration.js';
+import type { BlobStore } from '../../replay/ports/blob-store.js';
+import type { SessionSettings } from '../../replay/step/execution-providers.js';
+import { StepRunner } from '../../replay/step/step-runner.js';
+import { ValidatorWorker } from '../../replay/workers/validator-worker.js';
+import { feedReplayJobs, ReplayWorker } from '../../replay/workers/replay-worker.js';
+import { PassLoop } from './pass-loop.js';
+import { PostgresReplayJobQueue } from './postgres-replay-jobs.js';
+
+export type VerificationParts = Readonly<{ validator: boolean; replayWorkers: number }>;
+
+export type VerificationServiceDeps = Readonly<{
+  store: EventStore;
+  db: Kysely<any>;
+  blobs: BlobStore;
+  settings: SessionSettings;
+  parts: VerificationParts;
+  /** Longer than the slowest replay, so a live worker never loses its job. */
+  leaseMs: number;
+  workerIdPrefix: string;
+  nowMs: () => number;
+  log: (line: string) => void;
+}>;
+
+/** Default replay lease: a reference step takes milliseconds; a minute leaves room for a cold GPU. */
+export const DEFAULT_REPLAY_LEASE_MS = 60_000;
+
+export class VerificationService {
+  private readonly loops: PassLoop[] = [];
+  private readonly runners: StepRunner[] = [];
+
+  constructor(private readonly deps: VerificationServiceDeps) {}
+
+  async start(): Promise<void> {
+    const { store, db, blobs, settings, parts, nowMs, log } = this.deps;
+    const calibration = loadCalibration();
+    const jobs = new PostgresReplayJobQueue(db);
+    await jobs.prepare();
+    const newEventId = () => randomUUID();
+    if (parts.validator) {
+      const runner = this.runner(settings);
+      // The validator's replay draws come from the process's CSPRNG, never from anything a contributor can see.
+      const validator = new ValidatorWorker({ store, db, blobs, runner, calibration, random: secureRandom, validatorId: `${this.deps.workerIdPrefix}-validator`, nowMs, newEventId, onSkipped: (id, reason) => log(`validator: skipped ${id}: ${reason}`) });
+      await validator.prepare();
+      this.loop('validator', async () => void (await validator.runOnce()));
+    }
+    if (parts.replayWorkers > 0) {
+      this.loop('replay-feeder', async () => void (await feedReplayJobs({ store, jobs, nowMs, newEventId })));
+      for (let i = 0; i < parts.replayWorkers; i += 1) {
+        const worker = new ReplayWorker({ store, jobs, blobs, runner: this.runner(settings), calibration, workerId: `${this.deps.workerIdPrefix}-replay-${i}-${randomUUID().slice(0, 8)}`, leaseMs: this.deps.leaseMs, nowMs, newEventId });
+        this.loop(`replay-worker-${i}`, async () => {
+          for (const outcome of await worker.drain()) log(`replay: ${outcome.jobId} ${outcome.result}${outcome.detail ? `: ${outcome.detail}` : ''}`);
+        });
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.loops.map((loop) => loop.stop()));
+    await Promise.all(this.runners.map((runner) => runner.close()));
+  }
+
+  private runner(settings: SessionSettings): StepRunner {
+    const runner = new StepRunner(settings);
+    this.runners.push(runner);
+    return runner;
+  }
+
+  private loop(name: string, pass: () => Promise<void>): void {
+    const loop = new PassLoop(name, pass, this.deps.store, this.deps.log);
+    this.loops.push(loop);
+    loop.start().catch((error: unknown) => {
+      this.deps.log(`trainledger: ${name.toUpperCase()}_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+    });
+  }
+}
+
+function secureRandom(): number {
+  const [value] = crypto.getRandomValues(new Uint32Array(1));
+  return value! / 2 ** 32;
+}

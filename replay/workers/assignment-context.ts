@@ -1,0 +1,49 @@
+// Loads what a validator or replay worker needs about one assignment from the log: its state, its run, the checkpoint before its base.
+
+import { assignmentDecider, assignmentStreamId, type AssignmentState } from '../../domain/assignment/index.js';
+import { decodeEvent, loadAggregate } from '../../adapters/commands/command-handler.js';
+import type { EventStore } from '../../domain/ports/event-store.js';
+import { runDecider, runStreamId, type RunEvent } from '../../domain/run/index.js';
+import type { ActiveRunState } from '../../domain/run/run.state.js';
+import { stepByGraphDigest, type StepDefinition } from '../graphs/reference-steps.js';
+
+export type AssignmentContext = Readonly<{
+  assignment: AssignmentState;
+  run: ActiveRunState;
+  /** Null when the run names a graph this build has no reference step for: such a run cannot be validated here. */
+  step: StepDefinition | null;
+  /** The checkpoint the run had before the assignment's base one, or null when the base is the first. */
+  previousCheckpointDigest: string | null;
+}>;
+
+/** Run streams are read in pages of this many events when collecting checkpoints. */
+const RUN_PAGE_SIZE = 1_000;
+
+export async function loadAssignmentContext(store: EventStore, assignmentId: string): Promise<AssignmentContext | null> {
+  const { state: assignment } = await loadAggregate(store, assignmentDecider, assignmentStreamId(assignmentId));
+  if (!assignment.terms) return null;
+  const { state: run } = await loadAggregate(store, runDecider, runStreamId(assignment.terms.runId));
+  if (run.status === 'none') return null;
+  const checkpoints = await runCheckpointDigests(store, run.runId);
+  const index = checkpoints.lastIndexOf(assignment.terms.baseCheckpointDigest);
+  return {
+    assignment,
+    run,
+    step: stepByGraphDigest(run.stepGraphDigest),
+    previousCheckpointDigest: index > 0 ? checkpoints[index - 1]! : null,
+  };
+}
+
+/** The initial checkpoint, then every published one, in log order. */
+async function runCheckpointDigests(store: EventStore, runId: string): Promise<string[]> {
+  const digests: string[] = [];
+  for (let from = 0; ; from += RUN_PAGE_SIZE) {
+    const page = await store.readStream(runStreamId(runId), { fromRevision: from, maxCount: RUN_PAGE_SIZE });
+    for (const recorded of page) {
+      const event = decodeEvent<RunEvent>(recorded);
+      if (event.type === 'RunOpened') digests.push(event.data.initialCheckpointDigest);
+      if (event.type === 'CheckpointPublished') digests.push(event.data.digest);
+    }
+    if (page.length < RUN_PAGE_SIZE) return digests;
+  }
+}

@@ -1,0 +1,112 @@
+// The validator worker: follows the log, judges every submitted gradient, and records SubmissionAccepted or SubmissionRejected.
+
+import { sql, type Kysely } from 'kysely';
+import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
+import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
+import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.js';
+import { judgeSubmission, type JudgeDeps, type Judgement } from '../validator/judge-submission.js';
+import { loadAssignmentContext } from './assignment-context.js';
+
+export const VALIDATOR_SUBSCRIPTION = 'validator';
+/** Log events read per batch. */
+export const VALIDATOR_BATCH_SIZE = 100;
+/** Micro-units: a quality score becomes a bonus with six decimals of precision, in integer arithmetic. */
+const SCORE_SCALE = 1_000_000n;
+
+export type ValidatorWorkerDeps = JudgeDeps &
+  Readonly<{
+    store: EventStore;
+    /** The event store's database, for the validator's own table of seen gradient digests. */
+    db: Kysely<any>;
+    validatorId: string;
+    nowMs: () => number;
+    newEventId: () => string;
+    /** Submissions the validator could not judge (a run with an unknown graph, a missing checkpoint): logged, never guessed. */
+    onSkipped?: (assignmentId: string, reason: string) => void;
+  }>;
+
+export type ValidatorPass = Readonly<{ judged: number; accepted: number; rejected: number; skipped: number }>;
+
+export class ValidatorWorker {
+  constructor(private readonly deps: ValidatorWorkerDeps) {}
+
+  /** The first submitter of each gradient per run: copies of it by other assignments are rejected. */
+  async prepare(): Promise<void> {
+    await sql`CREATE TABLE IF NOT EXISTS validator_gradient_digests (
+      run_id text NOT NULL, gradient_digest text NOT NULL, assignment_id text NOT NULL,
+      PRIMARY KEY (run_id, gradient_digest))`.execute(this.deps.db);
+  }
+
+  /** Judges every submission after the checkpoint; the checkpoint moves after each batch. */
+  async runOnce(): Promise<ValidatorPass> {
+    const { store } = this.deps;
+    const pass = { judged: 0, accepted: 0, rejected: 0, skipped: 0 };
+    for (let after = await store.loadCheckpoint(VALIDATOR_SUBSCRIPTION); ; ) {
+      const batch = await store.readAll({ after, maxCount: VALIDATOR_BATCH_SIZE });
+      if (batch.length === 0) return pass;
+      for (const recorded of batch) if (recorded.type === 'GradientSubmitted') await this.judge(recorded, pass);
+      after = batch[batch.length - 1]!.position;
+      await store.saveCheckpoint(VALIDATOR_SUBSCRIPTION, after);
+    }
+  }
+
+  private async judge(recorded: RecordedEvent, pass: { judged: number; accepted: number; rejected: number; skipped: number }): Promise<void> {
+    const event = decodeEvent<AssignmentEvent>(recorded);
+    if (event.type !== 'GradientSubmitted') return;
+    const { assignmentId, runId, gradientDigest } = event.data;
+    const context = await loadAssignmentContext(this.deps.store, assignmentId);
+    // Judged already (a restart mid-batch), or the submission was superseded: nothing to do.
+    if (!context || context.assignment.status !== 'submitted' || context.assignment.submission?.gradientDigest !== gradientDigest) return;
+    if (!context.step) return this.skip(pass, assignmentId, `run ${runId} uses graph ${context.run.stepGraphDigest}, which this build has no reference step for`);
+    const judgement = await judgeSubmission(
+      {
+        step: context.step,
+        terms: context.assignment.terms!,
+        gradientDigest,
+        encoding: event.data.encoding,
+        sizeBytes: event.data.sizeBytes,
+        previousCheckpointDigest: context.previousCheckpointDigest,
+        policy: context.run.verificationPolicy,
+        copiedFromAssignmentId: await this.firstSubmitter(runId, gradientDigest, assignmentId),
+      },
+      this.deps,
+    ).catch((error: unknown) => error as Error);
+    if (judgement instanceof Error) return this.skip(pass, assignmentId, judgement.message);
+    await this.record(assignmentId, gradientDigest, judgement, context.run.rewardPolicy.maxBonusMsat);
+    pass.judged += 1;
+    if (judgement.verdict === 'accepted') pass.accepted += 1;
+    else pass.rejected += 1;
+  }
+
+  /** Null when this assignment is the first to submit these bytes in the run, else the one that was. */
+  private async firstSubmitter(runId: string, gradientDigest: string, assignmentId: string): Promise<string | null> {
+    await sql`INSERT INTO validator_gradient_digests (run_id, gradient_digest, assignment_id)
+      VALUES (${runId}, ${gradientDigest}, ${assignmentId}) ON CONFLICT DO NOTHING`.execute(this.deps.db);
+    const first = await sql<{ assignment_id: string }>`SELECT assignment_id FROM validator_gradient_digests
+      WHERE run_id = ${runId} AND gradient_digest = ${gradientDigest}`.execute(this.deps.db);
+    const owner = first.rows[0]?.assignment_id ?? null;
+    return owner === assignmentId ? null : owner;
+  }
+
+  private async record(assignmentId: string, gradientDigest: string, judgement: Judgement, maxBonusMsat: bigint): Promise<void> {
+    const { validatorId, nowMs, newEventId, store } = this.deps;
+    const data =
+      judgement.verdict === 'accepted'
+        ? { assignmentId, validatorId, qualityScore: judgement.qualityScore, bonusMsat: bonusFor(judgement.qualityScore, maxBonusMsat), evidence: judgement.evidence }
+        : { assignmentId, validatorId, reasonCode: judgement.reasonCode, evidence: judgement.evidence };
+    const command = { type: judgement.verdict === 'accepted' ? 'AcceptSubmission' : 'RejectSubmission', data, metadata: { nowMs: nowMs() } } as AssignmentCommand;
+    // One verdict per submitted gradient, however often the worker restarts over the same events.
+    await handleCommand(store, assignmentDecider, assignmentStreamId(assignmentId), command, { newEventId, idempotencyKey: `validate:${assignmentId}:${gradientDigest}` });
+  }
+
+  private skip(pass: { skipped: number }, assignmentId: string, reason: string): void {
+    pass.skipped += 1;
+    this.deps.onSkipped?.(assignmentId, reason);
+  }
+}
+
+/** The bonus is the quality score's share of the policy's maximum, rounded down to the msat. */
+export function bonusFor(qualityScore: number, maxBonusMsat: bigint): bigint {
+  const scaled = BigInt(Math.floor(Math.min(1, Math.max(0, qualityScore)) * Number(SCORE_SCALE)));
+  return (maxBonusMsat * scaled) / SCORE_SCALE;
+}
