@@ -1,0 +1,255 @@
+// Every error leaves as RFC 9457 application/problem+json: one table from what was thrown to a status and a stable code.
+
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../../domain/errors.js';
+import { EventStoreError } from '../../domain/ports/event-store-errors.js';
+import { LightningError } from '../../domain/ports/lightning.js';
+import { BlobStoreError } from '../../replay/ports/blob-store.js';
+import { GradientDecodeError } from '../../replay/encoding/gradient-decode-error.js';
+
+/** Problem `type` URIs are this base plus the code in lower case with dashes. */
+export const PROBLEM_TYPE_BASE_URL = 'https://trainledger.dev/problems/';
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+/** Validation issues listed in one problem; the first is also named in `detail`. */
+export const MAX_VALIDATION_ISSUES = 10;
+/** Characters of the request URL echoed back in a ROUTE_NOT_FOUND detail. */
+const MAX_ECHOED_URL_CHARS = 200;
+const INTERNAL_DETAIL = 'the server failed to handle this request; it has been logged, retry later or report the request id';
+
+/** What a route handler throws to answer with a specific problem. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    /** Stable, SCREAMING_SNAKE; clients branch on it. */
+    readonly code: string,
+    readonly detail: string,
+    /** Extension members merged into the problem body (never overriding the standard ones). */
+    readonly extra?: Readonly<Record<string, unknown>>,
+  ) {
+    super(detail);
+  }
+}
+
+export type Problem = { type: string; title: string; status: number; code: string; detail: string; [extension: string]: unknown };
+
+export type MappedError = { status: number; code: string; detail: string; extra?: Readonly<Record<string, unknown>>; serverFault?: boolean };
+
+/** Framework (fastify) error codes a request can provoke, and what each becomes. */
+export const FRAMEWORK_ERROR_PROBLEMS: Readonly<Record<string, { status: number; code: string }>> = {
+  FST_ERR_VALIDATION: { status: 400, code: 'VALIDATION_FAILED' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'INVALID_JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'INVALID_JSON' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'INVALID_CONTENT_LENGTH' },
+  FST_ERR_BAD_URL: { status: 400, code: 'INVALID_URL' },
+  FST_ERR_INVALID_URL: { status: 400, code: 'INVALID_URL' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG' },
+  FST_ERR_NOT_FOUND: { status: 404, code: 'ROUTE_NOT_FOUND' },
+};
+
+/** Event-store refusals; any other EventStoreError code is a server fault. */
+export const EVENT_STORE_CODE_STATUS: Readonly<Record<string, number>> = {
+  WRONG_EXPECTED_REVISION: 409,
+  CONCURRENCY_CONFLICT: 409,
+  EVENT_ID_CONFLICT: 409,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  // A stream id, key or event built from request fields went past a store limit: the request's content, not the server.
+  INVALID_APPEND: 422,
+};
+
+/**
+ * Every code the domain throws, by status. 404: the thing named does not exist; 403: it belongs
+ * to someone else; 422: the request's content is unacceptable in any state; 409: the request is
+ * well-formed but conflicts with the current state (the stage, a budget, a deadline, an earlier decision).
+ */
+const DOMAIN_CODES_BY_STATUS: Readonly<Record<number, readonly string[]>> = {
+  403: ['NOT_YOUR_ASSIGNMENT'],
+  404: ['ASSIGNMENT_NOT_FOUND', 'CONTRIBUTOR_NOT_FOUND', 'INVOICE_NOT_FOUND', 'RESERVATION_NOT_FOUND', 'RUN_NOT_FOUND'],
+  409: [
+    'ALREADY_ACCEPTED', 'ALREADY_DISPUTED', 'ALREADY_EXPIRED', 'ALREADY_REJECTED', 'ALREADY_SUBMITTED', 'ASSIGNMENT_EXISTS',
+    'ASSIGNMENT_EXPIRED', 'CHECKPOINT_ID_REUSED', 'CHECKPOINT_STEP_NOT_INCREASING', 'CONTRIBUTOR_ALREADY_REGISTERED',
+    'DEADLINE_NOT_PASSED', 'DEADLINE_PASSED', 'DISPUTE_ALREADY_RESOLVED', 'DISPUTE_WINDOW_CLOSED', 'ESCROW_ALREADY_CANCELED',
+    'ESCROW_ALREADY_SETTLED', 'ESCROW_CANCEL_REQUESTED', 'ESCROW_NOT_HELD', 'ESCROW_RELEASE_REQUESTED', 'FUNDING_CAP_EXCEEDED',
+    'FUNDING_ID_REUSED', 'INSUFFICIENT_BUDGET', 'NOT_DISPUTED', 'NOT_EXPIRABLE', 'NOT_REJECTED', 'NOT_SUBMITTED', 'NOT_YET_EXPIRED',
+    'PAYMENT_ALREADY_SENT', 'PAYMENT_HASH_REUSED', 'PAYOUT_INVOICE_MISMATCH', 'PREIMAGE_MISMATCH', 'REPLAY_ALREADY_REQUESTED',
+    'REPLAY_JOB_MISMATCH', 'REPLAY_NOT_REQUESTED', 'REPLAY_VERDICT_MISSING', 'RESERVATION_EXISTS', 'RESOLUTION_CONTRADICTS_VERDICT',
+    'RUN_ALREADY_OPENED', 'RUN_CLOSED', 'SPENT_EXCEEDS_RESERVATION', 'TOO_MANY_OPEN_RESERVATIONS', 'VERDICT_ALREADY_RECORDED',
+    'WRONG_INVOICE_KIND',
+  ],
+  422: [
+    'BATCH_OUT_OF_RANGE', 'DUPLICATE_SHARD_ID', 'INVALID_AMOUNT', 'INVALID_BOLT11', 'INVALID_CLTV', 'INVALID_CODE', 'INVALID_DEADLINE',
+    'INVALID_DIGEST', 'INVALID_EXPIRY', 'INVALID_GRADIENT_SIZE', 'INVALID_ID', 'INVALID_LABEL', 'INVALID_LEAF_COUNT', 'INVALID_LEAF_INDEX',
+    'INVALID_NODE_PUBKEY', 'INVALID_NUMBER', 'INVALID_OBJECT', 'INVALID_OPTION', 'INVALID_PAYMENT_HASH', 'INVALID_PREIMAGE', 'INVALID_RANGE',
+    'INVALID_SEED', 'INVALID_SHARDS', 'INVALID_SIGNING_KEY', 'INVALID_TEXT', 'INVALID_TIMESTAMP', 'INVALID_TRACE_STEPS', 'NON_FINITE_NUMBER',
+    'PAYLOAD_TOO_DEEP', 'UNKNOWN_COMMAND', 'UNKNOWN_SHARD', 'UNSUPPORTED_DTYPE', 'UNSUPPORTED_MODEL_SPEC',
+  ],
+};
+
+export const DOMAIN_CODE_STATUS: ReadonlyMap<string, number> = new Map(
+  Object.entries(DOMAIN_CODES_BY_STATUS).flatMap(([status, codes]) => codes.map((code) => [code, Number(status)] as const)),
+);
+
+/** For domain codes not (yet) in the table: the first matching rule decides; a refusal defaults to 409. */
+export const DOMAIN_CODE_RULES: readonly { pattern: RegExp; status: number }[] = [
+  { pattern: /_NOT_FOUND$/, status: 404 },
+  { pattern: /^NOT_YOUR_/, status: 403 },
+  { pattern: /^(INVALID|UNSUPPORTED|UNKNOWN)_|_INVALID$/, status: 422 },
+];
+export const DEFAULT_DOMAIN_STATUS = 409;
+
+/** Lightning errors from decoding or checking what a caller sent; any other LightningError is the node failing (503). */
+export const LIGHTNING_CODE_STATUS: Readonly<Record<string, number>> = {
+  INVOICE_INVALID: 422, INVOICE_MISMATCH: 422, INVOICE_REQUEST_INVALID: 422, PAY_REQUEST_INVALID: 422,
+  PAYMENT_HASH_INVALID: 422, PREIMAGE_INVALID: 422, INVALID_REQUEST: 422,
+  INVOICE_NOT_FOUND: 404, PAYMENT_NOT_FOUND: 404,
+  ALREADY_PAID: 409, PAYMENT_HASH_REUSED: 409, INVOICE_ALREADY_SETTLED: 409, INVOICE_SETTLED: 409, INVOICE_CANCELED: 409,
+  INVOICE_NOT_HELD: 409, HTLC_NOT_HELD: 409, PAYMENT_IN_FLIGHT: 409,
+};
+/** Blob refusals caused by the upload; BLOB_CORRUPT (a damaged stored blob) is a server fault. */
+export const BLOB_CODE_STATUS: Readonly<Record<string, number>> = { BLOB_TOO_LARGE: 413, BLOB_INVALID_DIGEST: 422 };
+
+/** The whole mapping in one list, for the README. */
+export const PROBLEM_MAPPINGS: readonly { source: string; status: string; code: string }[] = [
+  { source: 'ApiError', status: 'its status', code: 'its code' },
+  { source: 'schema validation (FST_ERR_VALIDATION)', status: '400', code: 'VALIDATION_FAILED' },
+  { source: 'invalid or empty JSON body', status: '400', code: 'INVALID_JSON' },
+  { source: 'body over the limit (FST_ERR_CTP_BODY_TOO_LARGE)', status: '413', code: 'BODY_TOO_LARGE' },
+  { source: 'content type without a parser', status: '415', code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { source: 'body length differs from Content-Length', status: '400', code: 'INVALID_CONTENT_LENGTH' },
+  { source: 'undecodable URL / path parameter too long', status: '400 / 414', code: 'INVALID_URL / URI_TOO_LONG' },
+  { source: 'no route', status: '404', code: 'ROUTE_NOT_FOUND' },
+  { source: 'rate limit (429 from @fastify/rate-limit)', status: '429', code: 'RATE_LIMITED' },
+  { source: 'other framework 4xx', status: 'its status', code: 'status name, e.g. BAD_REQUEST' },
+  { source: 'DomainError', status: 'DOMAIN_CODE_STATUS, then DOMAIN_CODE_RULES, else 409', code: 'its code' },
+  { source: 'EventStoreError', status: 'EVENT_STORE_CODE_STATUS (else 500)', code: 'its code' },
+  { source: 'GradientDecodeError', status: '422', code: 'its code' },
+  { source: 'BlobStoreError', status: 'BLOB_CODE_STATUS (else 500)', code: 'its code' },
+  { source: 'LightningError', status: 'LIGHTNING_CODE_STATUS (else 503)', code: 'its code' },
+  { source: 'anything else', status: '500', code: 'INTERNAL' },
+];
+
+const problemsSent = new WeakMap<FastifyReply, Problem>();
+
+/** The problem this reply carries, when it was produced by the problem handler (lets onSend hooks branch on the code). */
+export function problemOf(reply: FastifyReply): Problem | undefined {
+  return problemsSent.get(reply);
+}
+
+/** Installs the error and not-found handlers on `app`; call it on the root instance so every route inherits them. */
+export function registerProblemHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request, reply) => sendProblem(request, reply, mapError(error, request), error));
+  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, routeNotFound(request)));
+}
+
+/**
+ * For `Fastify({ frameworkErrors })`: the errors fastify raises before routing (an undecodable
+ * path parameter, one too long) never reach setErrorHandler and would otherwise leave as plain JSON.
+ */
+export function frameworkErrorsAsProblems(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void sendProblem(request, reply, mapError(error, request), error);
+}
+
+/** Status and code for any thrown value; exported so other adapters (the CLI) can share the table. */
+export function mapError(error: unknown, request?: FastifyRequest): MappedError {
+  if (error instanceof ApiError && isErrorStatus(error.status)) {
+    return { status: error.status, code: error.code, detail: error.detail, ...(error.extra ? { extra: error.extra } : {}) };
+  }
+  if (error instanceof DomainError) return { status: domainStatus(error.code), code: error.code, detail: error.message, extra: error.details };
+  if (error instanceof GradientDecodeError) return { status: 422, code: error.code, detail: error.detail };
+  const known = mapKnownAdapterError(error);
+  if (known) return known;
+  const framework = mapFrameworkError(error, request);
+  if (framework) return framework;
+  return { status: 500, code: 'INTERNAL', detail: INTERNAL_DETAIL, serverFault: true };
+}
+
+export function domainStatus(code: string): number {
+  const listed = DOMAIN_CODE_STATUS.get(code);
+  if (listed !== undefined) return listed;
+  return DOMAIN_CODE_RULES.find((rule) => rule.pattern.test(code))?.status ?? DEFAULT_DOMAIN_STATUS;
+}
+
+function mapKnownAdapterError(error: unknown): MappedError | null {
+  if (error instanceof EventStoreError) {
+    const status = EVENT_STORE_CODE_STATUS[error.code];
+    return status ? { status, code: error.code, detail: error.message } : null;
+  }
+  if (error instanceof BlobStoreError) {
+    const status = BLOB_CODE_STATUS[error.code];
+    return status ? { status, code: error.code, detail: error.message } : null;
+  }
+  if (error instanceof LightningError) {
+    const status = LIGHTNING_CODE_STATUS[error.code];
+    if (status) return { status, code: error.code, detail: error.message };
+    // The node's own message can name hosts and internals: keep it in the log, not the answer.
+    return { status: 503, code: error.code, detail: 'the Lightning node could not complete this request; retry later', serverFault: true };
+  }
+  return null;
+}
+
+function mapFrameworkError(error: unknown, request?: FastifyRequest): MappedError | null {
+  if (!(error instanceof Error)) return null;
+  const { code, statusCode } = error as Partial<FastifyError>;
+  if (code === 'FST_ERR_VALIDATION' || Array.isArray((error as Partial<FastifyError>).validation)) return validationProblem(error as FastifyError);
+  const listed = code ? FRAMEWORK_ERROR_PROBLEMS[code] : undefined;
+  if (listed) return { ...listed, detail: listed.code === 'ROUTE_NOT_FOUND' && request ? routeNotFound(request).detail : error.message };
+  if (statusCode === 429) return { status: 429, code: 'RATE_LIMITED', detail: 'too many requests; wait for the time in Retry-After' };
+  // A parser that throws SyntaxError on a body (a custom JSON parser, say) marks it a 400.
+  if (error instanceof SyntaxError && statusCode === 400) return { status: 400, code: 'INVALID_JSON', detail: 'the body is not valid JSON' };
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    const name = STATUS_CODES[statusCode] ?? 'Client Error';
+    // Only fastify's own messages are known to be safe to echo; a library's may carry internals.
+    return { status: statusCode, code: name.toUpperCase().replace(/[^A-Z0-9]+/g, '_'), detail: code?.startsWith('FST_') ? error.message : name };
+  }
+  return null;
+}
+
+function validationProblem(error: FastifyError): MappedError {
+  const context = error.validationContext ?? 'request';
+  const issues = (error.validation ?? []).slice(0, MAX_VALIDATION_ISSUES).map((issue) => {
+    const missing = (issue.params as { missingProperty?: unknown } | undefined)?.missingProperty;
+    const path = `${issue.instancePath ?? ''}${typeof missing === 'string' ? `/${missing}` : ''}`;
+    return { field: `${context}${path}`, message: issue.message ?? 'is invalid' };
+  });
+  const first = issues[0];
+  const detail = first ? `${first.field} ${first.message}` : error.message;
+  return { status: 400, code: 'VALIDATION_FAILED', detail, extra: { errors: issues } };
+}
+
+function routeNotFound(request: FastifyRequest): MappedError {
+  const url = request.url.length > MAX_ECHOED_URL_CHARS ? `${request.url.slice(0, MAX_ECHOED_URL_CHARS)}…` : request.url;
+  return { status: 404, code: 'ROUTE_NOT_FOUND', detail: `no route serves ${request.method} ${url}` };
+}
+
+/** The problem body for a mapping: extensions first, so they can never overwrite the standard members. */
+export function toProblem(mapped: MappedError): Problem {
+  return {
+    ...(mapped.extra ?? {}),
+    type: `${PROBLEM_TYPE_BASE_URL}${mapped.code.toLowerCase().replace(/_/g, '-')}`,
+    title: titleOf(mapped.code),
+    status: mapped.status,
+    code: mapped.code,
+    detail: mapped.detail,
+  };
+}
+
+function titleOf(code: string): string {
+  const words = code.toLowerCase().replace(/_/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function isErrorStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 400 && status <= 599;
+}
+
+function sendProblem(request: FastifyRequest, reply: FastifyReply, mapped: MappedError, error?: unknown): FastifyReply {
+  if (mapped.serverFault || mapped.status >= 500) request.log.error({ err: error, problemCode: mapped.code }, 'request failed with a server fault');
+  const problem = toProblem(mapped);
+  problemsSent.set(reply, problem);
+  // Serialised here, not by the route's response schema: a 4xx must keep its extensions, and bigints become strings.
+  const body = JSON.stringify(problem, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
