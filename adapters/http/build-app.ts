@@ -1,12 +1,48 @@
-// Builds the fastify application from its dependencies; the HTTP API proper grows here route group by route group.
+// Builds the fastify application: problem+json errors, rate limits, idempotency, OpenAPI, then every route group.
 
 import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { ApiDeps } from './api-context.js';
 import { healthRoutes, type HealthDeps } from './health-routes.js';
+import { registerIdempotency } from './idempotency.js';
+import { frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
+import { registerRateLimits } from './rate-limit.js';
+import { adminRoutes } from './routes/admin-routes.js';
+import { assignmentsRoutes } from './routes/assignments-routes.js';
+import { contributorsRoutes } from './routes/contributors-routes.js';
+import { eventsRoutes } from './routes/events-routes.js';
+import { gradientsRoutes } from './routes/gradients-routes.js';
+import { prometheusRoutes } from './routes/prometheus-routes.js';
+import { queriesRoutes } from './routes/queries-routes.js';
+import { runsRoutes } from './routes/runs-routes.js';
 
-export type AppDeps = HealthDeps & { bodyLimitBytes: number; logger?: boolean };
+export type AppDeps = HealthDeps & {
+  bodyLimitBytes: number;
+  logger?: boolean;
+  /** The /v1 API; absent, the app serves only /health and /metrics. */
+  api?: ApiDeps;
+};
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: deps.bodyLimitBytes });
+  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: deps.api?.limits.jsonBodyLimitBytes ?? deps.bodyLimitBytes, frameworkErrors: frameworkErrorsAsProblems });
+  registerProblemHandler(app);
   await app.register(async (instance) => healthRoutes(instance, deps));
+  await prometheusRoutes(app, deps);
+  if (deps.api) await registerApi(app, deps.api);
   return app;
+}
+
+/** Order matters: the plugins attach to routes declared after them. */
+async function registerApi(app: FastifyInstance, api: ApiDeps): Promise<void> {
+  await registerRateLimits(app, { maxPerMinute: api.limits.requestsPerMinute });
+  await registerIdempotency(app, { db: api.db, nowMs: api.nowMs });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'TrainLedger API', version: '1', description: 'Event-sourced ledger and verification audit for training networks paid in Lightning sats.' },
+      components: { securitySchemes: { staffKey: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  for (const routes of [runsRoutes, contributorsRoutes, assignmentsRoutes, gradientsRoutes, queriesRoutes, eventsRoutes, adminRoutes]) await routes(app, api);
 }

@@ -1,0 +1,48 @@
+// Contributors' hold invoices as posted through the API, kept until the escrow reactor asks for them.
+
+import { sql, type Kysely } from 'kysely';
+import type { PayoutRequest } from '../../domain/reactions/escrow.js';
+import type { ContributorInvoiceSource } from '../lightning/escrow-reactor.js';
+
+/** A BOLT11 request of any sane invoice fits in this many characters. */
+export const MAX_BOLT11_CHARS = 2_048;
+
+/**
+ * Production's source of contributor invoices: the contributor posts a hold invoice for the
+ * escrow hash (and payout invoices) over the API; the reactor picks them up from here. In the
+ * embedded development setup a fallback (the dev network's simulated wallets) answers when a
+ * contributor has posted nothing.
+ */
+export class HoldInvoiceBox implements ContributorInvoiceSource {
+  constructor(
+    private readonly db: Kysely<any>,
+    private readonly fallback: ContributorInvoiceSource | null = null,
+  ) {}
+
+  async prepare(): Promise<void> {
+    await sql`CREATE TABLE IF NOT EXISTS api_hold_invoices (
+      assignment_id text PRIMARY KEY, contributor_id text NOT NULL, bolt11 text NOT NULL, posted_at_ms int8 NOT NULL)`.execute(this.db);
+  }
+
+  /** Keeps the first invoice posted for an assignment; a different one later is refused by the caller. */
+  async post(assignmentId: string, contributorId: string, bolt11: string, nowMs: number): Promise<{ stored: boolean; bolt11: string }> {
+    await sql`INSERT INTO api_hold_invoices (assignment_id, contributor_id, bolt11, posted_at_ms)
+      VALUES (${assignmentId}, ${contributorId}, ${bolt11}, ${String(nowMs)}) ON CONFLICT DO NOTHING`.execute(this.db);
+    const existing = await this.posted(assignmentId);
+    return { stored: existing === bolt11, bolt11: existing ?? bolt11 };
+  }
+
+  async posted(assignmentId: string): Promise<string | null> {
+    const rows = await sql<{ bolt11: string }>`SELECT bolt11 FROM api_hold_invoices WHERE assignment_id = ${assignmentId}`.execute(this.db);
+    return rows.rows[0]?.bolt11 ?? null;
+  }
+
+  async holdInvoice(request: Parameters<ContributorInvoiceSource['holdInvoice']>[0]): Promise<string | null> {
+    return (await this.posted(request.assignmentId)) ?? (this.fallback ? this.fallback.holdInvoice(request) : null);
+  }
+
+  async payoutInvoice(request: PayoutRequest): Promise<string> {
+    if (!this.fallback) throw new Error(`no payout invoice source for ${request.kind} of ${request.assignmentId}: contributors must post one`);
+    return this.fallback.payoutInvoice(request);
+  }
+}

@@ -1,0 +1,190 @@
+// Assignments: the coordinator assigns (reserving budget), the contributor posts a hold invoice, a gradient and disputes, and reads its escrow.
+
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { loadAggregate } from '../../commands/command-handler.js';
+import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentState } from '../../../domain/assignment/index.js';
+import { contributorDecider, contributorStreamId } from '../../../domain/contributor/index.js';
+import { invoiceDecider, invoiceStreamId } from '../../../domain/invoice/index.js';
+import { LightningError } from '../../../domain/ports/lightning.js';
+import { runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
+import { verifyEscrowInvoice } from '../../lightning/verify-escrow-invoice.js';
+import { authDeps, eventsView, runCommand, wire, type ApiDeps } from '../api-context.js';
+import { asContributor, asStaff, asStaffOrContributor, callerOf, contributorCallerOf, staffCallerOf, type Caller } from '../auth/authenticate.js';
+import { MAX_BOLT11_CHARS } from '../hold-invoice-box.js';
+import { ApiError } from '../problem.js';
+import { requireRun } from './runs-routes.js';
+import { AppendedEvents, Id, IdempotencyHeaders, Msat, Seed, Sha256Hex } from './schemas.js';
+
+const AssignBody = Type.Object({
+  assignmentId: Id,
+  runId: Id,
+  contributorId: Id,
+  step: Type.Integer({ minimum: 0 }),
+  shardId: Id,
+  batchIndex: Type.Integer({ minimum: 0 }),
+  seed: Seed,
+  /** Defaults to the run's last published checkpoint (or its initial one). */
+  baseCheckpointDigest: Type.Optional(Sha256Hex),
+  /** Defaults to the run's reward policy. */
+  baseRewardMsat: Type.Optional(Msat),
+});
+const AssignmentParams = Type.Object({ assignmentId: Id });
+/** The escrow keeps a minute of slack so the HTLC can arrive before the invoice expires. */
+const MIN_INVOICE_REMAINING_MS = 60_000;
+
+export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const auth = authDeps(deps);
+
+  const Assigned = Type.Object({ ...AppendedEvents.properties, paymentHash: Sha256Hex });
+  api.post('/v1/assignments', { preHandler: asStaff(auth, 'assignments:write'), config: { idempotent: true }, schema: { body: AssignBody, headers: IdempotencyHeaders, response: { 201: Assigned } } }, async (request, reply) => {
+    const body = request.body;
+    const run = await requireRun(deps, body.runId);
+    const contributor = (await loadAggregate(deps.store, contributorDecider, contributorStreamId(body.contributorId))).state;
+    if (contributor.status !== 'active') throw new ApiError(422, 'CONTRIBUTOR_NOT_ACTIVE', `contributor ${body.contributorId} is not registered or is suspended`);
+    if (!run.shards.some((s) => s.shardId === body.shardId)) throw new ApiError(422, 'UNKNOWN_SHARD', `run ${body.runId} has no shard ${body.shardId}`);
+    const baseRewardMsat = body.baseRewardMsat !== undefined ? BigInt(body.baseRewardMsat) : run.rewardPolicy.baseRewardMsat;
+    const nowMs = deps.nowMs();
+    // Budget first: an assignment the uncommitted budget cannot cover is refused, not reported later.
+    await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(body.runId), 'ReserveBudget', { runId: body.runId, reservationId: `rsv-${body.assignmentId}`, assignmentId: body.assignmentId, amountMsat: baseRewardMsat });
+    const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(body.assignmentId), 'AssignWork', {
+      assignmentId: body.assignmentId,
+      runId: body.runId,
+      contributorId: body.contributorId,
+      step: body.step,
+      shardId: body.shardId,
+      batchIndex: body.batchIndex,
+      baseCheckpointDigest: body.baseCheckpointDigest ?? run.lastCheckpoint?.digest ?? run.initialCheckpointDigest,
+      seed: body.seed,
+      baseRewardMsat,
+      deadlineMs: nowMs + run.escrowPolicy.assignmentTimeoutMs,
+      disputeWindowMs: run.escrowPolicy.disputeWindowMs,
+    });
+    reply.code(201);
+    return { status: outcome.status, events: eventsView(outcome), paymentHash: deps.preimages.escrow(body.assignmentId).paymentHash };
+  });
+
+  api.get('/v1/assignments/:assignmentId', { preHandler: asStaffOrContributor(auth, ['assignments:read', 'assignments:write', 'events:read']), schema: { params: AssignmentParams } }, async (request) => {
+    const caller = callerOf(request);
+    const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
+    return assignmentView(deps, assignment);
+  });
+
+  api.put(
+    '/v1/assignments/:assignmentId/invoice',
+    { preHandler: asContributor(auth), config: { idempotent: true }, schema: { params: AssignmentParams, headers: IdempotencyHeaders, body: Type.Object({ bolt11: Type.String({ minLength: 10, maxLength: MAX_BOLT11_CHARS }) }) } },
+    async (request) => {
+      const caller = contributorCallerOf(request);
+      const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
+      const terms = assignment.terms!;
+      if (assignment.status !== 'assigned' && assignment.status !== 'submitted') throw new ApiError(409, 'ESCROW_NOT_OPEN', `assignment ${terms.assignmentId} is ${assignment.status}; its escrow takes no invoice now`);
+      await checkHoldInvoice(deps, terms, request.body.bolt11);
+      const posted = await deps.holdInvoices.post(terms.assignmentId, terms.contributorId, request.body.bolt11, deps.nowMs());
+      if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has a hold invoice; a payment hash is paid once`);
+      return { assignmentId: terms.assignmentId, paymentHash: deps.preimages.escrow(terms.assignmentId).paymentHash, bolt11: posted.bolt11 };
+    },
+  );
+
+  api.post(
+    '/v1/assignments/:assignmentId/disputes',
+    { preHandler: asContributor(auth), config: { idempotent: true }, schema: { params: AssignmentParams, headers: IdempotencyHeaders, body: Type.Object({ disputeId: Id, reason: Type.String({ minLength: 1, maxLength: 2_000 }) }), response: { 201: AppendedEvents } } },
+    async (request, reply) => {
+      const caller = contributorCallerOf(request);
+      const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
+      const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(assignment.terms!.assignmentId), 'DisputeRejection', {
+        assignmentId: assignment.terms!.assignmentId,
+        contributorId: assignment.terms!.contributorId,
+        ...request.body,
+      });
+      reply.code(201);
+      return { status: outcome.status, events: eventsView(outcome) };
+    },
+  );
+
+  api.post(
+    '/v1/assignments/:assignmentId/verdicts',
+    { preHandler: asStaff(auth, 'verdicts:write'), 
+      config: { idempotent: true },
+      schema: {
+        params: AssignmentParams,
+        headers: IdempotencyHeaders,
+        body: Type.Union([
+          Type.Object({ verdict: Type.Literal('accepted'), qualityScore: Type.Number({ minimum: 0, maximum: 1 }), bonusMsat: Msat, evidence: Type.Record(Type.String(), Type.Unknown()) }),
+          Type.Object({ verdict: Type.Literal('rejected'), reasonCode: Type.String({ pattern: '^[A-Z][A-Z0-9_]{1,63}$' }), evidence: Type.Record(Type.String(), Type.Unknown()) }),
+        ]),
+        response: { 201: AppendedEvents },
+      },
+    },
+    async (request, reply) => {
+      const caller = staffCallerOf(request);
+      const assignment = await existingAssignment(deps, request.params.assignmentId);
+      const assignmentId = assignment.terms!.assignmentId;
+      const body = request.body;
+      const outcome =
+        body.verdict === 'accepted'
+          ? await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(assignmentId), 'AcceptSubmission', { assignmentId, validatorId: caller.keyId, qualityScore: body.qualityScore, bonusMsat: BigInt(body.bonusMsat), evidence: body.evidence })
+          : await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(assignmentId), 'RejectSubmission', { assignmentId, validatorId: caller.keyId, reasonCode: body.reasonCode, evidence: body.evidence });
+      reply.code(201);
+      return { status: outcome.status, events: eventsView(outcome) };
+    },
+  );
+}
+
+export async function existingAssignment(deps: ApiDeps, assignmentId: string): Promise<AssignmentState> {
+  const { state } = await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(assignmentId));
+  if (!state.terms) throw new ApiError(404, 'ASSIGNMENT_NOT_FOUND', `assignment ${assignmentId} does not exist`);
+  return state;
+}
+
+/** A contributor sees only their own assignments; to them another's is as absent as a missing one. */
+export async function ownedAssignment(deps: ApiDeps, assignmentId: string, caller: Caller): Promise<AssignmentState> {
+  const assignment = await existingAssignment(deps, assignmentId);
+  if (caller.kind === 'contributor' && assignment.terms!.contributorId !== caller.contributorId) {
+    throw new ApiError(404, 'ASSIGNMENT_NOT_FOUND', `assignment ${assignmentId} does not exist`);
+  }
+  return assignment;
+}
+
+async function checkHoldInvoice(deps: ApiDeps, terms: NonNullable<AssignmentState['terms']>, bolt11: string): Promise<void> {
+  const run = await requireRun(deps, terms.runId);
+  const contributor = (await loadAggregate(deps.store, contributorDecider, contributorStreamId(terms.contributorId))).state;
+  if (contributor.status === 'none') throw new ApiError(404, 'CONTRIBUTOR_NOT_FOUND', `contributor ${terms.contributorId} is not registered`);
+  try {
+    const decoded = await deps.lightning.node.decodeInvoice(bolt11);
+    verifyEscrowInvoice(decoded, {
+      paymentHash: deps.preimages.escrow(terms.assignmentId).paymentHash,
+      amountMsat: terms.baseRewardMsat,
+      destination: contributor.lightningNodePubkeyHex,
+      nowMs: deps.nowMs(),
+      minRemainingMs: MIN_INVOICE_REMAINING_MS,
+      maxCltvDelta: run.escrowPolicy.cltvDeltaBlocks,
+      network: deps.lightning.network,
+    });
+  } catch (error) {
+    if (error instanceof LightningError && !error.retryable) throw new ApiError(422, error.code, error.message);
+    throw error;
+  }
+}
+
+async function assignmentView(deps: ApiDeps, assignment: AssignmentState): Promise<unknown> {
+  const terms = assignment.terms!;
+  const { paymentHash } = deps.preimages.escrow(terms.assignmentId);
+  const invoice = (await loadAggregate(deps.store, invoiceDecider, invoiceStreamId(paymentHash))).state;
+  // The preimage is shown only once released: before that it exists nowhere but in the coordinator's derivation.
+  const released = invoice.status === 'releasing' || invoice.status === 'settled';
+  return wire({
+    assignmentId: terms.assignmentId,
+    status: assignment.status,
+    terms,
+    submission: assignment.submission,
+    acceptance: assignment.acceptance,
+    rejection: assignment.rejection,
+    dispute: assignment.dispute,
+    verdict: assignment.verdict,
+    resolution: assignment.resolution,
+    escrow: { paymentHash, status: invoice.status, bolt11: invoice.terms?.bolt11 ?? (await deps.holdInvoices.posted(terms.assignmentId)), preimageHex: released ? invoice.preimageHex : null },
+  });
+}
+

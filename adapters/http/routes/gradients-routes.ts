@@ -1,0 +1,80 @@
+// Gradient submission: a binary body, limited by the run's model, decoded strictly before anything is stored or logged.
+
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { assignmentDecider, assignmentStreamId, type AssignmentCommand } from '../../../domain/assignment/index.js';
+import { MAX_COMPUTE_TIME_MS } from '../../../domain/limits.js';
+import { decodeGradient, maxEncodedSizeBytes } from '../../../replay/encoding/decode-gradient.js';
+import { GradientDecodeError } from '../../../replay/encoding/gradient-decode-error.js';
+import { referenceSteps, stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
+import { sha256Hex } from '../../../replay/model/checkpoint.js';
+import { authDeps, eventsView, runCommand, type ApiDeps } from '../api-context.js';
+import { asContributor, contributorCallerOf } from '../auth/authenticate.js';
+import { ApiError } from '../problem.js';
+import { ownedAssignment } from './assignments-routes.js';
+import { requireRun } from './runs-routes.js';
+import { AppendedEvents, Id } from './schemas.js';
+
+/** The route's hard ceiling: the largest body any reference model accepts. The run's model then narrows it. */
+export const GRADIENT_ROUTE_LIMIT_BYTES = Math.max(...referenceSteps().flatMap((s) => [maxEncodedSizeBytes(s.model, 'dense-f32'), maxEncodedSizeBytes(s.model, 'sparseloco')]));
+
+const GradientHeaders = Type.Object(
+  {
+    'idempotency-key': Type.String({ minLength: 1, maxLength: 255 }),
+    'x-gradient-encoding': Type.Union([Type.Literal('dense-f32'), Type.Literal('sparseloco')]),
+    'x-claimed-loss': Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$', maxLength: 40 }),
+    'x-compute-time-ms': Type.String({ pattern: '^[0-9]{1,12}$' }),
+  },
+  { additionalProperties: true },
+);
+
+export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const auth = authDeps(deps);
+
+  api.post(
+    '/v1/assignments/:assignmentId/gradient',
+    { preHandler: asContributor(auth), bodyLimit: GRADIENT_ROUTE_LIMIT_BYTES, config: { idempotent: true }, schema: { params: Type.Object({ assignmentId: Id }), headers: GradientHeaders, response: { 201: AppendedEvents } } },
+    async (request, reply) => {
+      const caller = contributorCallerOf(request);
+      const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
+      const terms = assignment.terms!;
+      const run = await requireRun(deps, terms.runId);
+      const step = stepByGraphDigest(run.stepGraphDigest);
+      if (!step) throw new ApiError(409, 'UNKNOWN_STEP_GRAPH', `run ${run.runId} uses a step graph this build does not know; gradients cannot be checked`);
+      const encoding = request.headers['x-gradient-encoding'];
+      const body = bodyBytes(request.body);
+      const limitBytes = maxEncodedSizeBytes(step.model, encoding);
+      if (body.byteLength > limitBytes) throw new ApiError(413, 'GRADIENT_TOO_LARGE', `a ${encoding} gradient of ${step.model.name} is at most ${limitBytes} bytes, got ${body.byteLength}`);
+      try {
+        decodeGradient(step.model, encoding, body);
+      } catch (error) {
+        if (error instanceof GradientDecodeError) throw new ApiError(422, error.code, error.detail);
+        throw error;
+      }
+      const claimedLoss = Number(request.headers['x-claimed-loss']);
+      const computeTimeMs = Number(request.headers['x-compute-time-ms']);
+      if (!Number.isFinite(claimedLoss) || computeTimeMs > MAX_COMPUTE_TIME_MS) throw new ApiError(400, 'VALIDATION_FAILED', 'x-claimed-loss must be finite and x-compute-time-ms within bounds');
+      // Bytes first, event second: a logged digest always names stored bytes.
+      const { digest, sizeBytes } = await deps.blobs.put(body);
+      if (digest !== sha256Hex(body)) throw new Error('blob store named the gradient by another digest');
+      const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(terms.assignmentId), 'SubmitGradient', {
+        assignmentId: terms.assignmentId,
+        contributorId: terms.contributorId,
+        gradientDigest: digest,
+        sizeBytes,
+        encoding,
+        claimedLoss,
+        computeTimeMs,
+      });
+      reply.code(201);
+      return { status: outcome.status, events: eventsView(outcome) };
+    },
+  );
+}
+
+function bodyBytes(body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the gradient as Content-Type: application/octet-stream');
+}

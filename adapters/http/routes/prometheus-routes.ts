@@ -1,0 +1,41 @@
+// GET /metrics: Prometheus text exposition of request counts, the log head and projection lag.
+
+import type { FastifyInstance } from 'fastify';
+import type { HealthDeps } from '../health-routes.js';
+
+/** Distinct (route, method, status) series kept; a flood of odd URLs cannot grow it without bound. */
+const MAX_SERIES = 1_000;
+
+export async function prometheusRoutes(app: FastifyInstance, deps: HealthDeps): Promise<void> {
+  const requests = new Map<string, number>();
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, not the URL: ids must not become labels.
+    const route = request.routeOptions.url ?? 'unmatched';
+    const series = `route="${route}",method="${request.method}",status="${reply.statusCode}"`;
+    if (requests.has(series) || requests.size < MAX_SERIES) requests.set(series, (requests.get(series) ?? 0) + 1);
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const head = await deps.store.headPosition();
+    const lag = deps.projectionLag ? await deps.projectionLag() : [];
+    const lines = [
+      '# HELP trainledger_http_requests_total HTTP requests by route pattern, method and status.',
+      '# TYPE trainledger_http_requests_total counter',
+      ...[...requests].map(([series, count]) => `trainledger_http_requests_total{${series}} ${count}`),
+      '# HELP trainledger_log_head_position Global position of the newest event a reader may see.',
+      '# TYPE trainledger_log_head_position gauge',
+      `trainledger_log_head_position ${head.globalPosition}`,
+      '# HELP trainledger_projection_lag_events Events a projector has not applied yet.',
+      '# TYPE trainledger_projection_lag_events gauge',
+      ...lag.map((l) => `trainledger_projection_lag_events{projector="${l.projector}"} ${l.lagEvents}`),
+      '# HELP trainledger_projection_lag_seconds Age of the oldest event a projector has not applied yet.',
+      '# TYPE trainledger_projection_lag_seconds gauge',
+      ...lag.map((l) => `trainledger_projection_lag_seconds{projector="${l.projector}"} ${l.lagSeconds}`),
+      '# HELP trainledger_uptime_seconds Seconds since the process started.',
+      '# TYPE trainledger_uptime_seconds gauge',
+      `trainledger_uptime_seconds ${Math.round((deps.nowMs() - deps.startedAtMs) / 1000)}`,
+    ];
+    reply.type('text/plain; version=0.0.4');
+    return `${lines.join('\n')}\n`;
+  });
+}

@@ -1,0 +1,101 @@
+// Starts the whole embedded system — store, projections, dev-network escrow, verification, API — and stops it in order.
+
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { ALL_PROJECTORS } from '../projections/index.js';
+import { ProjectionRunner } from '../projections/runner.js';
+import { REFERENCE_SETTINGS } from '../replay/recipe.js';
+import { FileBlobStore } from './blobs/file-blob-store.js';
+import type { AppConfig } from './config.js';
+import { openEventStore } from './event-store/open-event-store.js';
+import { DEFAULT_API_LIMITS, type ApiLimits } from './http/api-context.js';
+import { ApiKeyStore } from './http/auth/api-keys.js';
+import { NonceStore } from './http/auth/nonce-store.js';
+import { buildApp } from './http/build-app.js';
+import { HoldInvoiceBox } from './http/hold-invoice-box.js';
+import { DevContributors } from './lightning/dev-contributors.js';
+import { DevLightningNetwork } from './lightning/dev/dev-lightning-network.js';
+import { EscrowEngine } from './lightning/escrow-engine.js';
+import { EscrowLoop } from './lightning/escrow-loop.js';
+import { loadOrCreateCoordinatorSecret, PreimageDeriver } from './lightning/preimages.js';
+import { DEFAULT_REPLAY_LEASE_MS, VerificationService } from './replay/verification-service.js';
+
+export type SystemOptions = Readonly<{
+  config: AppConfig;
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  logger?: boolean;
+  limits?: ApiLimits;
+  /** Simulated seconds per block on the development network. */
+  blockIntervalMs?: number;
+}>;
+
+export type RunningSystem = Readonly<{ app: FastifyInstance; address: string; stop: () => Promise<void> }>;
+
+export async function startSystem(options: SystemOptions): Promise<RunningSystem> {
+  const { config, log } = options;
+  mkdirSync(config.dataDir, { recursive: true });
+  const { store, engine, db } = await openEventStore(config.database);
+  const stops: (() => Promise<void>)[] = [() => store.close()];
+  const fail = (part: string) => (error: unknown) => {
+    // A part that hits a broken invariant stops the service loudly rather than serve drifting figures.
+    log(`trainledger: ${part}_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  };
+
+  const projections = new ProjectionRunner({ store, projectors: ALL_PROJECTORS });
+  await projections.prepare();
+  projections.start().catch(fail('PROJECTION'));
+  stops.unshift(() => projections.stop());
+
+  // Escrow on the development Lightning network: simulated nodes, regtest BOLT11, never real money.
+  const lightning = await DevLightningNetwork.open({ dataDir: config.dataDir, nowMs: Date.now, blockIntervalMs: options.blockIntervalMs ?? 600_000 });
+  stops.unshift(() => lightning.close());
+  const devContributors = new DevContributors(lightning);
+  // Invoices contributors post through the API come first; the dev wallets answer for everyone else.
+  const holdInvoices = new HoldInvoiceBox(db, devContributors);
+  await holdInvoices.prepare();
+  const preimages = new PreimageDeriver(loadOrCreateCoordinatorSecret(config.dataDir));
+  const escrow = new EscrowEngine({ store, node: lightning.coordinator(), invoices: holdInvoices, contributors: devContributors, preimages, nowMs: Date.now, newEventId: randomUUID, network: 'regtest' });
+  await escrow.prepare();
+  const escrowLoop = new EscrowLoop(escrow, store, log);
+  escrowLoop.start().catch(fail('ESCROW'));
+  stops.unshift(() => escrowLoop.stop());
+
+  // Verification on CPU in the reference recipe class: the validator and one replay worker.
+  const blobs = new FileBlobStore(join(config.dataDir, 'blobs'));
+  const verification = new VerificationService({
+    store, db, blobs, nowMs: Date.now, leaseMs: DEFAULT_REPLAY_LEASE_MS, workerIdPrefix: 'embedded', log,
+    settings: { provider: 'cpu', graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: REFERENCE_SETTINGS.intraOpNumThreads },
+    parts: { validator: true, replayWorkers: 1 },
+  });
+  await verification.start();
+  stops.unshift(() => verification.stop());
+
+  const apiKeys = new ApiKeyStore(db);
+  await apiKeys.prepare();
+  await apiKeys.ensureBootstrapCoordinatorKey({ dataDir: config.dataDir, envKey: options.env.TRAINLEDGER_ADMIN_KEY, nowMs: Date.now(), log });
+  const nonces = new NonceStore(db);
+  await nonces.prepare();
+
+  const app = await buildApp({
+    store, engine, startedAtMs: Date.now(), nowMs: Date.now, projectionLag: () => projections.lag(), bodyLimitBytes: config.http.bodyLimitBytes, logger: options.logger ?? false,
+    api: {
+      store, db, blobs, apiKeys, nonces, preimages, holdInvoices, nowMs: Date.now, newEventId: randomUUID,
+      limits: options.limits ?? DEFAULT_API_LIMITS,
+      lightning: { node: lightning.coordinator(), network: 'regtest' },
+      devNodeKey: (contributorId) => lightning.wallet(contributorId).publicKey(),
+    },
+  });
+  const address = await app.listen({ host: config.http.host, port: config.http.port });
+  stops.unshift(() => app.close());
+  return {
+    app,
+    address,
+    stop: async () => {
+      for (const stop of stops) await stop();
+    },
+  };
+}
