@@ -1,11 +1,13 @@
 // Composition root for `npm start`: the whole system embedded (PGlite, dev Lightning, projections, verification, API); clean shutdown.
 
+import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig } from './config.js';
 import { startSystem } from './system.js';
 
-async function main(): Promise<void> {
-  const config = loadConfig(process.argv.slice(2), process.env);
-  const system = await startSystem({ config, env: process.env, log: (line) => console.error(line), logger: true });
+/** `trainledger start` and `npm start`: runs until SIGINT or SIGTERM. */
+export async function startCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const config = loadConfig(argv, env);
+  const system = await startSystem({ config, env, log: (line) => console.error(line), logger: true });
   const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
   system.app.log.info(`trainledger listening on ${system.address} (event store: ${where}; Lightning: development network in ${config.dataDir}, NOT real money; OpenAPI at ${system.address}/docs)`);
 
@@ -26,8 +28,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-main().catch((error: unknown) => {
+export function failStart(error: unknown): never {
   const code = error instanceof ConfigError ? error.code : 'START_FAILED';
   console.error(`trainledger: ${code}: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
-});
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) startCommand(process.argv.slice(2), process.env).catch(failStart);

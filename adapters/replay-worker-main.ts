@@ -2,6 +2,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { FileBlobStore } from './blobs/file-blob-store.js';
 import { ConfigError } from './config.js';
 import { openEventStore } from './event-store/open-event-store.js';
@@ -50,13 +51,14 @@ function intFlag(flags: Map<string, string>, name: string, fallback: number, min
   return value;
 }
 
-async function main(): Promise<void> {
-  const config = loadWorkerConfig(process.argv.slice(2), process.env);
+/** `trainledger replay-worker` and `npm run replay-worker`: runs until SIGINT or SIGTERM. */
+export async function replayWorkerCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const config = loadWorkerConfig(argv, env);
   mkdirSync(config.blobDir, { recursive: true });
   const { store, db } = await openEventStore(config.database);
   const log = (line: string) => console.error(line);
   const service = new VerificationService({
-    store, db, blobs: new FileBlobStore(config.blobDir), log, nowMs: Date.now, leaseMs: config.leaseMs, workerIdPrefix: process.env.HOSTNAME ?? 'worker',
+    store, db, blobs: new FileBlobStore(config.blobDir), log, nowMs: Date.now, leaseMs: config.leaseMs, workerIdPrefix: env.HOSTNAME ?? 'worker',
     settings: { provider: config.provider, graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: config.threads },
     parts: { validator: config.validator, replayWorkers: config.workers },
   });
@@ -72,8 +74,10 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-main().catch((error: unknown) => {
+export function failWorker(error: unknown): never {
   const code = error instanceof ConfigError ? 'INVALID_CONFIG' : 'START_FAILED';
   console.error(`trainledger replay-worker: ${code}: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
-});
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) replayWorkerCommand(process.argv.slice(2), process.env).catch(failWorker);

@@ -57,7 +57,9 @@ class Transport {
     if (!response.ok) throw await problemOf(response);
     if (call.raw) return new Uint8Array(await response.arrayBuffer()) as T;
     const type = response.headers.get('content-type') ?? '';
-    return (type.includes('json') ? await response.json() : await response.text()) as T;
+    // NDJSON is text to the caller: one JSON document per line, not one document.
+    const isJson = /^application\/(json|[a-z.+-]+\+json)\b/.test(type);
+    return (isJson ? await response.json() : await response.text()) as T;
   }
 }
 
