@@ -12,6 +12,7 @@ import {
 import { decodeForProjection } from './decode.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { prepareProjectorSchema } from './schemas.js';
+import { PassLoop, STOP_ON_ERROR } from '../adapters/pass-loop.js';
 
 export const DEFAULT_PROJECTION_BATCH_SIZE = 500;
 export const DEFAULT_PROJECTION_POLL_INTERVAL_MS = 200;
@@ -68,9 +69,7 @@ export async function applyBatchIn(
 }
 
 export class ProjectionRunner {
-  private stopped = true;
-  private wake: (() => void) | null = null;
-  private loop: Promise<void> = Promise.resolve();
+  private loop: PassLoop | null = null;
   private readonly batchSize: number;
   private readonly nowMs: () => number;
 
@@ -112,28 +111,18 @@ export class ProjectionRunner {
     return applied;
   }
 
-  /** Runs until stop(): catches up, then waits for an append in this process or the poll interval. */
+  /** Runs until stop(): catches up, then waits for an append in this process or the poll interval. A projector that throws stops it. */
   start(): Promise<void> {
-    invariant(this.stopped, 'projection runner already started');
-    this.stopped = false;
-    const unsubscribe = this.options.store.onAppended(() => this.wake?.());
-    this.loop = (async () => {
-      try {
-        while (!this.stopped) {
-          await this.catchUp();
-          if (!this.stopped) await this.idle();
-        }
-      } finally {
-        unsubscribe();
-      }
-    })();
-    return this.loop;
+    invariant(this.loop === null, 'projection runner already started');
+    this.loop = new PassLoop({ pass: () => this.catchUp(), store: this.options.store, pollIntervalMs: this.options.pollIntervalMs ?? DEFAULT_PROJECTION_POLL_INTERVAL_MS, onError: STOP_ON_ERROR });
+    return this.loop.start();
   }
 
+  /** Stops after the batch in progress; the runner may be started again. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.wake?.();
-    await this.loop.catch(() => {});
+    const loop = this.loop;
+    this.loop = null;
+    await loop?.stop();
   }
 
   /** How far each projector trails the log: events not yet applied, and the age of the oldest of them. */
@@ -150,17 +139,5 @@ export class ProjectionRunner {
       lags.push({ projector: projector.name, checkpoint, lagEvents: Number(row.events), lagSeconds });
     }
     return lags;
-  }
-
-  private idle(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wake = null;
-        resolve();
-      };
-      const timer = setTimeout(done, this.options.pollIntervalMs ?? DEFAULT_PROJECTION_POLL_INTERVAL_MS);
-      this.wake = done;
-    });
   }
 }

@@ -9,7 +9,7 @@ import type { SessionSettings } from '../../replay/step/execution-providers.js';
 import { StepRunner } from '../../replay/step/step-runner.js';
 import { ValidatorWorker } from '../../replay/workers/validator-worker.js';
 import { feedReplayJobs, ReplayWorker } from '../../replay/workers/replay-worker.js';
-import { PassLoop } from './pass-loop.js';
+import { PassLoop } from '../pass-loop.js';
 import { PostgresReplayJobQueue } from './postgres-replay-jobs.js';
 
 export type VerificationParts = Readonly<{ validator: boolean; replayWorkers: number }>;
@@ -26,6 +26,10 @@ export type VerificationServiceDeps = Readonly<{
   nowMs: () => number;
   log: (line: string) => void;
 }>;
+
+export const DEFAULT_PASS_INTERVAL_MS = 1_000;
+/** Consecutive failed passes after which a worker loop stops instead of retrying forever. */
+export const MAX_CONSECUTIVE_FAILURES = 20;
 
 /** Default replay lease: a reference step takes milliseconds; a minute leaves room for a cold GPU. */
 export const DEFAULT_REPLAY_LEASE_MS = 60_000;
@@ -71,8 +75,17 @@ export class VerificationService {
     return runner;
   }
 
+  /** A failing pass is logged and retried at the next wake-up; too many in a row stop it, loudly. */
   private loop(name: string, pass: () => Promise<void>): void {
-    const loop = new PassLoop(name, pass, this.deps.store, this.deps.log);
+    const loop = new PassLoop({
+      pass,
+      store: this.deps.store,
+      pollIntervalMs: DEFAULT_PASS_INTERVAL_MS,
+      onError: (error, failures) => {
+        this.deps.log(`${name}: pass failed (${failures}/${MAX_CONSECUTIVE_FAILURES}): ${error instanceof Error ? error.message : String(error)}`);
+        return failures >= MAX_CONSECUTIVE_FAILURES ? 'stop' : 'retry';
+      },
+    });
     this.loops.push(loop);
     loop.start().catch((error: unknown) => {
       this.deps.log(`trainledger: ${name.toUpperCase()}_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
