@@ -24,7 +24,13 @@ export type AppDeps = HealthDeps & {
 };
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: deps.api?.limits.jsonBodyLimitBytes ?? deps.bodyLimitBytes, frameworkErrors: frameworkErrorsAsProblems });
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.api?.limits.jsonBodyLimitBytes ?? deps.bodyLimitBytes,
+    frameworkErrors: frameworkErrorsAsProblems,
+    // No type coercion: an amount sent as a JSON number would already have lost digits on the way in.
+    ajv: { customOptions: { coerceTypes: false } },
+  });
   registerProblemHandler(app);
   await app.register(async (instance) => healthRoutes(instance, deps));
   await prometheusRoutes(app, deps);
@@ -36,6 +42,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 async function registerApi(app: FastifyInstance, api: ApiDeps): Promise<void> {
   await registerRateLimits(app, { maxPerMinute: api.limits.requestsPerMinute });
   await registerIdempotency(app, { db: api.db, nowMs: api.nowMs });
+  // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
+  app.removeContentTypeParser('text/plain');
   await app.register(swagger, {
     openapi: {
       info: { title: 'TrainLedger API', version: '1', description: 'Event-sourced ledger and verification audit for training networks paid in Lightning sats.' },

@@ -6,6 +6,7 @@ import { DomainError } from '../../domain/errors.js';
 import { EventStoreError } from '../../domain/ports/event-store-errors.js';
 import { LightningError } from '../../domain/ports/lightning.js';
 import { BlobStoreError } from '../../replay/ports/blob-store.js';
+import { ApiKeyError } from './auth/api-keys.js';
 import { GradientDecodeError } from '../../replay/encoding/gradient-decode-error.js';
 
 /** Problem `type` URIs are this base plus the code in lower case with dashes. */
@@ -109,6 +110,9 @@ export const LIGHTNING_CODE_STATUS: Readonly<Record<string, number>> = {
   INVOICE_NOT_HELD: 409, HTLC_NOT_HELD: 409, PAYMENT_IN_FLIGHT: 409,
 };
 /** Blob refusals caused by the upload; BLOB_CORRUPT (a damaged stored blob) is a server fault. */
+/** Staff key issuing: a taken id is a conflict, everything else bad input. */
+export const API_KEY_CODE_STATUS: Readonly<Record<string, number>> = { API_KEY_ID_TAKEN: 409, BOOTSTRAP_KEY_REVOKED: 409 };
+
 export const BLOB_CODE_STATUS: Readonly<Record<string, number>> = { BLOB_TOO_LARGE: 413, BLOB_INVALID_DIGEST: 422 };
 
 /** The whole mapping in one list, for the README. */
@@ -126,6 +130,7 @@ export const PROBLEM_MAPPINGS: readonly { source: string; status: string; code: 
   { source: 'DomainError', status: 'DOMAIN_CODE_STATUS, then DOMAIN_CODE_RULES, else 409', code: 'its code' },
   { source: 'EventStoreError', status: 'EVENT_STORE_CODE_STATUS (else 500)', code: 'its code' },
   { source: 'GradientDecodeError', status: '422', code: 'its code' },
+  { source: 'ApiKeyError', status: 'API_KEY_ID_TAKEN 409, else 422', code: 'its code' },
   { source: 'BlobStoreError', status: 'BLOB_CODE_STATUS (else 500)', code: 'its code' },
   { source: 'LightningError', status: 'LIGHTNING_CODE_STATUS (else 503)', code: 'its code' },
   { source: 'anything else', status: '500', code: 'INTERNAL' },
@@ -176,6 +181,9 @@ function mapKnownAdapterError(error: unknown): MappedError | null {
   if (error instanceof EventStoreError) {
     const status = EVENT_STORE_CODE_STATUS[error.code];
     return status ? { status, code: error.code, detail: error.message } : null;
+  }
+  if (error instanceof ApiKeyError) {
+    return { status: API_KEY_CODE_STATUS[error.code] ?? 422, code: error.code, detail: error.message };
   }
   if (error instanceof BlobStoreError) {
     const status = BLOB_CODE_STATUS[error.code];

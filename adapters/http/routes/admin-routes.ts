@@ -19,7 +19,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   api.post(
     '/v1/api-keys',
-    { preHandler: asStaff(auth, 'keys:write'), config: { idempotent: true }, schema: { headers: IdempotencyHeaders, body: Type.Object({ keyId: Id, role: Type.String({ maxLength: 40 }), label: Type.String({ minLength: 1, maxLength: 200 }) }) } },
+    { preHandler: asStaff(auth, 'keys:write'), config: { idempotent: true }, schema: { headers: IdempotencyHeaders, body: Type.Object({ keyId: Type.String({ pattern: '^[A-Za-z0-9._:-]+$', minLength: 1, maxLength: 100 }), role: Type.String({ maxLength: 40 }), label: Type.String({ minLength: 1, maxLength: 200 }) }) } },
     async (request, reply) => {
       const { keyId, role, label } = request.body;
       if (!ROLES.includes(role)) throw new ApiError(422, 'UNKNOWN_ROLE', `role must be one of ${ROLES.join(', ')}`);

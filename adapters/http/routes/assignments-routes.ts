@@ -15,6 +15,8 @@ import { asContributor, asStaff, asStaffOrContributor, callerOf, contributorCall
 import { MAX_BOLT11_CHARS } from '../hold-invoice-box.js';
 import { ApiError } from '../problem.js';
 import { requireRun } from './runs-routes.js';
+import { MNIST_SHARD_SIZE } from '../../../replay/data/mnist.js';
+import { stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
 import { AppendedEvents, Id, IdempotencyHeaders, Msat, Seed, Sha256Hex } from './schemas.js';
 
 const AssignBody = Type.Object({
@@ -46,22 +48,32 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     if (contributor.status !== 'active') throw new ApiError(422, 'CONTRIBUTOR_NOT_ACTIVE', `contributor ${body.contributorId} is not registered or is suspended`);
     if (!run.shards.some((s) => s.shardId === body.shardId)) throw new ApiError(422, 'UNKNOWN_SHARD', `run ${body.runId} has no shard ${body.shardId}`);
     const baseRewardMsat = body.baseRewardMsat !== undefined ? BigInt(body.baseRewardMsat) : run.rewardPolicy.baseRewardMsat;
+    const baseCheckpointDigest = body.baseCheckpointDigest ?? run.lastCheckpoint?.digest ?? run.initialCheckpointDigest;
+    if (!(await deps.blobs.has(baseCheckpointDigest))) throw new ApiError(422, 'CHECKPOINT_NOT_UPLOADED', `checkpoint ${baseCheckpointDigest} is not stored; upload it (PUT /v1/checkpoints) before assigning work on it`);
+    const step = stepByGraphDigest(run.stepGraphDigest);
+    if (step && (body.batchIndex + 1) * step.batchSize > MNIST_SHARD_SIZE) {
+      throw new ApiError(422, 'BATCH_OUT_OF_RANGE', `shard ${body.shardId} holds ${Math.floor(MNIST_SHARD_SIZE / step.batchSize)} batches of ${step.batchSize}; batchIndex must be below that`);
+    }
     const nowMs = deps.nowMs();
-    // Budget first: an assignment the uncommitted budget cannot cover is refused, not reported later.
-    await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(body.runId), 'ReserveBudget', { runId: body.runId, reservationId: `rsv-${body.assignmentId}`, assignmentId: body.assignmentId, amountMsat: baseRewardMsat });
-    const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(body.assignmentId), 'AssignWork', {
+    const terms = {
       assignmentId: body.assignmentId,
       runId: body.runId,
       contributorId: body.contributorId,
       step: body.step,
       shardId: body.shardId,
       batchIndex: body.batchIndex,
-      baseCheckpointDigest: body.baseCheckpointDigest ?? run.lastCheckpoint?.digest ?? run.initialCheckpointDigest,
+      baseCheckpointDigest,
       seed: body.seed,
       baseRewardMsat,
       deadlineMs: nowMs + run.escrowPolicy.assignmentTimeoutMs,
       disputeWindowMs: run.escrowPolicy.disputeWindowMs,
-    });
+    };
+    // The terms are decided (without writing) before the budget moves: a refusal must reserve nothing.
+    const current = (await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(body.assignmentId))).state;
+    assignmentDecider.decide({ type: 'AssignWork', data: terms, metadata: { nowMs } } as AssignmentCommand, current);
+    // Budget first: an assignment the uncommitted budget cannot cover is refused, not reported later.
+    await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(body.runId), 'ReserveBudget', { runId: body.runId, reservationId: `rsv-${body.assignmentId}`, assignmentId: body.assignmentId, amountMsat: baseRewardMsat });
+    const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(body.assignmentId), 'AssignWork', terms);
     reply.code(201);
     return { status: outcome.status, events: eventsView(outcome), paymentHash: deps.preimages.escrow(body.assignmentId).paymentHash };
   });

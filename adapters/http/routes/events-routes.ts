@@ -10,6 +10,7 @@ import { ApiError } from '../problem.js';
 
 /** Events read from the store per page while streaming. */
 const EXPORT_PAGE_SIZE = 500;
+const MAX_INT8 = 2n ** 63n - 1n;
 
 export async function eventsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -17,9 +18,9 @@ export async function eventsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
 
   api.get(
     '/v1/events',
-    { preHandler: asStaff(auth, 'events:read'), schema: { querystring: Type.Object({ after: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}:[0-9]{1,20}$' })), limit: Type.Optional(Type.Integer({ minimum: 1 })) }) } },
+    { preHandler: asStaff(auth, 'events:read'), schema: { querystring: Type.Object({ after: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}:[0-9]{1,20}$' })), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }) } },
     async (request, reply) => {
-      const limit = Math.min(request.query.limit ?? deps.limits.exportMaxEvents, deps.limits.exportMaxEvents);
+      const limit = Math.min(Number(request.query.limit ?? deps.limits.exportMaxEvents), deps.limits.exportMaxEvents);
       let after = parseCheckpoint(request.query.after);
       const lines: string[] = [];
       while (lines.length < limit) {
@@ -40,10 +41,8 @@ export async function eventsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
 
 function parseCheckpoint(value: string | undefined): LogPosition {
   if (value === undefined) return LOG_START;
-  const [tx, pos] = value.split(':');
-  try {
-    return { transactionId: BigInt(tx!), globalPosition: BigInt(pos!) };
-  } catch {
-    throw new ApiError(400, 'VALIDATION_FAILED', 'after must be <transactionId>:<globalPosition>, as x-next-after gives it');
-  }
+  const [transactionId, globalPosition] = value.split(':').map((part) => BigInt(part));
+  // Both are int8 in the store: anything larger is no position of this log.
+  if (transactionId! > MAX_INT8 || globalPosition! > MAX_INT8) throw new ApiError(400, 'VALIDATION_FAILED', `after must be <transactionId>:<globalPosition>, each at most ${MAX_INT8}, as x-next-after gives it`);
+  return { transactionId: transactionId!, globalPosition: globalPosition! };
 }

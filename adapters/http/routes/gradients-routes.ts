@@ -56,18 +56,13 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
       const claimedLoss = Number(request.headers['x-claimed-loss']);
       const computeTimeMs = Number(request.headers['x-compute-time-ms']);
       if (!Number.isFinite(claimedLoss) || computeTimeMs > MAX_COMPUTE_TIME_MS) throw new ApiError(400, 'VALIDATION_FAILED', 'x-claimed-loss must be finite and x-compute-time-ms within bounds');
+      const submission = { assignmentId: terms.assignmentId, contributorId: terms.contributorId, gradientDigest: sha256Hex(body), sizeBytes: body.byteLength, encoding, claimedLoss, computeTimeMs };
+      // Decided (without writing) before the bytes are kept: a refused submission must leave no blob behind.
+      assignmentDecider.decide({ type: 'SubmitGradient', data: submission, metadata: { nowMs: deps.nowMs() } } as AssignmentCommand, assignment);
       // Bytes first, event second: a logged digest always names stored bytes.
-      const { digest, sizeBytes } = await deps.blobs.put(body);
-      if (digest !== sha256Hex(body)) throw new Error('blob store named the gradient by another digest');
-      const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(terms.assignmentId), 'SubmitGradient', {
-        assignmentId: terms.assignmentId,
-        contributorId: terms.contributorId,
-        gradientDigest: digest,
-        sizeBytes,
-        encoding,
-        claimedLoss,
-        computeTimeMs,
-      });
+      const { digest } = await deps.blobs.put(body);
+      if (digest !== submission.gradientDigest) throw new Error('blob store named the gradient by another digest');
+      const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(terms.assignmentId), 'SubmitGradient', submission);
       reply.code(201);
       return { status: outcome.status, events: eventsView(outcome) };
     },

@@ -13,7 +13,8 @@ import { asStaff, asStaffOrContributor, callerOf } from '../auth/authenticate.js
 import { ApiError } from '../problem.js';
 import { Id } from './schemas.js';
 
-const MAX_TIMESTAMP_MS = 8_640_000_000_000_000;
+/** Query strings are not coerced: a timestamp is up to 16 digits of ms. */
+const TIMESTAMP_PATTERN = '^(0|[1-9][0-9]{0,15})$';
 
 export async function queriesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -64,13 +65,14 @@ export async function queriesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         querystring: Type.Object({
           granularity: Type.Union([Type.Literal('hour'), Type.Literal('day'), Type.Literal('week')]),
           runId: Type.Optional(Id),
-          fromMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP_MS })),
-          toMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP_MS })),
+          fromMs: Type.Optional(Type.String({ pattern: TIMESTAMP_PATTERN })),
+          toMs: Type.Optional(Type.String({ pattern: TIMESTAMP_PATTERN })),
         }),
       },
     },
     async (request) => {
-      return wire(await metricsByPeriod(metrics(), request.query));
+      const { granularity, runId, fromMs, toMs } = request.query;
+      return wire(await metricsByPeriod(metrics(), { granularity, ...(runId ? { runId } : {}), ...(fromMs ? { fromMs: Number(fromMs) } : {}), ...(toMs ? { toMs: Number(toMs) } : {}) }));
     },
   );
 
