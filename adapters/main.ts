@@ -9,7 +9,7 @@ export async function startCommand(argv: readonly string[], env: NodeJS.ProcessE
   const config = loadConfig(argv, env);
   const system = await startSystem({ config, env, log: (line) => console.error(line), logger: true });
   const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
-  system.app.log.info(`trainledger listening on ${system.address} (event store: ${where}; Lightning: development network in ${config.dataDir}, NOT real money; OpenAPI at ${system.address}/docs)`);
+  system.app.log.info(`trainledger listening on ${system.address} (event store: ${where}; Lightning: ${system.lightning}; OpenAPI at ${system.address}/docs)`);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

@@ -1,4 +1,4 @@
-// Starts the whole embedded system — store, projections, dev-network escrow, verification, API — and stops it in order.
+// Starts the whole system — store, projections, escrow (dev network or LND), verification, API — and stops it in order.
 
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -15,6 +15,12 @@ import { ApiKeyStore } from './http/auth/api-keys.js';
 import { NonceStore } from './http/auth/nonce-store.js';
 import { buildApp } from './http/build-app.js';
 import { HoldInvoiceBox } from './http/hold-invoice-box.js';
+import type { Kysely } from 'kysely';
+import type { ContributorChannel, CoordinatorNode } from '../domain/ports/lightning.js';
+import { ConfigError } from './config.js';
+import { API_CONTRIBUTOR_CHANNEL } from './lightning/api-contributor-channel.js';
+import { loadLndConfig } from './lightning/lnd/lnd-config.js';
+import { LndCoordinatorNode } from './lightning/lnd/lnd-coordinator.js';
 import { DevContributors } from './lightning/dev-contributors.js';
 import { DevLightningNetwork } from './lightning/dev/dev-lightning-network.js';
 import { EscrowEngine } from './lightning/escrow-engine.js';
@@ -32,7 +38,49 @@ export type SystemOptions = Readonly<{
   blockIntervalMs?: number;
 }>;
 
-export type RunningSystem = Readonly<{ app: FastifyInstance; address: string; stop: () => Promise<void> }>;
+export type RunningSystem = Readonly<{ app: FastifyInstance; address: string; lightning: string; stop: () => Promise<void> }>;
+
+/** Network names as BOLT11 prefixes map to them; the coordinator's LND runs on one of these. */
+const LND_NETWORKS = ['bitcoin', 'testnet', 'signet', 'regtest', 'simnet'];
+
+type Lightning = Readonly<{
+  node: CoordinatorNode;
+  network: string;
+  holdInvoices: HoldInvoiceBox;
+  channel: ContributorChannel;
+  devNodeKey?: (contributorId: string) => Promise<string>;
+  describe: string;
+  close: () => Promise<void>;
+}>;
+
+/**
+ * LND when LND_SOCKET, LND_CERT and LND_MACAROON are set: contributors then post their own
+ * invoices through the API. Otherwise the development network, whose simulated wallets answer
+ * for contributors who posted nothing. Never real money there.
+ */
+async function openLightning(options: SystemOptions, db: Kysely<any>): Promise<Lightning> {
+  const lnd = loadLndConfig(options.env).coordinator;
+  if (lnd) {
+    const network = options.env.TRAINLEDGER_LND_NETWORK ?? 'bitcoin';
+    if (!LND_NETWORKS.includes(network)) throw new ConfigError(`TRAINLEDGER_LND_NETWORK must be one of ${LND_NETWORKS.join(', ')}, got ${network}`);
+    const node = LndCoordinatorNode.connect(lnd);
+    // Fail at start, not at the first payment, when the node cannot be reached or the credentials are wrong.
+    await node.publicKey();
+    return { node, network, holdInvoices: new HoldInvoiceBox(db, null), channel: API_CONTRIBUTOR_CHANNEL, describe: `LND at ${lnd.socket} (${network})`, close: () => node.close() };
+  }
+  const network = await DevLightningNetwork.open({ dataDir: options.config.dataDir, nowMs: Date.now, blockIntervalMs: options.blockIntervalMs ?? 600_000 });
+  const devContributors = new DevContributors(network);
+  return {
+    node: network.coordinator(),
+    network: 'regtest',
+    // Invoices contributors post through the API come first; the dev wallets answer for everyone else.
+    holdInvoices: new HoldInvoiceBox(db, devContributors),
+    channel: devContributors,
+    devNodeKey: (contributorId) => network.wallet(contributorId).publicKey(),
+    describe: `development network in ${options.config.dataDir}, NOT real money`,
+    close: () => network.close(),
+  };
+}
 
 export async function startSystem(options: SystemOptions): Promise<RunningSystem> {
   const { config, log } = options;
@@ -50,15 +98,12 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   projections.start().catch(fail('PROJECTION'));
   stops.unshift(() => projections.stop());
 
-  // Escrow on the development Lightning network: simulated nodes, regtest BOLT11, never real money.
-  const lightning = await DevLightningNetwork.open({ dataDir: config.dataDir, nowMs: Date.now, blockIntervalMs: options.blockIntervalMs ?? 600_000 });
+  const lightning = await openLightning(options, db);
   stops.unshift(() => lightning.close());
-  const devContributors = new DevContributors(lightning);
-  // Invoices contributors post through the API come first; the dev wallets answer for everyone else.
-  const holdInvoices = new HoldInvoiceBox(db, devContributors);
+  const { holdInvoices } = lightning;
   await holdInvoices.prepare();
   const preimages = new PreimageDeriver(loadOrCreateCoordinatorSecret(config.dataDir));
-  const escrow = new EscrowEngine({ store, node: lightning.coordinator(), invoices: holdInvoices, contributors: devContributors, preimages, nowMs: Date.now, newEventId: randomUUID, network: 'regtest' });
+  const escrow = new EscrowEngine({ store, node: lightning.node, invoices: holdInvoices, contributors: lightning.channel, preimages, nowMs: Date.now, newEventId: randomUUID, network: lightning.network });
   await escrow.prepare();
   const escrowLoop = new EscrowLoop(escrow, store, log);
   escrowLoop.start().catch(fail('ESCROW'));
@@ -85,8 +130,8 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     api: {
       store, db, blobs, apiKeys, nonces, preimages, holdInvoices, nowMs: Date.now, newEventId: randomUUID,
       limits: options.limits ?? DEFAULT_API_LIMITS,
-      lightning: { node: lightning.coordinator(), network: 'regtest' },
-      devNodeKey: (contributorId) => lightning.wallet(contributorId).publicKey(),
+      lightning: { node: lightning.node, network: lightning.network },
+      ...(lightning.devNodeKey ? { devNodeKey: lightning.devNodeKey } : {}),
     },
   });
   const address = await app.listen({ host: config.http.host, port: config.http.port });
@@ -94,6 +139,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   return {
     app,
     address,
+    lightning: lightning.describe,
     stop: async () => {
       for (const stop of stops) await stop();
     },

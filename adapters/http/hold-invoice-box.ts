@@ -1,4 +1,4 @@
-// Contributors' hold invoices as posted through the API, kept until the escrow reactor asks for them.
+// Contributors' invoices as posted through the API (escrow hold invoices and payout invoices), kept until the escrow reactor asks.
 
 import { sql, type Kysely } from 'kysely';
 import type { PayoutRequest } from '../../domain/reactions/escrow.js';
@@ -22,6 +22,21 @@ export class HoldInvoiceBox implements ContributorInvoiceSource {
   async prepare(): Promise<void> {
     await sql`CREATE TABLE IF NOT EXISTS api_hold_invoices (
       assignment_id text PRIMARY KEY, contributor_id text NOT NULL, bolt11 text NOT NULL, posted_at_ms int8 NOT NULL)`.execute(this.db);
+    await sql`CREATE TABLE IF NOT EXISTS api_payout_invoices (
+      assignment_id text NOT NULL, kind text NOT NULL, bolt11 text NOT NULL, posted_at_ms int8 NOT NULL,
+      PRIMARY KEY (assignment_id, kind))`.execute(this.db);
+  }
+
+  /** Keeps the first payout invoice posted per (assignment, kind): one payout, one invoice, ever. */
+  async postPayout(assignmentId: string, kind: PayoutRequest['kind'], bolt11: string, nowMs: number): Promise<{ stored: boolean }> {
+    await sql`INSERT INTO api_payout_invoices (assignment_id, kind, bolt11, posted_at_ms)
+      VALUES (${assignmentId}, ${kind}, ${bolt11}, ${String(nowMs)}) ON CONFLICT DO NOTHING`.execute(this.db);
+    return { stored: (await this.postedPayout(assignmentId, kind)) === bolt11 };
+  }
+
+  async postedPayout(assignmentId: string, kind: string): Promise<string | null> {
+    const rows = await sql<{ bolt11: string }>`SELECT bolt11 FROM api_payout_invoices WHERE assignment_id = ${assignmentId} AND kind = ${kind}`.execute(this.db);
+    return rows.rows[0]?.bolt11 ?? null;
   }
 
   /** Keeps the first invoice posted for an assignment; a different one later is refused by the caller. */
@@ -41,8 +56,8 @@ export class HoldInvoiceBox implements ContributorInvoiceSource {
     return (await this.posted(request.assignmentId)) ?? (this.fallback ? this.fallback.holdInvoice(request) : null);
   }
 
-  async payoutInvoice(request: PayoutRequest): Promise<string> {
-    if (!this.fallback) throw new Error(`no payout invoice source for ${request.kind} of ${request.assignmentId}: contributors must post one`);
-    return this.fallback.payoutInvoice(request);
+  /** Null until the contributor posts one (and no fallback answers): the reactor sets the payout aside and retries. */
+  async payoutInvoice(request: PayoutRequest): Promise<string | null> {
+    return (await this.postedPayout(request.assignmentId, request.kind)) ?? (this.fallback ? this.fallback.payoutInvoice(request) : null);
   }
 }

@@ -38,7 +38,7 @@ export class EscrowEngine {
     let reactedEvents = 0;
     let outcomesRecorded = 0;
     for (let round = 1; round <= MAX_ESCROW_ROUNDS; round += 1) {
-      const reacted = await this.react();
+      const reacted = (await this.react()) + (await this.reactor.retryDeferred());
       await this.outbox.catchUp();
       const recorded = await this.dispatcher.dispatchOnce();
       await this.outbox.catchUp();

@@ -19,8 +19,8 @@ import { verifyEscrowInvoice } from './verify-escrow-invoice.js';
 export interface ContributorInvoiceSource {
   /** The contributor's hold invoice for the escrow's hash, or null while they have not provided one. */
   holdInvoice(request: Readonly<{ assignmentId: string; contributorId: string; paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number }>): Promise<string | null>;
-  /** An ordinary invoice for a bonus or compensation. */
-  payoutInvoice(request: PayoutRequest): Promise<string>;
+  /** An ordinary invoice for a bonus or compensation, or null while the contributor has not provided one. */
+  payoutInvoice(request: PayoutRequest): Promise<string | null>;
 }
 
 export type EscrowReactorDeps = Readonly<{
@@ -37,6 +37,17 @@ export type EscrowReactorDeps = Readonly<{
 }>;
 
 export const ESCROW_REACTOR_SUBSCRIPTION = 'escrow-reactor';
+/** Stands in for a payout invoice the contributor has not posted yet; a command naming it is held back. */
+const AWAITED_INVOICE = Object.freeze({ paymentHash: '0'.repeat(64), bolt11: 'awaited', expiresAtMs: 0 });
+
+type Reaction = Readonly<{ ready: readonly { command: InvoiceCommand; index: number }[]; waiting: boolean }>;
+
+function awaitsInvoice(command: InvoiceCommand): boolean {
+  return command.type === 'OpenInvoice' && command.data.paymentHash === AWAITED_INVOICE.paymentHash;
+}
+
+/** Set-aside reactions retried per pass: bounds the work a pile of absent contributors can cause. */
+export const MAX_DEFERRED_PER_PASS = 200;
 
 export class EscrowReactor {
   constructor(private readonly deps: EscrowReactorDeps) {}
@@ -50,32 +61,63 @@ export class EscrowReactor {
     await sql`CREATE TABLE IF NOT EXISTS lightning_contributor_invoices (
       assignment_id text NOT NULL, kind text NOT NULL, bolt11 text NOT NULL,
       PRIMARY KEY (assignment_id, kind))`.execute(this.deps.store.db);
+    // Reactions waiting for an invoice only the contributor can provide; retried on every pass.
+    await sql`CREATE TABLE IF NOT EXISTS lightning_deferred_reactions (
+      stream_id text NOT NULL, revision integer NOT NULL, deferred_at_ms int8 NOT NULL,
+      PRIMARY KEY (stream_id, revision))`.execute(this.deps.store.db);
   }
 
-  /** Handles one batch of the log (the CatchUpSubscription handler). */
+  /**
+   * Handles one batch of the log (the CatchUpSubscription handler). A reaction that needs an
+   * invoice the contributor has not provided yet is set aside, not retried in place: one
+   * contributor's missing invoice must not hold up everyone else's escrow.
+   */
   async handle(batch: readonly RecordedEvent[]): Promise<void> {
     for (const recorded of batch) {
-      if (recorded.type === 'WorkAssigned') await this.openEscrow(recorded);
-      else if (recorded.streamId.startsWith('assignment-')) await this.reactToAssignment(recorded);
-      else if (recorded.streamId.startsWith('invoice-')) await this.reactToEscrow(recorded);
+      if ((await this.react(recorded)) === 'waiting') {
+        await sql`INSERT INTO lightning_deferred_reactions (stream_id, revision, deferred_at_ms)
+          VALUES (${recorded.streamId}, ${recorded.revision}, ${String(this.deps.nowMs())}) ON CONFLICT DO NOTHING`.execute(this.deps.store.db);
+      }
     }
   }
 
+  /** Reacts again to each set-aside event whose invoice may have arrived; returns how many went through. */
+  async retryDeferred(): Promise<number> {
+    const db = this.deps.store.db as Kysely<any>;
+    const rows = await sql<{ stream_id: string; revision: number }>`SELECT stream_id, revision FROM lightning_deferred_reactions
+      ORDER BY deferred_at_ms, stream_id, revision LIMIT ${MAX_DEFERRED_PER_PASS}`.execute(db);
+    let done = 0;
+    for (const row of rows.rows) {
+      const [recorded] = await this.deps.store.readStream(row.stream_id, { fromRevision: row.revision, maxCount: 1 });
+      if (recorded && (await this.react(recorded)) === 'waiting') continue;
+      await sql`DELETE FROM lightning_deferred_reactions WHERE stream_id = ${row.stream_id} AND revision = ${row.revision}`.execute(db);
+      done += 1;
+    }
+    return done;
+  }
+
+  private async react(recorded: RecordedEvent): Promise<'done' | 'waiting'> {
+    if (recorded.type === 'WorkAssigned') return this.openEscrow(recorded);
+    if (recorded.streamId.startsWith('assignment-')) return this.reactToAssignment(recorded);
+    if (recorded.streamId.startsWith('invoice-')) return this.reactToEscrow(recorded);
+    return 'done';
+  }
+
   /** Work assigned: fetch the contributor's hold invoice for the derived hash, verify it, log it as the escrow to pay. */
-  private async openEscrow(recorded: RecordedEvent): Promise<void> {
+  private async openEscrow(recorded: RecordedEvent): Promise<'done' | 'waiting'> {
     const terms = decodeEvent<AssignmentEvent>(recorded);
-    if (terms.type !== 'WorkAssigned') return;
+    if (terms.type !== 'WorkAssigned') return 'done';
     const { assignmentId, contributorId, runId, baseRewardMsat } = terms.data;
     const run = await stateAsOf(this.deps.store, runDecider, runStreamId(runId), recorded);
     const contributor = await stateAsOf(this.deps.store, contributorDecider, contributorStreamId(contributorId), recorded);
     const policy = run.status === 'none' ? null : run.escrowPolicy;
     const nodeKey = contributor.status === 'none' ? null : contributor.lightningNodePubkeyHex;
-    if (!policy || !nodeKey) return;
+    if (!policy || !nodeKey) return 'done';
     const { paymentHash } = this.deps.preimages.escrow(assignmentId);
-    if ((await this.deps.store.readStream(invoiceStreamId(paymentHash), { maxCount: 1 })).length > 0) return;
+    if ((await this.deps.store.readStream(invoiceStreamId(paymentHash), { maxCount: 1 })).length > 0) return 'done';
     const request = { assignmentId, contributorId, paymentHash, amountMsat: baseRewardMsat, expirySec: policy.invoiceExpirySec, cltvDelta: policy.cltvDeltaBlocks };
     const bolt11 = await this.cachedInvoice(assignmentId, 'escrow', () => this.deps.invoices.holdInvoice(request));
-    if (bolt11 === null) return;
+    if (bolt11 === null) return 'waiting';
     const decoded = await this.deps.node.decodeInvoice(bolt11);
     const nowMs = this.deps.nowMs();
     verifyEscrowInvoice(decoded, { paymentHash, amountMsat: baseRewardMsat, destination: nodeKey, nowMs, minRemainingMs: 60_000, maxCltvDelta: policy.cltvDeltaBlocks, network: this.deps.network });
@@ -86,25 +128,28 @@ export class EscrowReactor {
       metadata: { nowMs },
     };
     await this.issue([command], recorded);
+    return 'done';
   }
 
-  private async reactToAssignment(recorded: RecordedEvent): Promise<void> {
+  private async reactToAssignment(recorded: RecordedEvent): Promise<'done' | 'waiting'> {
     const event = decodeEvent<AssignmentEvent>(recorded);
     const assignment = await stateAsOf(this.deps.store, assignmentDecider, recorded.streamId, recorded, true);
-    if (assignment.terms === null) return;
+    if (assignment.terms === null) return 'done';
     const escrowHash = this.deps.preimages.escrow(assignment.terms.assignmentId).paymentHash;
     const escrow = await this.escrowAsOf(escrowHash, recorded);
-    const commands = await this.withPayoutInvoices((ctx) => reactToAssignmentEvent(event, assignment, escrow, ctx));
-    await this.issue(commands, recorded);
+    const reaction = await this.withPayoutInvoices((ctx) => reactToAssignmentEvent(event, assignment, escrow, ctx));
+    await this.issueIndexed(reaction.ready, recorded);
+    return reaction.waiting ? 'waiting' : 'done';
   }
 
-  private async reactToEscrow(recorded: RecordedEvent): Promise<void> {
+  private async reactToEscrow(recorded: RecordedEvent): Promise<'done' | 'waiting'> {
     const event = decodeEvent<InvoiceEvent>(recorded);
-    if (event.data.kind !== 'escrow') return;
+    if (event.data.kind !== 'escrow') return 'done';
     const escrow = await stateAsOf(this.deps.store, invoiceDecider, recorded.streamId, recorded, true);
     const assignment = await stateAsOf(this.deps.store, assignmentDecider, assignmentStreamId(event.data.assignmentId), recorded);
-    const commands = await this.withPayoutInvoices((ctx) => reactToEscrowEvent(event, escrow, assignment, ctx));
-    await this.issue(commands, recorded);
+    const reaction = await this.withPayoutInvoices((ctx) => reactToEscrowEvent(event, escrow, assignment, ctx));
+    await this.issueIndexed(reaction.ready, recorded);
+    return reaction.waiting ? 'waiting' : 'done';
   }
 
   private async escrowAsOf(paymentHash: string, recorded: RecordedEvent): Promise<InvoiceState | null> {
@@ -116,13 +161,16 @@ export class EscrowReactor {
    * The reactions are pure and want payout invoices synchronously: run them once to learn which
    * (assignment, kind) invoices they need, fetch those through the durable cache, and run again.
    */
-  private async withPayoutInvoices(react: (ctx: EscrowReactionContext) => InvoiceCommand[]): Promise<InvoiceCommand[]> {
+  private async withPayoutInvoices(react: (ctx: EscrowReactionContext) => InvoiceCommand[]): Promise<Reaction> {
     const wanted: PayoutRequest[] = [];
-    const probe = this.context(() => ({ paymentHash: '0'.repeat(64), bolt11: 'lnprobe', expiresAtMs: 0 }), wanted);
-    react(probe);
+    react(this.context(() => AWAITED_INVOICE, wanted));
     const known = new Map<string, { paymentHash: string; bolt11: string; expiresAtMs: number }>();
-    for (const request of wanted) known.set(`${request.assignmentId}:${request.kind}`, await this.cachedPayoutInvoice(request));
-    return react(this.context((r) => known.get(`${r.assignmentId}:${r.kind}`)!, []));
+    for (const request of wanted) known.set(`${request.assignmentId}:${request.kind}`, (await this.cachedPayoutInvoice(request)) ?? AWAITED_INVOICE);
+    const commands = react(this.context((r) => known.get(`${r.assignmentId}:${r.kind}`)!, []));
+    // A payout whose invoice the contributor has not posted waits; everything else (a release, say) goes now.
+    // Indices stay those of the full list, so a later retry re-issues the rest under the same idempotency keys.
+    const ready = commands.map((command, index) => ({ command, index })).filter(({ command }) => !awaitsInvoice(command));
+    return { ready, waiting: ready.length < commands.length };
   }
 
   private context(lookup: EscrowReactionContext['payoutInvoice'], wanted: PayoutRequest[]): EscrowReactionContext {
@@ -137,8 +185,9 @@ export class EscrowReactor {
   }
 
   /** One invoice per (assignment, kind), ever: a second request gets the first invoice, so nothing is paid twice. */
-  private async cachedPayoutInvoice(request: PayoutRequest): Promise<{ paymentHash: string; bolt11: string; expiresAtMs: number }> {
-    const bolt11 = (await this.cachedInvoice(request.assignmentId, request.kind, () => this.deps.invoices.payoutInvoice(request)))!;
+  private async cachedPayoutInvoice(request: PayoutRequest): Promise<{ paymentHash: string; bolt11: string; expiresAtMs: number } | null> {
+    const bolt11 = await this.cachedInvoice(request.assignmentId, request.kind, () => this.deps.invoices.payoutInvoice(request));
+    if (bolt11 === null) return null;
     const decoded = await this.deps.node.decodeInvoice(bolt11);
     if (decoded.amountMsat !== request.amountMsat) throw new DomainError('PAYOUT_INVOICE_MISMATCH', `payout invoice for ${request.assignmentId}/${request.kind} asks ${String(decoded.amountMsat)} msat, expected ${request.amountMsat}`);
     return { paymentHash: decoded.paymentHash, bolt11, expiresAtMs: decoded.expiresAtMs };
@@ -156,9 +205,13 @@ export class EscrowReactor {
     return (await find())!;
   }
 
+  private issue(commands: readonly InvoiceCommand[], cause: RecordedEvent): Promise<void> {
+    return this.issueIndexed(commands.map((command, index) => ({ command, index })), cause);
+  }
+
   /** Issues the commands with idempotency keys tied to the reacting event, so a redelivered event issues nothing new. */
-  private async issue(commands: readonly InvoiceCommand[], cause: RecordedEvent): Promise<void> {
-    for (const [index, command] of commands.entries()) {
+  private async issueIndexed(commands: readonly { command: InvoiceCommand; index: number }[], cause: RecordedEvent): Promise<void> {
+    for (const { command, index } of commands) {
       try {
         await handleCommand(this.deps.store, invoiceDecider, invoiceStreamId(command.data.paymentHash), command, {
           newEventId: this.deps.newEventId,

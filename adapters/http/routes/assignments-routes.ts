@@ -99,6 +99,27 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     },
   );
 
+  api.put(
+    '/v1/assignments/:assignmentId/payout-invoices/:kind',
+    {
+      preHandler: asContributor(auth),
+      config: { idempotent: true },
+      schema: { params: Type.Object({ assignmentId: Id, kind: Type.Union([Type.Literal('bonus'), Type.Literal('compensation')]) }), headers: IdempotencyHeaders, body: Type.Object({ bolt11: Type.String({ minLength: 10, maxLength: MAX_BOLT11_CHARS }) }) },
+    },
+    async (request) => {
+      const caller = contributorCallerOf(request);
+      const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
+      const terms = assignment.terms!;
+      const { kind } = request.params;
+      const due = payoutsDue(deps, assignment, await escrowStatus(deps, terms.assignmentId)).find((p) => p.kind === kind);
+      if (!due) throw new ApiError(409, 'NO_PAYOUT_DUE', `assignment ${terms.assignmentId} owes no ${kind} payout; GET the assignment to see what is due`);
+      await checkPayoutInvoice(deps, terms, request.body.bolt11, due.amountMsat);
+      const posted = await deps.holdInvoices.postPayout(terms.assignmentId, kind, request.body.bolt11, deps.nowMs());
+      if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has a ${kind} invoice; a payout is paid once`);
+      return wire({ assignmentId: terms.assignmentId, kind, amountMsat: due.amountMsat });
+    },
+  );
+
   api.post(
     '/v1/assignments/:assignmentId/disputes',
     { preHandler: asContributor(auth), config: { idempotent: true }, schema: { params: AssignmentParams, headers: IdempotencyHeaders, body: Type.Object({ disputeId: Id, reason: Type.String({ minLength: 1, maxLength: 2_000 }) }), response: { 201: AppendedEvents } } },
@@ -180,6 +201,34 @@ async function checkHoldInvoice(deps: ApiDeps, terms: NonNullable<AssignmentStat
   }
 }
 
+/** Payouts the verdicts owe beyond the escrow: a bonus on acceptance, compensation for an overturn the escrow can no longer pay. */
+function payoutsDue(deps: ApiDeps, assignment: AssignmentState, escrow: string): { kind: 'bonus' | 'compensation'; amountMsat: bigint }[] {
+  const due: { kind: 'bonus' | 'compensation'; amountMsat: bigint }[] = [];
+  if (assignment.acceptance && assignment.acceptance.bonusMsat > 0n) due.push({ kind: 'bonus', amountMsat: assignment.acceptance.bonusMsat });
+  if (assignment.resolution?.resolution === 'overturned' && !['held', 'releasing', 'settled'].includes(escrow)) due.push({ kind: 'compensation', amountMsat: assignment.terms!.baseRewardMsat });
+  return due;
+}
+
+async function escrowStatus(deps: ApiDeps, assignmentId: string): Promise<string> {
+  return (await loadAggregate(deps.store, invoiceDecider, invoiceStreamId(deps.preimages.escrow(assignmentId).paymentHash))).state.status;
+}
+
+async function checkPayoutInvoice(deps: ApiDeps, terms: NonNullable<AssignmentState['terms']>, bolt11: string, amountMsat: bigint): Promise<void> {
+  const contributor = (await loadAggregate(deps.store, contributorDecider, contributorStreamId(terms.contributorId))).state;
+  if (contributor.status === 'none') throw new ApiError(404, 'CONTRIBUTOR_NOT_FOUND', `contributor ${terms.contributorId} is not registered`);
+  const decoded = await deps.lightning.node.decodeInvoice(bolt11).catch((error: unknown) => {
+    if (error instanceof LightningError && !error.retryable) throw new ApiError(422, error.code, error.message);
+    throw error;
+  });
+  const refuse = (code: string, detail: string): never => {
+    throw new ApiError(422, code, `${detail}; create a new invoice`);
+  };
+  if (decoded.amountMsat !== amountMsat) refuse('INVOICE_WRONG_AMOUNT', `the invoice asks ${String(decoded.amountMsat)} msat, the payout is ${amountMsat} msat`);
+  if (decoded.destination !== contributor.lightningNodePubkeyHex) refuse('INVOICE_WRONG_DESTINATION', `the invoice pays node ${decoded.destination}, the contributor registered ${contributor.lightningNodePubkeyHex}`);
+  if (decoded.network !== deps.lightning.network) refuse('INVOICE_WRONG_NETWORK', `the invoice is for ${decoded.network}, the coordinator runs on ${deps.lightning.network}`);
+  if (decoded.expiresAtMs - deps.nowMs() < MIN_INVOICE_REMAINING_MS) refuse('INVOICE_EXPIRES_TOO_SOON', `the invoice expires at ${decoded.expiresAtMs}`);
+}
+
 async function assignmentView(deps: ApiDeps, assignment: AssignmentState): Promise<unknown> {
   const terms = assignment.terms!;
   const { paymentHash } = deps.preimages.escrow(terms.assignmentId);
@@ -197,6 +246,10 @@ async function assignmentView(deps: ApiDeps, assignment: AssignmentState): Promi
     verdict: assignment.verdict,
     resolution: assignment.resolution,
     escrow: { paymentHash, status: invoice.status, bolt11: invoice.terms?.bolt11 ?? (await deps.holdInvoices.posted(terms.assignmentId)), preimageHex: released ? invoice.preimageHex : null },
+    // What a contributor must post an invoice for (PUT …/payout-invoices/:kind) to be paid.
+    payoutsDue: await Promise.all(
+      payoutsDue(deps, assignment, invoice.status).map(async (p) => ({ ...p, invoicePosted: (await deps.holdInvoices.postedPayout(terms.assignmentId, p.kind)) !== null })),
+    ),
   });
 }
 
