@@ -8,8 +8,13 @@ export type AppConfig = Readonly<{
   dataDir: string;
   database: DatabaseTarget;
   http: { host: string; port: number; bodyLimitBytes: number };
+  /** Which parts this process runs; every one by default, one alone in a production split. */
+  parts: ReadonlySet<SystemPart>;
   shutdownTimeoutMs: number;
 }>;
+
+export const SYSTEM_PARTS = ['api', 'projections', 'escrow', 'validator', 'replay'] as const;
+export type SystemPart = (typeof SYSTEM_PARTS)[number];
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -27,7 +32,8 @@ export const DEFAULT_CONFIG = Object.freeze({
 /**
  * Flags win over environment variables, which win over defaults:
  * --data-dir / TRAINLEDGER_DATA_DIR, --port / TRAINLEDGER_PORT, --host / TRAINLEDGER_HOST,
- * --database-url / DATABASE_URL (PostgreSQL instead of the embedded PGlite).
+ * --database-url / DATABASE_URL (PostgreSQL instead of the embedded PGlite),
+ * --parts / TRAINLEDGER_PARTS (a comma-separated subset of api, projections, escrow, validator, replay).
  */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AppConfig {
   const flags = parseFlags(argv);
@@ -37,10 +43,18 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): App
   const host = flags.host ?? env.TRAINLEDGER_HOST ?? DEFAULT_CONFIG.host;
   // PGlite gets a folder of its own: the data folder also holds the coordinator secret and the dev network.
   const database: DatabaseTarget = databaseUrl ? { engine: 'postgres', connectionString: databaseUrl } : { engine: 'pglite', dataDir: join(dataDir, 'pglite') };
-  return { dataDir, database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, shutdownTimeoutMs: DEFAULT_CONFIG.shutdownTimeoutMs };
+  const parts = parseParts(flags.parts ?? env.TRAINLEDGER_PARTS ?? SYSTEM_PARTS.join(','));
+  return { dataDir, database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, parts, shutdownTimeoutMs: DEFAULT_CONFIG.shutdownTimeoutMs };
 }
 
-const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url']);
+const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url', 'parts']);
+
+function parseParts(text: string): ReadonlySet<SystemPart> {
+  const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const unknown = parts.filter((p) => !(SYSTEM_PARTS as readonly string[]).includes(p));
+  if (parts.length === 0 || unknown.length > 0) throw new ConfigError(`--parts takes a comma-separated list of ${SYSTEM_PARTS.join(', ')}; got ${JSON.stringify(text)}`);
+  return new Set(parts as SystemPart[]);
+}
 
 function parseFlags(argv: readonly string[]): Record<string, string> {
   const flags: Record<string, string> = {};

@@ -83,21 +83,36 @@ async function openLightning(options: SystemOptions, db: Kysely<any>): Promise<L
 }
 
 export async function startSystem(options: SystemOptions): Promise<RunningSystem> {
+  mkdirSync(options.config.dataDir, { recursive: true });
+  // Each part that starts pushes its stop; a part that fails to start stops the ones before it.
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    return await startParts(options, stops);
+  } catch (error) {
+    for (const stop of stops) await stop().catch(() => {});
+    throw error;
+  }
+}
+
+async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]): Promise<RunningSystem> {
   const { config, log } = options;
-  mkdirSync(config.dataDir, { recursive: true });
   const { store, engine, db } = await openEventStore(config.database);
-  const stops: (() => Promise<void>)[] = [() => store.close()];
+  stops.push(() => store.close());
   const fail = (part: string) => (error: unknown) => {
     // A part that hits a broken invariant stops the service loudly rather than serve drifting figures.
     log(`trainledger: ${part}_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   };
 
-  const projections = new ProjectionRunner({ store, projectors: ALL_PROJECTORS });
-  await projections.prepare();
-  projections.start().catch(fail('PROJECTION'));
-  stops.unshift(() => projections.stop());
+  const { parts } = config;
+  const projections = parts.has('projections') ? new ProjectionRunner({ store, projectors: ALL_PROJECTORS }) : null;
+  if (projections) {
+    await projections.prepare();
+    projections.start().catch(fail('PROJECTION'));
+    stops.unshift(() => projections.stop());
+  }
 
+  // The API decodes contributors' invoices with the coordinator's node, so it opens Lightning too.
   const lightning = await openLightning(options, db);
   stops.unshift(() => lightning.close());
   const { holdInvoices } = lightning;
@@ -105,16 +120,18 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   const preimages = new PreimageDeriver(loadOrCreateCoordinatorSecret(config.dataDir));
   const escrow = new EscrowEngine({ store, node: lightning.node, invoices: holdInvoices, contributors: lightning.channel, preimages, nowMs: Date.now, newEventId: randomUUID, network: lightning.network });
   await escrow.prepare();
-  const escrowLoop = new EscrowLoop(escrow, store, log);
-  escrowLoop.start().catch(fail('ESCROW'));
-  stops.unshift(() => escrowLoop.stop());
+  if (parts.has('escrow')) {
+    const escrowLoop = new EscrowLoop(escrow, store, log);
+    escrowLoop.start().catch(fail('ESCROW'));
+    stops.unshift(() => escrowLoop.stop());
+  }
 
   // Verification on CPU in the reference recipe class: the validator and one replay worker.
   const blobs = new FileBlobStore(join(config.dataDir, 'blobs'));
   const verification = new VerificationService({
     store, db, blobs, nowMs: Date.now, leaseMs: DEFAULT_REPLAY_LEASE_MS, workerIdPrefix: 'embedded', log,
     settings: { provider: 'cpu', graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: REFERENCE_SETTINGS.intraOpNumThreads },
-    parts: { validator: true, replayWorkers: 1 },
+    parts: { validator: parts.has('validator'), replayWorkers: parts.has('replay') ? 1 : 0 },
   });
   await verification.start();
   stops.unshift(() => verification.stop());
@@ -125,14 +142,16 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   const nonces = new NonceStore(db);
   await nonces.prepare();
 
+  // /health and /metrics are served whatever the parts; the /v1 API only with the api part.
   const app = await buildApp({
-    store, engine, startedAtMs: Date.now(), nowMs: Date.now, projectionLag: () => projections.lag(), bodyLimitBytes: config.http.bodyLimitBytes, logger: options.logger ?? false,
-    api: {
+    store, engine, startedAtMs: Date.now(), nowMs: Date.now, bodyLimitBytes: config.http.bodyLimitBytes, logger: options.logger ?? false,
+    ...(projections ? { projectionLag: () => projections.lag() } : {}),
+    ...(!parts.has('api') ? {} : { api: {
       store, db, blobs, apiKeys, nonces, preimages, holdInvoices, nowMs: Date.now, newEventId: randomUUID,
       limits: options.limits ?? DEFAULT_API_LIMITS,
       lightning: { node: lightning.node, network: lightning.network },
       ...(lightning.devNodeKey ? { devNodeKey: lightning.devNodeKey } : {}),
-    },
+    } }),
   });
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   stops.unshift(() => app.close());
