@@ -105,4 +105,21 @@ describe('DevLightningNetwork persistence', () => {
     expect(await second.wallet('alice').holdInvoiceState(invoice.paymentHash)).toEqual({ status: 'canceled' });
     await second.close();
   });
+
+  it('persists what time changes even during a read-only call, as a crash right after it would find', async () => {
+    const clock = new ManualClock();
+    const network = await openDev(clock, { dataDir });
+    const invoice = await holdInvoice(network.wallet('alice'), 'expires', { expirySec: 60 });
+    const before = readFileSync(join(dataDir, DEV_STATE_FILE), 'utf8');
+    // A read that changes nothing leaves the file alone.
+    expect((await network.wallet('alice').holdInvoiceState(invoice.paymentHash)).status).toBe('open');
+    expect(readFileSync(join(dataDir, DEV_STATE_FILE), 'utf8')).toBe(before);
+    clock.advance(61_000);
+    // This read is the call that finds the invoice expired: the cancellation must reach the disk now, not at close.
+    expect((await network.wallet('alice').holdInvoiceState(invoice.paymentHash)).status).toBe('canceled');
+    const crashed = await openDev(clock, { dataDir });
+    expect((await crashed.wallet('alice').holdInvoiceState(invoice.paymentHash)).status).toBe('canceled');
+    await crashed.close();
+    await network.close();
+  });
 });

@@ -4,7 +4,7 @@ import { LightningError, type CoordinatorNode, type DecodedInvoice, type PayRequ
 import { decodeRequest } from './bolt11.js';
 import { COORDINATOR_NODE } from './dev-faults.js';
 import { assertMatches, paymentView, startPayment, validatePayRequest } from './dev-payments.js';
-import type { DevRuntime } from './dev-runtime.js';
+import type { DevAccess, DevRuntime } from './dev-runtime.js';
 
 export class DevCoordinatorNode implements CoordinatorNode {
   private closed = false;
@@ -12,7 +12,7 @@ export class DevCoordinatorNode implements CoordinatorNode {
   constructor(private readonly runtime: DevRuntime) {}
 
   publicKey(): Promise<string> {
-    return this.call(() => this.runtime.keys.coordinator().publicKeyHex);
+    return this.call(() => this.runtime.keys.coordinator().publicKeyHex, 'read');
   }
 
   blockHeight(): Promise<number> {
@@ -20,7 +20,7 @@ export class DevCoordinatorNode implements CoordinatorNode {
   }
 
   decodeInvoice(bolt11: string): Promise<DecodedInvoice> {
-    return this.call(() => decodeRequest(bolt11));
+    return this.call(() => decodeRequest(bolt11), 'read');
   }
 
   /** Decoding happens inside the exclusive call too, so concurrent pays of one hash see each other. */
@@ -40,7 +40,7 @@ export class DevCoordinatorNode implements CoordinatorNode {
   }
 
   paymentState(paymentHash: string): Promise<PaymentState> {
-    return this.call(() => paymentView(this.runtime.state.payments.get(paymentHash)));
+    return this.call(() => paymentView(this.runtime.state.payments.get(paymentHash)), 'read');
   }
 
   /** Closes this handle only; the network (and other handles) stay open. */
@@ -52,8 +52,8 @@ export class DevCoordinatorNode implements CoordinatorNode {
     return this.closed;
   }
 
-  private call<T>(job: () => Promise<T> | T): Promise<T> {
+  private call<T>(job: () => Promise<T> | T, access: DevAccess = 'write'): Promise<T> {
     if (this.closed) return Promise.reject(new LightningError('NODE_UNAVAILABLE', 'this dev coordinator node handle is closed; take a new one from the network', false));
-    return this.runtime.exclusive(COORDINATOR_NODE, job);
+    return this.runtime.exclusive(COORDINATOR_NODE, job, access);
   }
 }

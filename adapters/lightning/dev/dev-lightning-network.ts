@@ -7,7 +7,7 @@ import { DevFaults, type DevNodeRef } from './dev-faults.js';
 import { assertInvariants, pendingMsat } from './dev-htlc.js';
 import { DevKeyring, DEV_SEED_BYTES, randomDevSeed } from './dev-keys.js';
 import { releaseUnresolved } from './dev-payments.js';
-import { SerialQueue, type DevRuntime } from './dev-runtime.js';
+import { SerialQueue, type DevAccess, type DevRuntime } from './dev-runtime.js';
 import type { DevState } from './dev-state.js';
 import { openDevStore, type DevStore } from './dev-store.js';
 import { DevContributorWallet } from './dev-wallet.js';
@@ -64,7 +64,7 @@ export class DevLightningNetwork {
       keys,
       faults: this.faults,
       chain,
-      exclusive: (node, job) => this.exclusive(node, job),
+      exclusive: (node, job, access) => this.exclusive(node, job, access),
       walletNameOf: (publicKeyHex) => this.walletsByKey.get(publicKeyHex) ?? null,
     };
     for (const name of state.wallets.keys()) this.walletsByKey.set(keys.wallet(name).publicKeyHex, name);
@@ -116,7 +116,7 @@ export class DevLightningNetwork {
   }
 
   blockHeight(): Promise<number> {
-    return this.exclusive(null, () => this.state.heightBlocks);
+    return this.exclusive(null, () => this.state.heightBlocks, 'read');
   }
 
   /** The coordinator's pretend money: its balance, what in-flight HTLCs hold, and what it can still send. */
@@ -124,7 +124,7 @@ export class DevLightningNetwork {
     return this.exclusive(null, () => {
       const pending = pendingMsat(this.state);
       return { balanceMsat: this.state.balanceMsat, pendingMsat: pending, spendableMsat: this.state.balanceMsat - pending };
-    });
+    }, 'read');
   }
 
   /** Waits for calls in progress, writes the state a last time, and refuses every later call. */
@@ -136,24 +136,27 @@ export class DevLightningNetwork {
     });
   }
 
-  private exclusive<T>(node: DevNodeRef | null, job: () => Promise<T> | T): Promise<T> {
+  private exclusive<T>(node: DevNodeRef | null, job: () => Promise<T> | T, access: DevAccess = 'write'): Promise<T> {
     return this.queue.run(async () => {
       if (this.closed) throw new LightningError('NODE_UNAVAILABLE', 'the dev Lightning network is closed; open it again', false);
       if (node !== null) this.faults.assertAvailable(node);
-      this.applyChain();
+      let changed = this.applyChain();
       try {
         return await job();
       } finally {
-        this.applyChain();
-        assertInvariants(this.state);
-        this.store.save(this.state);
+        changed = this.applyChain() || changed;
+        if (access === 'write' || changed) {
+          assertInvariants(this.state);
+          this.store.save(this.state);
+        }
       }
     });
   }
 
-  private applyChain(): void {
-    mineByClock(this.state, this.chain);
-    sweep(this.state, this.chain);
+  /** Whether time or height changed anything. */
+  private applyChain(): boolean {
+    const mined = mineByClock(this.state, this.chain);
+    return sweep(this.state, this.chain) > 0 || mined;
   }
 }
 

@@ -5,6 +5,12 @@ import type { DevFaults, DevNodeRef } from './dev-faults.js';
 import type { DevKeyring } from './dev-keys.js';
 import type { DevState } from './dev-state.js';
 
+/**
+ * 'read' promises the job changes nothing: then, unless the chain itself moved, the call skips
+ * re-checking invariants and re-serialising the state, both of which grow with the network's history.
+ */
+export type DevAccess = 'read' | 'write';
+
 export interface DevRuntime {
   readonly state: DevState;
   readonly keys: DevKeyring;
@@ -15,7 +21,7 @@ export interface DevRuntime {
    * and its effect (no double send). Applies time and height before and after, then persists.
    * Throws NODE_UNAVAILABLE when `node` is down (injected) or the network is closed.
    */
-  exclusive<T>(node: DevNodeRef | null, job: () => Promise<T> | T): Promise<T>;
+  exclusive<T>(node: DevNodeRef | null, job: () => Promise<T> | T, access?: DevAccess): Promise<T>;
   /** The dev wallet with this node key, or null. */
   walletNameOf(publicKeyHex: string): string | null;
 }

@@ -23,7 +23,7 @@ export class DevContributorWallet implements ContributorWallet {
   }
 
   publicKey(): Promise<string> {
-    return this.runtime.exclusive(this.node, () => this.runtime.keys.wallet(this.name).publicKeyHex);
+    return this.runtime.exclusive(this.node, () => this.runtime.keys.wallet(this.name).publicKeyHex, 'read');
   }
 
   createHoldInvoice(request: Readonly<{ paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number; description: string }>): Promise<string> {
@@ -52,10 +52,14 @@ export class DevContributorWallet implements ContributorWallet {
 
   /** Plain invoices answer too (open, then settled); a hash this wallet never issued is `unknown`. */
   holdInvoiceState(paymentHash: string): Promise<HoldInvoiceState> {
-    return this.runtime.exclusive(this.node, () => {
-      requireHash(paymentHash);
-      return holdView(this.invoices().get(paymentHash));
-    });
+    return this.runtime.exclusive(
+      this.node,
+      () => {
+        requireHash(paymentHash);
+        return holdView(this.invoices().get(paymentHash));
+      },
+      'read',
+    );
   }
 
   settleHoldInvoice(preimageHex: string): Promise<void> {
