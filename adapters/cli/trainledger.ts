@@ -1,5 +1,6 @@
 // The `trainledger` command: start, replay-worker, simulate and export, each with its own flags.
 
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { failStart, startCommand } from '../main.js';
 import { failWorker, replayWorkerCommand } from '../replay-worker-main.js';
@@ -35,7 +36,6 @@ function fraction(flags: Flags, name: string, fallback: number): number {
 
 async function adminKey(flags: Flags): Promise<string> {
   if (process.env.TRAINLEDGER_ADMIN_KEY) return process.env.TRAINLEDGER_ADMIN_KEY;
-  const { readFileSync } = await import('node:fs');
   const file = flags.get('admin-key-file') ?? './data/admin-key';
   try {
     return readFileSync(file, 'utf8').trim();

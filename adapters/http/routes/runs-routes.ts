@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { loadAggregate } from '../../commands/command-handler.js';
 import { runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
-import { stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
+import { referenceSteps, stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
 import { authDeps, eventsView, runCommand, wire, type ApiDeps } from '../api-context.js';
 import { asStaff, asStaffOrContributor, staffCallerOf } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
@@ -97,7 +97,6 @@ export async function runsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
   });
 
   api.get('/v1/step-graphs', async () => {
-    const { referenceSteps } = await import('../../../replay/graphs/reference-steps.js');
     return referenceSteps().map((s) => ({ model: s.model.name, graphDigest: s.graphDigest, learningRate: s.learningRate, batchSize: s.batchSize, parameters: s.model.parameters }));
   });
 }
