@@ -239,11 +239,13 @@ describe.each(MODELS_UNDER_TEST)('train step for $name', (model) => {
     expect(biasGradient[1]).toBeCloseTo(-1, 5);
   });
 
-  it('is bitwise reproducible on CPU across sessions and thread counts with optimizations off', async () => {
+  // Across sessions with the same thread count. Thread counts are not interchangeable in general: on real
+  // MNIST batches the MLP's low bits move between 1 and 2 threads, so recipes pin it (step-runner.int.spec.ts).
+  it('is bitwise reproducible on CPU across sessions with optimizations off', async () => {
     const options = (threads: number): ort.InferenceSession.SessionOptions => ({ graphOptimizationLevel: 'disabled', intraOpNumThreads: threads, interOpNumThreads: 1 });
     const inputs = syntheticInputs(model, 16, 64);
     const one = await runStep(await openSession(model, 'float32', options(1)), model, 'float32', inputs);
-    const two = await runStep(await openSession(model, 'float32', options(2)), model, 'float32', inputs);
+    const two = await runStep(await openSession(model, 'float32', options(1)), model, 'float32', inputs);
     for (const name of trainStepOutputNames(model)) {
       expect(bytesOf(rawOutput(two, name)).equals(bytesOf(rawOutput(one, name))), name).toBe(true);
     }
