@@ -1,8 +1,32 @@
 // Contributors' invoices as posted through the API (escrow hold invoices and payout invoices), kept until the escrow reactor asks.
 
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { migrateToLatest } from '../postgres/database.js';
 import type { PayoutRequest } from '../../domain/reactions/escrow.js';
 import type { ContributorInvoiceSource } from '../lightning/escrow-reactor.js';
+
+/** Ordered; a landed migration is never edited. */
+const HOLD_INVOICE_BOX_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_contributor_invoices': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('api_hold_invoices')
+        .addColumn('assignment_id', 'text', (c) => c.primaryKey())
+        .addColumn('contributor_id', 'text', (c) => c.notNull())
+        .addColumn('bolt11', 'text', (c) => c.notNull())
+        .addColumn('posted_at_ms', 'int8', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('api_payout_invoices')
+        .addColumn('assignment_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('bolt11', 'text', (c) => c.notNull())
+        .addColumn('posted_at_ms', 'int8', (c) => c.notNull())
+        .addPrimaryKeyConstraint('api_payout_invoices_pk', ['assignment_id', 'kind'])
+        .execute();
+    },
+  },
+};
 
 /** A BOLT11 request of any sane invoice fits in this many characters. */
 export const MAX_BOLT11_CHARS = 2_048;
@@ -20,11 +44,7 @@ export class HoldInvoiceBox implements ContributorInvoiceSource {
   ) {}
 
   async prepare(): Promise<void> {
-    await sql`CREATE TABLE IF NOT EXISTS api_hold_invoices (
-      assignment_id text PRIMARY KEY, contributor_id text NOT NULL, bolt11 text NOT NULL, posted_at_ms int8 NOT NULL)`.execute(this.db);
-    await sql`CREATE TABLE IF NOT EXISTS api_payout_invoices (
-      assignment_id text NOT NULL, kind text NOT NULL, bolt11 text NOT NULL, posted_at_ms int8 NOT NULL,
-      PRIMARY KEY (assignment_id, kind))`.execute(this.db);
+    await migrateToLatest(this.db, HOLD_INVOICE_BOX_MIGRATIONS, 'api_invoice_migrations');
   }
 
   /** Keeps the first payout invoice posted per (assignment, kind): one payout, one invoice, ever. */

@@ -1,6 +1,7 @@
 // Runs the pure escrow reactions: assignment and escrow events in, intent commands (open, release, cancel, pay) out.
 
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { migrateToLatest } from '../postgres/database.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentEvent, type AssignmentState } from '../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
 import type { Command, Decider, Event } from '../../domain/decider.js';
@@ -37,6 +38,33 @@ export type EscrowReactorDeps = Readonly<{
 }>;
 
 export const ESCROW_REACTOR_SUBSCRIPTION = 'escrow-reactor';
+/**
+ * The reactor's tables. Contributors' invoices: one per (assignment, kind), ever — a retried
+ * reaction gets the invoice the first attempt obtained, so a crash between asking the contributor
+ * and logging the invoice can never lead to a second invoice, or a second payment. Deferred
+ * reactions: events waiting for an invoice only the contributor can provide, retried every pass.
+ */
+const ESCROW_REACTOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_escrow_reactor': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('lightning_contributor_invoices')
+        .addColumn('assignment_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('bolt11', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('lightning_contributor_invoices_pk', ['assignment_id', 'kind'])
+        .execute();
+      await db.schema
+        .createTable('lightning_deferred_reactions')
+        .addColumn('stream_id', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('deferred_at_ms', 'int8', (c) => c.notNull())
+        .addPrimaryKeyConstraint('lightning_deferred_reactions_pk', ['stream_id', 'revision'])
+        .execute();
+    },
+  },
+};
+
 /** Stands in for a payout invoice the contributor has not posted yet; a command naming it is held back. */
 const AWAITED_INVOICE = Object.freeze({ paymentHash: '0'.repeat(64), bolt11: 'awaited', expiresAtMs: 0 });
 
@@ -52,19 +80,9 @@ export const MAX_DEFERRED_PER_PASS = 200;
 export class EscrowReactor {
   constructor(private readonly deps: EscrowReactorDeps) {}
 
-  /**
-   * Creates the reactor's table: contributors' invoices, one per (assignment, kind), ever. A
-   * retried reaction gets the invoice the first attempt obtained, so a crash between asking the
-   * contributor and logging the invoice can never lead to a second invoice, or a second payment.
-   */
+  /** Creates the reactor's tables (ESCROW_REACTOR_MIGRATIONS says why each exists). */
   async prepare(): Promise<void> {
-    await sql`CREATE TABLE IF NOT EXISTS lightning_contributor_invoices (
-      assignment_id text NOT NULL, kind text NOT NULL, bolt11 text NOT NULL,
-      PRIMARY KEY (assignment_id, kind))`.execute(this.deps.store.db);
-    // Reactions waiting for an invoice only the contributor can provide; retried on every pass.
-    await sql`CREATE TABLE IF NOT EXISTS lightning_deferred_reactions (
-      stream_id text NOT NULL, revision integer NOT NULL, deferred_at_ms int8 NOT NULL,
-      PRIMARY KEY (stream_id, revision))`.execute(this.deps.store.db);
+    await migrateToLatest(this.deps.store.db as Kysely<any>, ESCROW_REACTOR_MIGRATIONS, 'escrow_reactor_migrations');
   }
 
   /**

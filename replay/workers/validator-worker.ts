@@ -1,6 +1,7 @@
 // The validator worker: follows the log, judges every submitted gradient, and records SubmissionAccepted or SubmissionRejected.
 
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { migrateToLatest } from '../../adapters/postgres/database.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
 import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
 import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.js';
@@ -10,6 +11,21 @@ import { loadAssignmentContext } from './assignment-context.js';
 export const VALIDATOR_SUBSCRIPTION = 'validator';
 /** Log events read per batch. */
 export const VALIDATOR_BATCH_SIZE = 100;
+/** Ordered; a landed migration is never edited. */
+const VALIDATOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_gradient_digests': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('validator_gradient_digests')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('gradient_digest', 'text', (c) => c.notNull())
+        .addColumn('assignment_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('validator_gradient_digests_pk', ['run_id', 'gradient_digest'])
+        .execute();
+    },
+  },
+};
+
 /** Micro-units: a quality score becomes a bonus with six decimals of precision, in integer arithmetic. */
 const SCORE_SCALE = 1_000_000n;
 
@@ -32,9 +48,7 @@ export class ValidatorWorker {
 
   /** The first submitter of each gradient per run: copies of it by other assignments are rejected. */
   async prepare(): Promise<void> {
-    await sql`CREATE TABLE IF NOT EXISTS validator_gradient_digests (
-      run_id text NOT NULL, gradient_digest text NOT NULL, assignment_id text NOT NULL,
-      PRIMARY KEY (run_id, gradient_digest))`.execute(this.deps.db);
+    await migrateToLatest(this.deps.db, VALIDATOR_MIGRATIONS, 'validator_migrations');
   }
 
   /** Judges every submission after the checkpoint; the checkpoint moves after each batch. */
