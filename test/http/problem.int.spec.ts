@@ -39,7 +39,11 @@ function declareRoutes(instance: FastifyInstance, { store }: OpenedEventStore): 
   const thingSchema = { type: 'object', required: ['name', 'count'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, count: { type: 'integer', minimum: 0 } } };
   instance.post('/things', { schema: { body: thingSchema } }, async (_request, reply) => reply.code(201).send({ ok: true }));
   instance.get('/things/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[a-z]+$' } } } } }, async (request) => ({ id: (request.params as { id: string }).id }));
-  instance.put('/blobs', async (request) => ({ bytes: (request.body as Buffer).byteLength }));
+  // Checks its own input like a real route: a JSON body (even `null`) is the caller's mistake, not a fault.
+  instance.put('/blobs', async (request) => {
+    if (!Buffer.isBuffer(request.body)) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send bytes as application/octet-stream');
+    return { bytes: request.body.byteLength };
+  });
   // A real append: the stream id and expected revision come straight from the request.
   instance.post('/streams/:streamId', async (request) => {
     const { expectedRevision } = (request.body ?? {}) as { expectedRevision?: number | 'no_stream' | 'any' };
