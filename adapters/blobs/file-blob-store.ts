@@ -1,8 +1,9 @@
 // Content-addressed blobs as files under a folder: <root>/<first two hex>/<digest>, written atomically, verified on read.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sha256Hex } from '../../replay/model/checkpoint.js';
 import { BlobStoreError, type BlobRef, type BlobStore } from '../../replay/ports/blob-store.js';
 
 /** Largest blob accepted: a checkpoint or gradient of the reference models is a few hundred KiB. */
@@ -52,10 +53,6 @@ export class FileBlobStore implements BlobStore {
   private pathOf(digest: string): string {
     return join(this.rootDir, digest.slice(0, 2), digest);
   }
-}
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function requireDigest(digest: string): string {

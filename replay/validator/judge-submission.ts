@@ -42,7 +42,7 @@ const HELDOUT_SEED = '0';
 export async function judgeSubmission(input: SubmissionCase, deps: JudgeDeps): Promise<Judgement> {
   const integrity = await checkIntegrity(input, deps);
   if ('reasonCode' in integrity) return reject(integrity.reasonCode, { integrity: integrity.evidence });
-  const { gradients, norm } = integrity;
+  const { gradients, norm, bytes } = integrity;
   const integrityEvidence = { gradientDigest: input.gradientDigest, encoding: input.encoding, l2Norm: norm };
 
   const quality = await heldOutImprovement(input.step, await loadCheckpoint({ checkpointDigest: input.terms.baseCheckpointDigest }, input.step, deps.blobs), gradients, deps.runner);
@@ -54,14 +54,14 @@ export async function judgeSubmission(input: SubmissionCase, deps: JudgeDeps): P
   const sampled = draw < input.policy.replayProbability;
   const evidence: Record<string, unknown> = { integrity: integrityEvidence, quality: qualityEvidence, replay: { sampled, draw, replayProbability: input.policy.replayProbability } };
   if (sampled) {
-    const replay = await replaySubmission({ ...input, gradients }, deps);
+    const replay = await replaySubmission({ ...input, gradients, bytes }, deps);
     evidence.replay = { sampled, draw, replayProbability: input.policy.replayProbability, ...replayEvidence(replay) };
     if (replay.outcome !== 'match') return reject(replay.reasonCode, evidence);
   }
   return { verdict: 'accepted', qualityScore: Math.min(1, Math.max(0, quality.relativeImprovement)), evidence };
 }
 
-type IntegrityResult = Readonly<{ gradients: ParameterSet; norm: number }> | Readonly<{ reasonCode: ValidationReasonCode; evidence: Record<string, unknown> }>;
+type IntegrityResult = Readonly<{ gradients: ParameterSet; norm: number; bytes: Uint8Array }> | Readonly<{ reasonCode: ValidationReasonCode; evidence: Record<string, unknown> }>;
 
 async function checkIntegrity(input: SubmissionCase, deps: JudgeDeps): Promise<IntegrityResult> {
   const bytes = await deps.blobs.get(input.gradientDigest);
@@ -79,7 +79,7 @@ async function checkIntegrity(input: SubmissionCase, deps: JudgeDeps): Promise<I
   const norm = gradientL2Norm(gradients);
   if (!(norm <= input.policy.maxGradientNorm)) return { reasonCode: 'GRADIENT_NORM_OUT_OF_BOUNDS', evidence: { l2Norm: norm, maxGradientNorm: input.policy.maxGradientNorm } };
   if (input.copiedFromAssignmentId !== null) return { reasonCode: 'GRADIENT_COPIED', evidence: { firstSubmittedBy: input.copiedFromAssignmentId } };
-  return { gradients, norm };
+  return { gradients, norm, bytes };
 }
 
 /** Relative improvement of the held-out loss when the step θ − lr·g is applied: (before − after) / before. */

@@ -13,23 +13,13 @@ import {
 import { encodeDense } from '../../replay/encoding/dense-f32.js';
 import { encodeSparseLoco, keptElementCount, type SparseLocoOptions, sparseLocoSizeBytes } from '../../replay/encoding/sparseloco.js';
 import { elementCount, MLP, type ModelSpec, type ParameterSet, SOFTMAX_REGRESSION } from '../../replay/model/model-spec.js';
+import { mulberry32 } from '../support/mulberry32.js';
 
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 150);
 
-/** Deterministic PRNG (mulberry32): fast-check picks the seed, so a failure still shrinks to one number. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seededGradient(model: ModelSpec, seed: number): Float32Array[] {
-  const next = prng(seed);
+  const next = mulberry32(seed);
   return model.parameters.map((tensor) =>
     Float32Array.from({ length: elementCount(tensor) }, () => (next() < 0.2 ? Math.round(next() * 4 - 2) : (next() * 2 - 1) * 10 ** (next() * 8 - 4))),
   );
@@ -94,7 +84,7 @@ const plausibleSparseArb = fc
   .tuple(optionsArb, fc.integer({ min: -2, max: 2 }), fc.integer())
   .map(([options, sizeDeltaBytes, seed]) => {
     const model = SOFTMAX_REGRESSION;
-    const next = prng(seed);
+    const next = mulberry32(seed);
     const bytes = new Uint8Array(Math.max(1, sparseLocoSizeBytes(model, options) + sizeDeltaBytes));
     bytes.forEach((_, i) => (bytes[i] = Math.floor(next() * 256)));
     const view = new DataView(bytes.buffer);

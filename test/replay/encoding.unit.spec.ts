@@ -14,6 +14,7 @@ import {
 import { decodeDense, encodeDense } from '../../replay/encoding/dense-f32.js';
 import { decodeSparseLoco, encodeSparseLoco, sparseLocoSizeBytes } from '../../replay/encoding/sparseloco.js';
 import { elementCount, MLP, type ModelSpec, type ParameterSet, parameterCount, SOFTMAX_REGRESSION } from '../../replay/model/model-spec.js';
+import { mulberry32 } from '../support/mulberry32.js';
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 const SMALLEST_SUBNORMAL = 2 ** -149;
@@ -21,21 +22,10 @@ const LARGEST_SUBNORMAL = 2 ** -126 - 2 ** -149;
 
 // ---------------------------------------------------------------- helpers
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A gradient with spread magnitudes, exact zeros and repeated magnitudes, so ties get exercised. */
 function randomGradient(model: ModelSpec, seed: number): Float32Array[] {
-  const next = prng(seed);
+  const next = mulberry32(seed);
   return model.parameters.map((tensor) =>
     Float32Array.from({ length: elementCount(tensor) }, () => {
       const pick = next();

@@ -15,23 +15,13 @@ import {
 } from '../../replay/graphs/train-step-graph.js';
 import { MLP, type ModelSpec, SOFTMAX_REGRESSION, elementCount } from '../../replay/model/model-spec.js';
 import { ProtoWriter } from '../../replay/onnx/protobuf-writer.js';
+import { mulberry32 } from '../support/mulberry32.js';
 
 const MODELS_UNDER_TEST: readonly ModelSpec[] = [SOFTMAX_REGRESSION, MLP];
 
 type StepInputs = Readonly<{ params: readonly Float64Array[]; x: Float64Array; y: Float64Array; batch: number; lr: number }>;
 type StepOutputs = Readonly<Record<string, Float32Array | Float64Array>>;
 
-/** mulberry32: a tiny seeded PRNG so every synthetic batch is reproducible without Math.random. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function uniform(random: () => number, count: number, low: number, high: number): Float64Array {
   return Float64Array.from({ length: count }, () => low + (high - low) * random());
@@ -39,7 +29,7 @@ function uniform(random: () => number, count: number, low: number, high: number)
 
 /** Glorot-ish weights, small biases, standardized (zero-mean) pixels, random one-hot labels. */
 function syntheticInputs(model: ModelSpec, seed: number, batch: number, lr = 0.1): StepInputs {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const params = model.parameters.map((tensor) => {
     const scale = tensor.dims.length === 2 ? 1 / Math.sqrt(tensor.dims[0] as number) : 0.1;
     return uniform(random, elementCount(tensor), -scale, scale);
@@ -124,7 +114,7 @@ describe.each(MODELS_UNDER_TEST)('train step for $name', (model) => {
     const session = await openSession(model, 'float64');
     const inputs = syntheticInputs(model, 11, 8);
     const outputs = await runStep(session, model, 'float64', inputs);
-    const pick = seededRandom(99);
+    const pick = mulberry32(99);
     const stepSize = 1e-5;
     let largestGradient = 0;
     for (const [paramIndex, spec] of model.parameters.entries()) {
