@@ -16,6 +16,10 @@ export type StepRecipe = Readonly<{
   graphDigest: string;
   checkpointDigest: string;
   shardId: string;
+  /**
+   * The digest the run declared for the shard, never the digest of whatever data the replaying
+   * machine holds: executing the recipe first checks that the held data hashes to it.
+   */
   shardDigest: string;
   /** Inner step j uses batch batchIndex + j of the shard's seeded permutation. */
   batchIndex: number;
@@ -47,7 +51,8 @@ export const REFERENCE_SETTINGS: RecipeSettings = Object.freeze({ executionProvi
 export function recipeForAssignment(
   terms: Pick<WorkTerms, 'shardId' | 'batchIndex' | 'baseCheckpointDigest' | 'seed'>,
   step: StepDefinition,
-  shardDigest: string,
+  /** The run's declared digest of terms.shardId. */
+  declaredShardDigest: string,
   settings: RecipeSettings = REFERENCE_SETTINGS,
 ): StepRecipe {
   return {
@@ -56,7 +61,7 @@ export function recipeForAssignment(
     graphDigest: step.graphDigest,
     checkpointDigest: terms.baseCheckpointDigest,
     shardId: terms.shardId,
-    shardDigest,
+    shardDigest: declaredShardDigest,
     batchIndex: terms.batchIndex,
     batchSize: step.batchSize,
     seed: terms.seed,

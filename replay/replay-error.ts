@@ -3,7 +3,12 @@
 export const REPLAY_ERROR_CODES = [
   'RECIPE_UNKNOWN_GRAPH',
   'RECIPE_MODEL_MISMATCH',
+  /** The shard this server holds under the recipe's id does not hash to the digest the run declared. */
   'RECIPE_SHARD_DIGEST_MISMATCH',
+  /** This server holds no shard under the recipe's id. */
+  'RECIPE_UNKNOWN_SHARD',
+  /** The run does not declare the shard the assignment names, so nothing says which data the step promised. */
+  'RUN_SHARD_UNDECLARED',
   'RECIPE_CHECKPOINT_MISSING',
   'RECIPE_CHECKPOINT_INVALID',
   'RECIPE_RUNNER_MISMATCH',

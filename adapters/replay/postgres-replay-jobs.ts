@@ -78,6 +78,10 @@ export class PostgresReplayJobQueue implements ReplayJobQueue {
     return Number(result.numAffectedRows ?? 0n) === 1;
   }
 
+  async fail(jobId: string, workerId: string, error: string, nowMs: number): Promise<boolean> {
+    return this.finish(jobId, workerId, 'failed', error, nowMs);
+  }
+
   async status(jobId: string): Promise<{ status: JobStatus; attempts: number; lastError: string | null } | null> {
     const row = (await this.db.selectFrom('replay_jobs').select(['status', 'attempts', 'last_error']).where('job_id', '=', jobId).executeTakeFirst()) as
       | Pick<JobRow, 'status' | 'attempts' | 'last_error'>

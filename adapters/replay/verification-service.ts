@@ -49,7 +49,7 @@ export class VerificationService {
     if (parts.validator) {
       const runner = this.runner(settings);
       // The validator's replay draws come from the process's CSPRNG, never from anything a contributor can see.
-      const validator = new ValidatorWorker({ store, db, blobs, runner, calibration, random: secureRandom, validatorId: `${this.deps.workerIdPrefix}-validator`, nowMs, newEventId, onSkipped: (id, reason) => log(`validator: skipped ${id}: ${reason}`) });
+      const validator = new ValidatorWorker({ store, db, blobs, runner, calibration, random: secureRandom, validatorId: `${this.deps.workerIdPrefix}-validator`, nowMs, newEventId, onSkipped: (id, reason, code) => log(`validator: left ${id} unjudged (${code}): ${reason}`) });
       await validator.prepare();
       this.loop('validator', async () => void (await validator.runOnce()));
     }

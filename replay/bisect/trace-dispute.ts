@@ -1,6 +1,7 @@
 // Settles a multi-step dispute Verde-style: bisect two committed traces to the first divergent step, recompute only that step.
 
 import { mnistBatch } from '../data/mnist.js';
+import { requireDeclaredShardData } from '../data/shard-data.js';
 import { checkpointDigest } from '../model/checkpoint.js';
 import type { ParameterSet } from '../model/model-spec.js';
 import type { StepRecipe } from '../recipe.js';
@@ -31,6 +32,8 @@ export async function resolveTraceDispute(input: {
   runner: StepRunner;
 }): Promise<TraceDisputeResult> {
   const step = resolveStep(input.recipe);
+  // The referee recomputes on the shard the recipe (and its run) declared, never on whatever data is held here.
+  requireDeclaredShardData(input.recipe.shardId, input.recipe.shardDigest);
   let recomputeMs = 0;
   let provider: string | null = null;
   const result = await bisectTrace({

@@ -171,6 +171,18 @@ export function mnistShardDigest(shardId: string): string {
   return dataset().digests[shardIndexOf(shardId)] as string;
 }
 
+/** The digest of the shard this server holds under `shardId`, or null when it holds no shard of that name. */
+export function heldMnistShardDigest(shardId: string): string | null {
+  for (let shard = 0; shard < MNIST_SHARD_COUNT; shard++) if (shardIdAt(shard) === shardId) return dataset().digests[shard] as string;
+  return null;
+}
+
+/** The id of the held shard whose digest this is, or null. Digests cover the shard id, so at most one matches. */
+export function mnistShardIdWithDigest(digest: string): string | null {
+  const shard = dataset().digests.indexOf(digest);
+  return shard < 0 ? null : shardIdAt(shard);
+}
+
 /** Every shard's digest, training shards first, then the held-out shard. */
 export function mnistShardDigests(): { shardId: string; digest: string }[] {
   const all = dataset().digests.map((digest, shard) => ({ shardId: shardIdAt(shard), digest }));

@@ -26,5 +26,10 @@ export interface ReplayJobQueue {
   complete(jobId: string, workerId: string, nowMs: number): Promise<boolean>;
   /** Gives the job back (queued again, or failed for good after the attempt limit); false if the lease was lost. */
   release(jobId: string, workerId: string, error: string, nowMs: number): Promise<boolean>;
+  /**
+   * Parks the job: failed for good now, with the error kept for a person to read, because retrying
+   * cannot change the outcome (the data held here is not the data the run declared). False if the lease was lost.
+   */
+  fail(jobId: string, workerId: string, error: string, nowMs: number): Promise<boolean>;
   status(jobId: string): Promise<{ status: JobStatus; attempts: number; lastError: string | null } | null>;
 }

@@ -1,6 +1,7 @@
 // Executes a recipe end to end: resolve graph, checkpoint and batch by digest, run its inner steps, digest every result.
 
-import { mnistBatch, mnistShardDigest } from '../data/mnist.js';
+import { mnistBatch } from '../data/mnist.js';
+import { requireDeclaredShardData } from '../data/shard-data.js';
 import { encodeDense } from '../encoding/dense-f32.js';
 import { stepByGraphDigest, type StepDefinition } from '../graphs/reference-steps.js';
 import { checkpointDigest, decodeCheckpoint, sha256Hex } from '../model/checkpoint.js';
@@ -39,11 +40,9 @@ export async function executeRecipe(recipe: StepRecipe, deps: ExecuteDeps): Prom
   const startedMs = performance.now();
   requireRunnerFor(recipe, deps.runner);
   const step = resolveStep(recipe);
+  // The recipe names the run's declared shard digest: the data held here must be that data before anything runs on it.
+  requireDeclaredShardData(recipe.shardId, recipe.shardDigest);
   const base = await loadCheckpoint(recipe, step, deps.blobs);
-  const shardDigest = mnistShardDigest(recipe.shardId);
-  if (shardDigest !== recipe.shardDigest) {
-    throw new ReplayError('RECIPE_SHARD_DIGEST_MISMATCH', `shard ${recipe.shardId} here has digest ${shardDigest}, the recipe names ${recipe.shardDigest}: the data differs`);
-  }
   let parameters = base;
   let loss = Number.NaN;
   let firstGradients: ParameterSet = [];

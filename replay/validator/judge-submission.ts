@@ -1,6 +1,7 @@
 // The validator's checks in order — integrity, quality, sampled replay — turning one submission into a verdict with evidence.
 
 import { mnistBatch, MNIST_HELDOUT_SHARD_ID, MNIST_SHARD_SIZE, mnistShard } from '../data/mnist.js';
+import { requireDeclaredShardData } from '../data/shard-data.js';
 import { decodeGradient, gradientL2Norm } from '../encoding/decode-gradient.js';
 import { GradientDecodeError } from '../encoding/gradient-decode-error.js';
 import type { StepDefinition } from '../graphs/reference-steps.js';
@@ -39,7 +40,13 @@ export type JudgeDeps = Readonly<{
 /** Held-out loss uses the whole held-out shard, in shard order: one fixed batch for every run. */
 const HELDOUT_SEED = '0';
 
+/**
+ * Throws, instead of judging, when the data held here is not the data the run declared for the
+ * assignment's shard (a ReplayError with one of SHARD_DATA_ERROR_CODES): that is the server's
+ * problem, and no verdict, for or against the contributor, may rest on other data.
+ */
 export async function judgeSubmission(input: SubmissionCase, deps: JudgeDeps): Promise<Judgement> {
+  requireDeclaredShardData(input.terms.shardId, input.declaredShardDigest);
   const integrity = await checkIntegrity(input, deps);
   if ('reasonCode' in integrity) return reject(integrity.reasonCode, { integrity: integrity.evidence });
   const { gradients, norm, bytes } = integrity;

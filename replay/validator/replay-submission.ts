@@ -2,7 +2,7 @@
 
 import type { WorkTerms } from '../../domain/assignment/assignment.state.js';
 import type { GradientEncoding } from '../../domain/assignment/assignment.state.js';
-import { mnistShardDigest } from '../data/mnist.js';
+import { requireDeclaredShardData } from '../data/shard-data.js';
 import { encodeDense } from '../encoding/dense-f32.js';
 import { decodeSparseLoco, encodeSparseLoco, type SparseLocoOptions } from '../encoding/sparseloco.js';
 import { decodeGradient } from '../encoding/decode-gradient.js';
@@ -24,6 +24,8 @@ export type SubmissionUnderReplay = Readonly<{
   encoding: GradientEncoding;
   /** The run's checkpoint before the assigned one, to recognise a stale step; null for the first. */
   previousCheckpointDigest: string | null;
+  /** The digest the run declared for terms.shardId; null when the run declares no such shard. */
+  declaredShardDigest: string | null;
 }>;
 
 export type ReplayComparison = Readonly<{
@@ -42,7 +44,9 @@ export type ReplayDeps = Readonly<{ blobs: BlobStore; runner: StepRunner; calibr
 export async function replaySubmission(input: SubmissionUnderReplay & { gradients: ParameterSet; bytes?: Uint8Array }, deps: ReplayDeps): Promise<ReplayComparison> {
   const startedMs = performance.now();
   const { provider, graphOptimizationLevel, intraOpNumThreads } = deps.runner.settings;
-  const recipe = recipeForAssignment(input.terms, input.step, mnistShardDigest(input.terms.shardId), { executionProvider: provider, graphOptimizationLevel, intraOpNumThreads });
+  // The recipe records what the run promised, and the data held here must be exactly that before anything runs.
+  const shardDigest = requireDeclaredShardData(input.terms.shardId, input.declaredShardDigest);
+  const recipe = recipeForAssignment(input.terms, input.step, shardDigest, { executionProvider: provider, graphOptimizationLevel, intraOpNumThreads });
   const bytes = input.bytes ?? (await deps.blobs.get(input.gradientDigest));
   const sparse = input.encoding === 'sparseloco' && bytes ? sparseLocoOptionsOf(bytes) : null;
   const current = await executeRecipe(recipe, deps);

@@ -14,6 +14,8 @@ export type AssignmentContext = Readonly<{
   step: StepDefinition | null;
   /** The checkpoint the run had before the assignment's base one, or null when the base is the first. */
   previousCheckpointDigest: string | null;
+  /** The digest the run declared for the assignment's shard; null when the run declares no such shard. */
+  declaredShardDigest: string | null;
 }>;
 
 /** Run streams are read in pages of this many events when collecting checkpoints. */
@@ -21,16 +23,18 @@ const RUN_PAGE_SIZE = 1_000;
 
 export async function loadAssignmentContext(store: EventStore, assignmentId: string): Promise<AssignmentContext | null> {
   const { state: assignment } = await loadAggregate(store, assignmentDecider, assignmentStreamId(assignmentId));
-  if (!assignment.terms) return null;
-  const { state: run } = await loadAggregate(store, runDecider, runStreamId(assignment.terms.runId));
+  const terms = assignment.terms;
+  if (!terms) return null;
+  const { state: run } = await loadAggregate(store, runDecider, runStreamId(terms.runId));
   if (run.status === 'none') return null;
   const checkpoints = await runCheckpointDigests(store, run.runId);
-  const index = checkpoints.lastIndexOf(assignment.terms.baseCheckpointDigest);
+  const index = checkpoints.lastIndexOf(terms.baseCheckpointDigest);
   return {
     assignment,
     run,
     step: stepByGraphDigest(run.stepGraphDigest),
     previousCheckpointDigest: index > 0 ? checkpoints[index - 1]! : null,
+    declaredShardDigest: run.shards.find((shard) => shard.shardId === terms.shardId)?.digest ?? null,
   };
 }
 

@@ -4,6 +4,7 @@ import { assignmentDecider, assignmentStreamId, resolutionImpliedBy, type Assign
 import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import type { CalibrationFile } from '../compare/calibration.js';
+import { isShardDataError, requireDeclaredShardData } from '../data/shard-data.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ReplayJob, ReplayJobQueue } from '../ports/replay-jobs.js';
 import type { StepRunner } from '../step/step-runner.js';
@@ -55,7 +56,12 @@ export type ReplayWorkerDeps = Readonly<{
   newEventId: () => string;
 }>;
 
-export type JobOutcome = Readonly<{ jobId: string; result: 'resolved' | 'already-resolved' | 'lease-lost' | 'failed'; detail?: string }>;
+/**
+ * failed: given back to be retried (or failed for good once its attempts are spent).
+ * parked: failed for good at once, with no verdict recorded, because no retry can change it: the
+ * data held here is not the data the run declared (one of SHARD_DATA_ERROR_CODES, named in detail).
+ */
+export type JobOutcome = Readonly<{ jobId: string; result: 'resolved' | 'already-resolved' | 'lease-lost' | 'failed' | 'parked'; detail?: string }>;
 
 export class ReplayWorker {
   constructor(private readonly deps: ReplayWorkerDeps) {}
@@ -72,6 +78,11 @@ export class ReplayWorker {
       return { jobId: job.jobId, result: completed ? result : 'lease-lost' };
     } catch (error) {
       const detail = error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
+      if (isShardDataError(error)) {
+        // A verdict on other data than the run promised would judge the wrong step; the dispute stays open for a person.
+        const parked = await jobs.fail(job.jobId, workerId, detail, nowMs());
+        return { jobId: job.jobId, result: parked ? 'parked' : 'lease-lost', detail };
+      }
       await jobs.release(job.jobId, workerId, detail, nowMs());
       return { jobId: job.jobId, result: 'failed', detail };
     }
@@ -101,11 +112,14 @@ export class ReplayWorker {
   private async recordVerdict(job: ReplayJob, context: NonNullable<Awaited<ReturnType<typeof loadAssignmentContext>>>): Promise<void> {
     const { assignment, step } = context;
     const submission = assignment.submission!;
+    const terms = assignment.terms!;
     if (!step) throw new Error(`run ${context.run.runId} uses graph ${context.run.stepGraphDigest}, which this build has no reference step for`);
+    // Before anything is loaded or run: the data held here must be the data the run declared.
+    const declaredShardDigest = requireDeclaredShardData(terms.shardId, context.declaredShardDigest);
     const submitted = await loadSubmittedGradients(this.deps.blobs, step, submission.gradientDigest, submission.encoding);
     if (!submitted) throw new Error(`gradient ${submission.gradientDigest} is not in the blob store`);
     const replay = await replaySubmission(
-      { step, terms: assignment.terms!, gradientDigest: submission.gradientDigest, encoding: submission.encoding, previousCheckpointDigest: context.previousCheckpointDigest, ...submitted },
+      { step, terms, gradientDigest: submission.gradientDigest, encoding: submission.encoding, previousCheckpointDigest: context.previousCheckpointDigest, declaredShardDigest, ...submitted },
       this.deps,
     );
     await this.command(job.assignmentId, 'RecordReplayVerdict', verdictData(job.jobId, replay), `verdict:${job.jobId}`);

@@ -1,10 +1,11 @@
-// The validator worker: follows the log, judges every submitted gradient, and records SubmissionAccepted or SubmissionRejected.
+// The validator worker: follows the log, judges every submitted gradient, and records SubmissionAccepted or SubmissionRejected, or leaves it unjudged with a reason.
 
 import { sql, type Kysely, type Migration } from 'kysely';
 import { migrateToLatest } from '../../adapters/postgres/database.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
 import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
 import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.js';
+import { isShardDataError, requireDeclaredShardData } from '../data/shard-data.js';
 import { judgeSubmission, type JudgeDeps, type Judgement } from '../validator/judge-submission.js';
 import { loadAssignmentContext } from './assignment-context.js';
 
@@ -24,7 +25,28 @@ const VALIDATOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  // Submissions left unjudged, with the reason: neither accepted nor rejected, so nobody is blamed, and a person can find them.
+  '0002_unjudged_submissions': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('validator_unjudged')
+        .addColumn('assignment_id', 'text', (c) => c.notNull())
+        .addColumn('gradient_digest', 'text', (c) => c.notNull())
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('code', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('skipped_at_ms', 'int8', (c) => c.notNull())
+        .addPrimaryKeyConstraint('validator_unjudged_pk', ['assignment_id', 'gradient_digest'])
+        .execute();
+    },
+  },
 };
+
+/** Longest reason text kept per unjudged submission. */
+const MAX_REASON_CHARS = 2_000;
+
+/** A submission the validator did not judge, and why (a stable code and a sentence). */
+export type UnjudgedSubmission = Readonly<{ assignmentId: string; gradientDigest: string; runId: string; code: string; reason: string; skippedAtMs: number }>;
 
 /** Micro-units: a quality score becomes a bonus with six decimals of precision, in integer arithmetic. */
 const SCORE_SCALE = 1_000_000n;
@@ -37,8 +59,11 @@ export type ValidatorWorkerDeps = JudgeDeps &
     validatorId: string;
     nowMs: () => number;
     newEventId: () => string;
-    /** Submissions the validator could not judge (a run with an unknown graph, a missing checkpoint): logged, never guessed. */
-    onSkipped?: (assignmentId: string, reason: string) => void;
+    /**
+     * Submissions the validator could not judge (a run with an unknown graph, a missing checkpoint, shard data here
+     * that is not the data the run declared): never guessed, kept in `validator_unjudged` (see unjudged()) and reported here.
+     */
+    onSkipped?: (assignmentId: string, reason: string, code: string) => void;
   }>;
 
 export type ValidatorPass = Readonly<{ judged: number; accepted: number; rejected: number; skipped: number }>;
@@ -71,21 +96,32 @@ export class ValidatorWorker {
     const context = await loadAssignmentContext(this.deps.store, assignmentId);
     // Judged already (a restart mid-batch), or the submission was superseded: nothing to do.
     if (!context || context.assignment.status !== 'submitted' || context.assignment.submission?.gradientDigest !== gradientDigest) return;
-    if (!context.step) return this.skip(pass, assignmentId, `run ${runId} uses graph ${context.run.stepGraphDigest}, which this build has no reference step for`);
+    const skipped = { assignmentId, gradientDigest, runId };
+    if (!context.step) return this.skip(pass, skipped, 'UNKNOWN_STEP_GRAPH', `run ${runId} uses graph ${context.run.stepGraphDigest}, which this build has no reference step for`);
+    const terms = context.assignment.terms!;
+    // Before anything is computed: a verdict resting on other data than the run declared would judge the wrong step.
+    // It is the server's problem, not the contributor's, so the submission is left unjudged rather than rejected.
+    try {
+      requireDeclaredShardData(terms.shardId, context.declaredShardDigest);
+    } catch (error) {
+      if (isShardDataError(error)) return this.skip(pass, skipped, error.code, error.message);
+      throw error;
+    }
     const judgement = await judgeSubmission(
       {
         step: context.step,
-        terms: context.assignment.terms!,
+        terms,
         gradientDigest,
         encoding: event.data.encoding,
         sizeBytes: event.data.sizeBytes,
         previousCheckpointDigest: context.previousCheckpointDigest,
+        declaredShardDigest: context.declaredShardDigest,
         policy: context.run.verificationPolicy,
         copiedFromAssignmentId: await this.firstSubmitter(runId, gradientDigest, assignmentId),
       },
       this.deps,
-    ).catch((error: unknown) => error as Error);
-    if (judgement instanceof Error) return this.skip(pass, assignmentId, judgement.message);
+    ).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+    if (judgement instanceof Error) return this.skip(pass, skipped, errorCode(judgement), judgement.message);
     await this.record(assignmentId, gradientDigest, judgement, context.run.rewardPolicy.maxBonusMsat);
     pass.judged += 1;
     if (judgement.verdict === 'accepted') pass.accepted += 1;
@@ -111,12 +147,32 @@ export class ValidatorWorker {
     const command = { type: judgement.verdict === 'accepted' ? 'AcceptSubmission' : 'RejectSubmission', data, metadata: { nowMs: nowMs() } } as AssignmentCommand;
     // One verdict per submitted gradient, however often the worker restarts over the same events.
     await handleCommand(store, assignmentDecider, assignmentStreamId(assignmentId), command, { newEventId, idempotencyKey: `validate:${assignmentId}:${gradientDigest}` });
+    // Judged after all (the subscription was rewound once the data was fixed): no longer unjudged.
+    await sql`DELETE FROM validator_unjudged WHERE assignment_id = ${assignmentId} AND gradient_digest = ${gradientDigest}`.execute(this.deps.db);
   }
 
-  private skip(pass: { skipped: number }, assignmentId: string, reason: string): void {
-    pass.skipped += 1;
-    this.deps.onSkipped?.(assignmentId, reason);
+  /** Every submission left unjudged, oldest first. */
+  async unjudged(): Promise<UnjudgedSubmission[]> {
+    const rows = await sql<{ assignment_id: string; gradient_digest: string; run_id: string; code: string; reason: string; skipped_at_ms: string }>`
+      SELECT * FROM validator_unjudged ORDER BY skipped_at_ms, assignment_id`.execute(this.deps.db);
+    return rows.rows.map((r) => ({ assignmentId: r.assignment_id, gradientDigest: r.gradient_digest, runId: r.run_id, code: r.code, reason: r.reason, skippedAtMs: Number(r.skipped_at_ms) }));
   }
+
+  private async skip(pass: { skipped: number }, submission: { assignmentId: string; gradientDigest: string; runId: string }, code: string, reason: string): Promise<void> {
+    const { assignmentId, gradientDigest, runId } = submission;
+    const text = reason.slice(0, MAX_REASON_CHARS);
+    await sql`INSERT INTO validator_unjudged (assignment_id, gradient_digest, run_id, code, reason, skipped_at_ms)
+      VALUES (${assignmentId}, ${gradientDigest}, ${runId}, ${code}, ${text}, ${String(this.deps.nowMs())})
+      ON CONFLICT (assignment_id, gradient_digest) DO UPDATE SET code = EXCLUDED.code, reason = EXCLUDED.reason, skipped_at_ms = EXCLUDED.skipped_at_ms`.execute(this.deps.db);
+    pass.skipped += 1;
+    this.deps.onSkipped?.(assignmentId, reason, code);
+  }
+}
+
+/** A thrown error's stable code when it has one (ReplayError, DomainError, BlobStoreError), else JUDGE_FAILED. */
+function errorCode(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'JUDGE_FAILED';
 }
 
 /** The bonus is the quality score's share of the policy's maximum, rounded down to the msat. */

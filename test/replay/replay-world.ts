@@ -1,4 +1,4 @@
-// A replay world for tests: PGlite log, file blobs, a real softmax-regression run with two checkpoints, and contributors who submit.
+// A replay world for tests: PGlite log, file blobs, a real softmax-regression run with two checkpoints (more on demand), and contributors who submit.
 
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -44,25 +44,32 @@ export async function replayWorld(options: { replayProbability?: number; minRela
   await blobs.put(encodeCheckpoint(step.model, initial));
   await blobs.put(encodeCheckpoint(step.model, current));
 
-  const run = (cmd: RunCommand) => handleCommand(store, runDecider, runStreamId(RUN_ID), cmd, { newEventId });
-  await run(
-    command<RunCommand>('OpenRun', openRunData({
-      runId: RUN_ID,
-      stepGraphDigest: step.graphDigest,
-      initialCheckpointDigest: initialDigest,
-      shards: mnistShardDigests(),
-      verificationPolicy: { replayProbability: options.replayProbability ?? 1, maxGradientNorm: 50, minRelativeImprovement: options.minRelativeImprovement ?? 0.004 },
-    }), T0),
-  );
-  await run(command<RunCommand>('PublishCheckpoint', { runId: RUN_ID, checkpointId: 'ckpt-10', step: 10, digest: currentDigest }, T0));
+  /**
+   * Opens a run on the softmax-regression graph with both checkpoints published. Written straight to the log, past the
+   * API's check of declared data, so a test can give a run shards whose digests are not the data held here.
+   */
+  async function openRun(runId: string, shards: readonly { shardId: string; digest: string }[] = mnistShardDigests()): Promise<void> {
+    const run = (cmd: RunCommand) => handleCommand(store, runDecider, runStreamId(runId), cmd, { newEventId });
+    await run(
+      command<RunCommand>('OpenRun', openRunData({
+        runId,
+        stepGraphDigest: step.graphDigest,
+        initialCheckpointDigest: initialDigest,
+        shards: [...shards],
+        verificationPolicy: { replayProbability: options.replayProbability ?? 1, maxGradientNorm: 50, minRelativeImprovement: options.minRelativeImprovement ?? 0.004 },
+      }), T0),
+    );
+    await run(command<RunCommand>('PublishCheckpoint', { runId, checkpointId: 'ckpt-10', step: 10, digest: currentDigest }, T0));
+  }
+  await openRun(RUN_ID);
 
   const assignment = (cmd: AssignmentCommand, assignmentId: string) =>
     handleCommand(store, assignmentDecider, assignmentStreamId(assignmentId), { ...cmd, metadata: { nowMs: (clock.nowMs += 1000) } } as AssignmentCommand, { newEventId });
 
-  async function assign(assignmentId: string, contributorId: string, batchIndex: number): Promise<void> {
+  async function assign(assignmentId: string, contributorId: string, batchIndex: number, runId: string = RUN_ID): Promise<void> {
     await assignment(
       command('AssignWork', {
-        assignmentId, runId: RUN_ID, contributorId, step: 11, shardId: SHARD_ID, batchIndex, baseCheckpointDigest: currentDigest, seed: SEED,
+        assignmentId, runId, contributorId, step: 11, shardId: SHARD_ID, batchIndex, baseCheckpointDigest: currentDigest, seed: SEED,
         baseRewardMsat: 1_000_000n, deadlineMs: T0 + 86_400_000, disputeWindowMs: 86_400_000,
       }),
       assignmentId,
@@ -88,8 +95,8 @@ export async function replayWorld(options: { replayProbability?: number; minRela
   const submitSparse = (assignmentId: string, contributorId: string, gradients: ParameterSet) =>
     submitBytes(assignmentId, contributorId, encodeSparseLoco(step.model, gradients, { chunkSize: 4096, topK: 512 }), 'sparseloco');
 
-  const validator = (random: () => number = () => 0) =>
-    new ValidatorWorker({ store, db, blobs, runner, calibration: null, random, validatorId: 'validator-1', nowMs: () => (clock.nowMs += 1000), newEventId });
+  const validator = (random: () => number = () => 0, onSkipped?: (assignmentId: string, reason: string, code: string) => void) =>
+    new ValidatorWorker({ store, db, blobs, runner, calibration: null, random, validatorId: 'validator-1', nowMs: () => (clock.nowMs += 1000), newEventId, ...(onSkipped ? { onSkipped } : {}) });
 
   await validator().prepare();
 
@@ -99,7 +106,7 @@ export async function replayWorld(options: { replayProbability?: number; minRela
     store: store as PostgresEventStore, db, blobs, runner, step, jobs, clock, newEventId,
     checkpoints: { initial, current, initialDigest, currentDigest },
     shardDigest: mnistShard(SHARD_ID).digest,
-    assign, assignment, gradientFor, submitBytes, submitDense, submitSparse, validator, state,
+    openRun, assign, assignment, gradientFor, submitBytes, submitDense, submitSparse, validator, state,
     close: async () => {
       await runner.close();
       await store.close();

@@ -74,4 +74,10 @@ describe('trace bisection over real train steps', () => {
     const lying: CommittedTrace = { ...committed(contributor), checkpointAt: async (i) => contributor[i === 8 ? 0 : i]! };
     await expect(resolveTraceDispute({ recipe, trace: lying, reference: referenceOf(honest), runner })).rejects.toThrow(/does not hash to the committed digest/);
   });
+
+  it('refuses to referee on other shard data than the recipe declares (RECIPE_SHARD_DIGEST_MISMATCH), before recomputing anything', async () => {
+    const contributor = await trace(base, 3);
+    const declaredOther = { ...recipe, shardDigest: '0'.repeat(64) };
+    await expect(resolveTraceDispute({ recipe: declaredOther, trace: committed(contributor), reference: referenceOf(honest), runner })).rejects.toMatchObject({ code: 'RECIPE_SHARD_DIGEST_MISMATCH' });
+  });
 });

@@ -1,10 +1,12 @@
-// Runs: open, fund, publish checkpoints (bytes first, then the event), upload and fetch checkpoint blobs, read a run.
+// Runs: open (on a reference graph and the shards this server holds), fund, publish checkpoints (bytes first, then the event), read a run; list graphs and shards.
 
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { loadAggregate } from '../../commands/command-handler.js';
 import { runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
+import { MNIST_HELDOUT_SHARD_ID, MNIST_SHARD_SIZE, mnistShardDigests } from '../../../replay/data/mnist.js';
+import { declaredShardProblem } from '../../../replay/data/shard-data.js';
 import { referenceSteps, stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
 import { authDeps, eventsView, runCommand, wire, type ApiDeps } from '../api-context.js';
 import { asStaff, asStaffOrContributor, staffCallerOf } from '../auth/authenticate.js';
@@ -41,6 +43,13 @@ export async function runsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     }
     if (!(await deps.blobs.has(body.initialCheckpointDigest))) {
       throw new ApiError(422, 'CHECKPOINT_NOT_UPLOADED', `upload the initial checkpoint's bytes (PUT /v1/checkpoints) before opening the run`);
+    }
+    // Every reference graph trains on the shards this server holds: a run may promise only that data, digest for digest,
+    // or the validator would judge its steps on other data than it declared.
+    const shardProblem = declaredShardProblem(body.shards);
+    if (shardProblem) {
+      const { code, detail, shardId, declaredDigest, knownDigest } = shardProblem;
+      throw new ApiError(422, code, detail, { shardId, declaredDigest, knownDigest });
     }
     const data = {
       ...body,
@@ -98,6 +107,11 @@ export async function runsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
 
   api.get('/v1/step-graphs', async () => {
     return referenceSteps().map((s) => ({ model: s.model.name, graphDigest: s.graphDigest, learningRate: s.learningRate, batchSize: s.batchSize, parameters: s.model.parameters }));
+  });
+
+  // The data a run may declare: the training shards this server holds and their digests (the held-out shard is the validator's).
+  api.get('/v1/shards', async () => {
+    return mnistShardDigests().map(({ shardId, digest }) => ({ shardId, digest, sampleCount: MNIST_SHARD_SIZE, use: shardId === MNIST_HELDOUT_SHARD_ID ? 'held-out' : 'training' }));
   });
 }
 
