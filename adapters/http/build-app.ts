@@ -1,8 +1,9 @@
-// Builds the fastify application: problem+json errors, rate limits, idempotency, OpenAPI, then every route group.
+// Builds the fastify application: problem+json errors, rate limits, authentication first, idempotency, OpenAPI, then every route group.
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { ApiDeps } from './api-context.js';
+import { registerAuthFirst } from './auth/auth-first.js';
 import { healthRoutes, type HealthDeps } from './health-routes.js';
 import { registerIdempotency } from './idempotency.js';
 import { frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
@@ -38,9 +39,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** Order matters: the plugins attach to routes declared after them. */
+/**
+ * Order matters: the plugins attach to routes declared after them. A request then passes
+ * onRequest (IP ceiling, then the route's authentication and scope check), preParsing (the
+ * verified caller's budget), the body parser, preValidation (the signed body's digest, then the
+ * Idempotency-Key), schema validation, preHandler (the idempotency claim) and the handler.
+ */
 async function registerApi(app: FastifyInstance, api: ApiDeps): Promise<void> {
   await registerRateLimits(app, { maxPerMinute: api.limits.requestsPerMinute });
+  registerAuthFirst(app);
   await registerIdempotency(app, { db: api.db, nowMs: api.nowMs });
   // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
   app.removeContentTypeParser('text/plain');

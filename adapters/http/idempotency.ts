@@ -5,7 +5,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
 import { migrateToLatest } from '../postgres/database.js';
 import { ApiError, problemOf } from './problem.js';
-import { claimedPrincipal } from './rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,6 +38,7 @@ const EXPIRY_SWEEP_BATCH_ROWS = 500;
 const EXPIRY_SWEEP_INTERVAL_MS = 60 * 1000;
 /** Claim races (the row vanishing between insert and read) retried before answering 409. */
 const MAX_CLAIM_ATTEMPTS = 3;
+/** The one namespace of keys sent to routes without authentication (every /v1 state-changing route authenticates). */
 const ANONYMOUS_PRINCIPAL = 'anonymous';
 const VISIBLE_ASCII_KEY = new RegExp(`^[\\x21-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_CHARS}}$`);
 /** The draft sends the key as a structured-field string ("..."); a bare token is accepted too. */
@@ -127,8 +127,9 @@ export async function registerIdempotency(app: FastifyInstance, options: Idempot
   const hooks = idempotencyHooks(ledger, claims, settings);
   app.addHook('onRoute', (route) => {
     if (route.config?.idempotent !== true) return;
-    // The key is checked before schema validation (so a missing key is named as such); the claim is made
-    // after the route's own preHandlers, so a route that authenticates there claims under its verified principal.
+    // The key is checked before schema validation (so a missing key is named as such) but after authentication,
+    // which runs in onRequest (registerAuthFirst); the claim is made after the route's own preHandlers, under the
+    // verified principal. Only a verified principal scopes a key: a credential merely presented never does.
     const r = route as unknown as Record<string, unknown>;
     r.preValidation = [hooks.requireKey, ...hookList(r.preValidation)];
     r.preHandler = [...hookList(r.preHandler), hooks.claim];
@@ -152,7 +153,7 @@ function idempotencyHooks(ledger: IdempotencyLedger, claims: WeakMap<FastifyRequ
     },
     claim: async (request: FastifyRequest, reply: FastifyReply) => {
       const key = keys.get(request) ?? idempotencyKeyOf(request);
-      const principal = request.principal ?? claimedPrincipal(request) ?? ANONYMOUS_PRINCIPAL;
+      const principal = request.principal ?? ANONYMOUS_PRINCIPAL;
       const claim = await claimOrReplay(ledger, settings, reply, { principal, key, fingerprint: fingerprintOf(request) });
       if (claim) claims.set(request, claim);
       else return reply;

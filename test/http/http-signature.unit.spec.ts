@@ -6,14 +6,17 @@ import { describe, expect, it } from 'vitest';
 import {
   HttpSignatureError,
   MAX_SIGNATURE_HEADER_CHARS,
+  checkBodyDigest,
   contentDigest,
   ed25519PrivateKeyFromSeed,
   ed25519PublicKeyFromRaw,
   ed25519PublicKeyHex,
   generateEd25519KeyPair,
+  readSignedHeaders,
   signRequest,
   signatureBase,
   verifyRequest,
+  verifySignature,
   type HttpSignatureErrorCode,
   type VerifyRequestInput,
 } from '../../adapters/http/auth/http-signature.js';
@@ -282,6 +285,49 @@ describe('verifyRequest refuses', () => {
     await expectRefused(verifyInput({ ...valid, 'signature-input': `${valid['signature-input']};x="${'a'.repeat(1024)}"` }), 'SIGNATURE_MALFORMED');
     await expectRefused(verifyInput({ ...valid, 'content-digest': `${valid['content-digest']}, x=:${'A'.repeat(600)}:` }), 'SIGNATURE_MALFORMED');
     await expectRefused(verifyInput(valid, { path: `/${'a'.repeat(5000)}` }), 'SIGNATURE_MALFORMED');
+  });
+});
+
+describe('verifying in two halves (headers before the body, then the body)', () => {
+  const { body: _body, publicKeyFor: _publicKeyFor, ...headersOnly } = verifyInput(signed());
+  const publicKeyFor = async (keyId: string) => (keyId === KEY_ID ? signerPublic : null);
+
+  it('verifies the signature from the headers alone, then ties the body to the signed digest', async () => {
+    const half = readSignedHeaders(headersOnly);
+    await expect(verifySignature(half, publicKeyFor)).resolves.toEqual({ keyId: KEY_ID, nonce: NONCE, createdSec: NOW_SEC });
+    expect(() => checkBodyDigest(half, BODY)).not.toThrow();
+  });
+
+  it('accepts a signature over a digest the body does not match, and refuses that body (CONTENT_DIGEST_MISMATCH)', async () => {
+    const half = readSignedHeaders(headersOnly);
+    await expect(verifySignature(half, publicKeyFor)).resolves.toBeDefined();
+    expect(() => checkBodyDigest(half, Buffer.from('{"loss":0.4}'))).toThrow(expect.objectContaining({ code: 'CONTENT_DIGEST_MISMATCH', status: 401 }));
+    expect(() => checkBodyDigest(half, new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'CONTENT_DIGEST_MISMATCH' }));
+  });
+
+  it('refuses in the header half what needs no body: missing, malformed, stale, or an uncovered Content-Digest', () => {
+    const { 'content-digest': _digest, ...noDigest } = signed();
+    const refusal = (headers: Record<string, string>, nowSec = NOW_SEC) => {
+      try {
+        readSignedHeaders({ ...headersOnly, headers, nowSec });
+        return null;
+      } catch (error) {
+        return (error as HttpSignatureError).code;
+      }
+    };
+    expect(refusal({})).toBe('SIGNATURE_MISSING');
+    expect(refusal(noDigest)).toBe('CONTENT_DIGEST_MISSING');
+    expect(refusal({ ...signed(), signature: 'sig1=:AAA:' })).toBe('SIGNATURE_MALFORMED');
+    expect(refusal(signed(), NOW_SEC + MAX_SKEW_SEC + 1)).toBe('SIGNATURE_EXPIRED');
+    expect(refusal(withSignatureInput('sig1=("@method" "@path" "@query");created=1700000000;keyid="contributor-1";nonce="abcdefghijklmnop0123";alg="ed25519"'))).toBe('SIGNATURE_MALFORMED');
+  });
+
+  it('refuses a forged signature in the header half: another key under the keyid, or a re-digested body', async () => {
+    const other = Buffer.from(generateEd25519KeyPair().publicKeyHex, 'hex');
+    await expect(verifySignature(readSignedHeaders(headersOnly), async () => other)).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
+    await expect(verifySignature(readSignedHeaders(headersOnly), async () => null)).rejects.toMatchObject({ code: 'UNKNOWN_KEY' });
+    const redigested = readSignedHeaders({ ...headersOnly, headers: { ...signed(), 'content-digest': contentDigest(Buffer.from('other')) } });
+    await expect(verifySignature(redigested, publicKeyFor)).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
   });
 });
 

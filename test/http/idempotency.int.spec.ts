@@ -235,11 +235,22 @@ describe.each(engines)('Idempotency-Key on $name', ({ target }) => {
     expect(bob.headers['idempotent-replayed']).toBeUndefined();
     expect(h.calls.orders).toBe(before + 2);
     expect((await h.order(key, 'apple', 'key:alice')).rawPayload.equals(alice.rawPayload)).toBe(true);
-    // Before authentication runs, the presented credential scopes the key (never the bare key alone).
-    const viaToken = (token: string) => h.app.inject({ method: 'POST', url: '/orders', headers: { 'idempotency-key': key, authorization: `Bearer ${token}` }, payload: { item: 'kiwi' } });
-    expect((await viaToken('token-one')).headers['idempotent-replayed']).toBeUndefined();
-    expect((await viaToken('token-two')).headers['idempotent-replayed']).toBeUndefined();
-    expect((await viaToken('token-one')).headers['idempotent-replayed']).toBe('true');
+  });
+
+  it('scopes a key by the verified principal only: a credential merely presented reaches no one\'s outcomes', async () => {
+    const key = randomUUID();
+    const alice = await h.order(key, 'kiwi', 'contributor:alice');
+    expect(alice.statusCode).toBe(201);
+    // Unverified, a bearer token or a signature keyid naming alice is just an anonymous caller.
+    const forged = { 'idempotency-key': key, authorization: 'Bearer alice-secret', 'signature-input': 'sig1=("@method");keyid="alice"' };
+    const anonymous = await h.app.inject({ method: 'POST', url: '/orders', headers: forged, payload: { item: 'kiwi' } });
+    expect(anonymous.statusCode).toBe(201);
+    expect(anonymous.headers['idempotent-replayed']).toBeUndefined();
+    expect(anonymous.rawPayload.equals(alice.rawPayload)).toBe(false);
+    // Different made-up tokens do not mint namespaces either: anonymous is one caller.
+    const otherToken = await h.app.inject({ method: 'POST', url: '/orders', headers: { ...forged, authorization: 'Bearer token-two' }, payload: { item: 'kiwi' } });
+    expect(otherToken.headers['idempotent-replayed']).toBe('true');
+    expect(otherToken.rawPayload.equals(anonymous.rawPayload)).toBe(true);
   });
 
   it('does not keep a 5xx: the retry runs the handler again', async () => {

@@ -163,7 +163,8 @@ function checkSigningInput(input: SignRequestInput): void {
 // ---------------------------------------------------------------------------------------------
 // Verifying
 
-export type VerifyRequestInput = Readonly<{
+/** What verification reads from a request before its body: the request line and the headers. */
+export type SignedHeadersInput = Readonly<{
   method: string;
   /** The path without its query, e.g. `/v1/submissions`. */
   path: string;
@@ -171,33 +172,78 @@ export type VerifyRequestInput = Readonly<{
   query: string;
   /** Request headers (Node's IncomingHttpHeaders fits): names in any case. */
   headers: Readonly<Record<string, string | readonly string[] | undefined>>;
-  /** The raw body bytes exactly as received. */
-  body: Uint8Array;
   nowSec: number;
   maxSkewSec: number;
-  /** The signer's registered 32-byte raw ed25519 key, or null when the key id is unknown. */
-  publicKeyFor: (keyId: string) => Promise<Uint8Array | null>;
 }>;
+
+export type VerifyRequestInput = SignedHeadersInput &
+  Readonly<{
+    /** The raw body bytes exactly as received. */
+    body: Uint8Array;
+    /** The signer's registered 32-byte raw ed25519 key, or null when the key id is unknown. */
+    publicKeyFor: (keyId: string) => Promise<Uint8Array | null>;
+  }>;
 
 export type VerifiedSignature = Readonly<{ keyId: string; nonce: string; createdSec: number }>;
 
 /**
- * Verifies a signed request. It does not burn the nonce: the caller claims it (NonceStore) after
- * this resolves, so a forged request can never use up someone else's nonce.
+ * A signature read and checked from the headers alone: well formed, fresh, covering the
+ * Content-Digest header as sent. The signature base is built over that header, so verifying it
+ * needs no body; `checkBodyDigest` then ties the body, once read, to the digest that was signed.
+ */
+export type SignedHeaders = Readonly<{
+  params: VerifiedSignature;
+  base: string;
+  signatureBytes: Buffer;
+  /** The Content-Digest members this verifier knows, as sent (sha-256 always among them). */
+  digests: ReadonlyMap<DigestAlgorithm, Buffer>;
+}>;
+
+/**
+ * Verifies a signed request in one go: `readSignedHeaders`, `checkBodyDigest`, `verifySignature`.
+ * It does not burn the nonce: the caller claims it (NonceStore) after this resolves, so a forged
+ * request can never use up someone else's nonce.
  */
 export async function verifyRequest(input: VerifyRequestInput): Promise<VerifiedSignature> {
+  const signed = readSignedHeaders(input);
+  checkBodyDigest(signed, input.body);
+  return verifySignature(signed, input.publicKeyFor);
+}
+
+/**
+ * The first half of verification, for a server that authenticates before it reads the body:
+ * parses Signature, Signature-Input and Content-Digest, checks freshness and builds the base.
+ * Refuses with SIGNATURE_MISSING, SIGNATURE_MALFORMED, SIGNATURE_EXPIRED, SIGNATURE_FROM_FUTURE
+ * or CONTENT_DIGEST_MISSING. Nothing here looks up a key.
+ */
+export function readSignedHeaders(input: SignedHeadersInput): SignedHeaders {
   const headers = lowerCaseHeaders(input.headers);
   const parsed = parseSignatureHeaders(headers);
   checkFreshness(parsed.params.createdSec, input.nowSec, input.maxSkewSec);
-  const digestHeader = checkContentDigest(headers.get('content-digest'), input.body);
-  const values = verifierComponentValues(input, digestHeader);
+  const { covered, digests } = parseContentDigest(headers.get('content-digest'));
+  const values = verifierComponentValues(input, covered);
   const base = buildBase(parsed.components, values, parsed.signatureParamsValue);
-  const raw = await input.publicKeyFor(parsed.params.keyId);
-  if (!raw) throw new HttpSignatureError('UNKNOWN_KEY', `no active signing key is registered for keyid "${parsed.params.keyId}"`);
-  if (!verifiesWith(raw, base, parsed.signatureBytes)) {
+  return { params: parsed.params, base, signatureBytes: parsed.signatureBytes, digests };
+}
+
+/** Checks the signature over the base against the signer's key: UNKNOWN_KEY or SIGNATURE_INVALID. */
+export async function verifySignature(signed: SignedHeaders, publicKeyFor: (keyId: string) => Promise<Uint8Array | null>): Promise<VerifiedSignature> {
+  const raw = await publicKeyFor(signed.params.keyId);
+  if (!raw) throw new HttpSignatureError('UNKNOWN_KEY', `no active signing key is registered for keyid "${signed.params.keyId}"`);
+  if (!verifiesWith(raw, signed.base, signed.signatureBytes)) {
     throw new HttpSignatureError('SIGNATURE_INVALID', 'the signature does not verify against the signature base and the registered key');
   }
-  return parsed.params;
+  return signed.params;
+}
+
+/** The body bytes against every digest the signed Content-Digest carries: CONTENT_DIGEST_MISMATCH if any differs. */
+export function checkBodyDigest(signed: SignedHeaders, body: Uint8Array): void {
+  for (const [algorithm, received] of signed.digests) {
+    const expected = createHash(algorithm.replace('-', '')).update(body).digest();
+    if (received.length !== DIGEST_BYTES[algorithm] || !timingSafeEqual(received, expected)) {
+      throw new HttpSignatureError('CONTENT_DIGEST_MISMATCH', `Content-Digest ${algorithm} does not match the body bytes`);
+    }
+  }
 }
 
 type ParsedSignature = {
@@ -283,26 +329,26 @@ function checkFreshness(createdSec: number, nowSec: number, maxSkewSec: number):
   }
 }
 
-/** Checks every digest the header carries that we know (sha-256 required); returns the header value as covered. */
-function checkContentDigest(header: string | undefined, body: Uint8Array): string {
+export type DigestAlgorithm = 'sha-256' | 'sha-512';
+const DIGEST_BYTES: Readonly<Record<DigestAlgorithm, number>> = { 'sha-256': SHA256_DIGEST_BYTES, 'sha-512': SHA512_DIGEST_BYTES };
+
+/** The header value as covered, and the digests it carries that we know (sha-256 required); lengths are checked with the body. */
+function parseContentDigest(header: string | undefined): { covered: string; digests: Map<DigestAlgorithm, Buffer> } {
   if (header === undefined) throw new HttpSignatureError('CONTENT_DIGEST_MISSING', 'send a Content-Digest header (RFC 9530) with the sha-256 of the body');
   boundLength('Content-Digest', header, MAX_CONTENT_DIGEST_HEADER_CHARS);
   const dictionary = parseHeaderDictionary('Content-Digest', header);
   if (!dictionary.has('sha-256')) throw new HttpSignatureError('CONTENT_DIGEST_MISSING', 'Content-Digest must carry a sha-256 member');
-  for (const [algorithm, bytes] of [['sha-256', SHA256_DIGEST_BYTES] as const, ['sha-512', SHA512_DIGEST_BYTES] as const]) {
+  const digests = new Map<DigestAlgorithm, Buffer>();
+  for (const algorithm of ['sha-256', 'sha-512'] as const) {
     const member = dictionary.get(algorithm);
     if (!member) continue;
     if (member.kind !== 'item' || member.bare.kind !== 'bytes') malformed(`Content-Digest ${algorithm} must be a byte sequence`);
-    const expected = createHash(algorithm.replace('-', '')).update(body).digest();
-    const received = member.bare.value;
-    if (received.length !== bytes || !timingSafeEqual(received, expected)) {
-      throw new HttpSignatureError('CONTENT_DIGEST_MISMATCH', `Content-Digest ${algorithm} does not match the body bytes`);
-    }
+    digests.set(algorithm, member.bare.value);
   }
-  return header.trim();
+  return { covered: header.trim(), digests };
 }
 
-function verifierComponentValues(input: VerifyRequestInput, digestHeader: string): Map<string, string> {
+function verifierComponentValues(input: SignedHeadersInput, digestHeader: string): Map<string, string> {
   boundLength('the method', input.method, MAX_METHOD_CHARS);
   if (!METHOD_PATTERN.test(input.method)) malformed('the method is not an HTTP token');
   boundLength('the path', input.path, MAX_PATH_CHARS);
@@ -329,7 +375,7 @@ function boundLength(name: string, value: string, maxChars: number): void {
 }
 
 /** Header names folded to lower case; repeated fields combined with ", " as RFC 9110 §5.3 allows. */
-function lowerCaseHeaders(headers: VerifyRequestInput['headers']): Map<string, string> {
+function lowerCaseHeaders(headers: SignedHeadersInput['headers']): Map<string, string> {
   const folded = new Map<string, string>();
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;

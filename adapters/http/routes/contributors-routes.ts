@@ -1,29 +1,37 @@
 // Contributors register themselves: the request is signed by the very key it registers (proof of possession).
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { contributorDecider, contributorStreamId, type ContributorCommand } from '../../../domain/contributor/index.js';
 import { authDeps, eventsView, runCommand, type ApiDeps } from '../api-context.js';
-import { requireContributor } from '../auth/authenticate.js';
+import { asSelfRegisteringContributor } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
 import { AppendedEvents, Id, IdempotencyHeaders } from './schemas.js';
 
+const SIGNING_KEY_HEX = /^[0-9a-f]{64}$/;
+
 const RegisterBody = Type.Object({
   contributorId: Id,
-  signingPublicKeyHex: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  signingPublicKeyHex: Type.String({ pattern: SIGNING_KEY_HEX.source }),
   lightningNodePubkeyHex: Type.String({ pattern: '^0[23][0-9a-f]{64}$' }),
 });
+
+/** The signing key an unvalidated registration body registers under `keyId`, or null when it registers none. */
+function keyBeingRegistered(keyId: string, body: unknown): Uint8Array | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const { contributorId, signingPublicKeyHex } = body as Partial<Record<keyof Static<typeof RegisterBody>, unknown>>;
+  if (contributorId !== keyId || typeof signingPublicKeyHex !== 'string' || !SIGNING_KEY_HEX.test(signingPublicKeyHex)) return null;
+  return Buffer.from(signingPublicKeyHex, 'hex');
+}
 
 export async function contributorsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const auth = authDeps(deps);
 
   // The signature's keyid must be the contributor id, and it must verify under the key being registered.
-  const proofOfPossession = async (request: FastifyRequest) => {
-    const body = request.body as Static<typeof RegisterBody>;
-    await requireContributor(request, auth, async (keyId) => (keyId === body.contributorId ? Buffer.from(body.signingPublicKeyHex, 'hex') : null));
-  };
+  // The signature headers are checked before the body is read; the rest once it is, before it is validated.
+  const proofOfPossession = asSelfRegisteringContributor(auth, keyBeingRegistered);
 
   api.post('/v1/contributors', { preHandler: proofOfPossession, config: { idempotent: true }, schema: { body: RegisterBody, headers: IdempotencyHeaders, response: { 201: AppendedEvents } } }, async (request, reply) => {
     const body = request.body;
