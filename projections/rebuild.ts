@@ -3,10 +3,10 @@
 import { sql, type Kysely } from 'kysely';
 import { comparePositions, type LogPosition } from '../domain/ports/event-store.js';
 import { invariant } from '../domain/errors.js';
-import { loadCheckpointIn, type PostgresEventStore } from '../adapters/postgres/postgres-event-store.js';
+import { loadCheckpointIn, saveCheckpointIn, type PostgresEventStore } from '../adapters/postgres/postgres-event-store.js';
 import { checksumTables, sameChecksums, type TableChecksum } from './checksum.js';
 import type { Projector } from './projector.js';
-import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, lockProjection, projectionCheckpointId } from './runner.js';
+import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, isTransientDatabaseError, lockProjection, projectionCheckpointId } from './runner.js';
 import { prepareProjectorSchema } from './schemas.js';
 
 export type RebuildOptions = Readonly<{
@@ -23,12 +23,21 @@ export type RebuildOptions = Readonly<{
 export type RebuildReport = Readonly<{
   projector: string;
   eventsApplied: number;
-  /** The log position both the live and the rebuilt tables stand at when compared. */
+  /** The log position the rebuilt tables stand at when compared; the live ones too, unless liveError. */
   position: LogPosition;
   live: TableChecksum[];
   rebuilt: TableChecksum[];
+  /** Same rows at the same position; false whenever the live tables could not reach it. */
   identical: boolean;
   swapped: boolean;
+  /**
+   * Why the live tables could not be brought to the rebuilt position (they fail
+   * on an event the rebuild applied: the live read model was corrupt), or null.
+   * The live checksums are then those at the live checkpoint; a swap still
+   * replaces them, and the live checkpoint moves to `position`, which is what
+   * lets a runner that stopped on that event carry on.
+   */
+  liveError: string | null;
 }>;
 
 export function rebuildSchemaName(projector: Projector): string {
@@ -62,45 +71,61 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
   // compare row for row, and swap by renaming schemas in one transaction.
   return db.transaction().execute(async (trx) => {
     await lockProjection(trx, projector.name);
-    const position = await alignPositions(trx, projector, target, batch, (n) => (eventsApplied += n));
+    const { position, liveError } = await alignPositions(trx, projector, target, batch, (n) => (eventsApplied += n));
     const live = await checksumTables(trx, projector, projector.name);
     const rebuilt = await checksumTables(trx, projector, target);
-    const identical = sameChecksums(live, rebuilt);
+    const identical = liveError === null && sameChecksums(live, rebuilt);
     if (options.swap) {
       const retired = `${projector.name}_retired`;
       await sql`DROP SCHEMA IF EXISTS ${sql.id(retired)} CASCADE`.execute(trx);
       await sql`ALTER SCHEMA ${sql.id(projector.name)} RENAME TO ${sql.id(retired)}`.execute(trx);
       await sql`ALTER SCHEMA ${sql.id(target)} RENAME TO ${sql.id(projector.name)}`.execute(trx);
       await sql`DROP SCHEMA ${sql.id(retired)} CASCADE`.execute(trx);
+      // The swapped-in tables stand at the rebuilt position (the live checkpoint already does, unless liveError).
+      await saveCheckpointIn(trx, projectionCheckpointId(projector.name), position, new Date(batch.nowMs()));
     } else {
       await sql`DROP SCHEMA ${sql.id(target)} CASCADE`.execute(trx);
     }
     await trx.deleteFrom('subscription_checkpoints').where('subscription_id', '=', projectionCheckpointId(target)).execute();
-    return { projector: projector.name, eventsApplied, position, live, rebuilt, identical, swapped: options.swap };
+    return { projector: projector.name, eventsApplied, position, live, rebuilt, identical, swapped: options.swap, liveError };
   });
 }
 
-/** Advances whichever of live and rebuilt is behind until both stand at the same log position. */
+/**
+ * Advances whichever of live and rebuilt is behind until both stand at the same
+ * log position. The rebuilt tables failing is the rebuild failing; the live
+ * ones failing for good (not a transient database error) ends the alignment
+ * with the live tables left where they were and the reason returned.
+ */
 async function alignPositions(
   trx: Kysely<any>,
   projector: Projector,
   target: string,
   batch: { batchSize: number; nowMs: () => number },
   countRebuilt: (n: number) => void,
-): Promise<LogPosition> {
+): Promise<{ position: LogPosition; liveError: string | null }> {
   for (let guard = 0; ; guard += 1) {
     invariant(guard < 1_000_000, 'rebuild alignment did not converge');
     const live = await loadCheckpointIn(trx, projectionCheckpointId(projector.name));
     const rebuilt = await loadCheckpointIn(trx, projectionCheckpointId(target));
     const order = comparePositions(rebuilt, live);
-    if (order === 0) return live;
+    if (order === 0) return { position: live, liveError: null };
     if (order < 0) {
       const n = await applyBatchIn(trx, projector, target, { ...batch, until: live });
       invariant(n > 0, `rebuild of ${projector.name} cannot reach the live position`);
       countRebuilt(n);
     } else {
-      const n = await applyBatchIn(trx, projector, projector.name, { ...batch, until: rebuilt });
-      invariant(n > 0, `live ${projector.name} cannot reach the rebuilt position`);
+      // A savepoint, so a live batch that throws halfway leaves none of its writes behind.
+      await sql`SAVEPOINT rebuild_live_batch`.execute(trx);
+      try {
+        const n = await applyBatchIn(trx, projector, projector.name, { ...batch, until: rebuilt });
+        invariant(n > 0, `live ${projector.name} cannot reach the rebuilt position`);
+        await sql`RELEASE SAVEPOINT rebuild_live_batch`.execute(trx);
+      } catch (error) {
+        if (isTransientDatabaseError(error)) throw error;
+        await sql`ROLLBACK TO SAVEPOINT rebuild_live_batch`.execute(trx);
+        return { position: rebuilt, liveError: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+      }
     }
   }
 }

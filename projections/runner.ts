@@ -1,8 +1,9 @@
-// The projection runner: applies log batches to each projector with its checkpoint in the same transaction.
+// The projection runner: applies log batches to each projector with its checkpoint in the same transaction;
+// a projector that cannot apply an event stops alone and says why, the others keep running.
 
 import { sql, type Kysely } from 'kysely';
-import { comparePositions, type LogPosition } from '../domain/ports/event-store.js';
-import { invariant } from '../domain/errors.js';
+import { comparePositions, type LogPosition, type RecordedEvent } from '../domain/ports/event-store.js';
+import { DomainError, invariant, InvariantViolation } from '../domain/errors.js';
 import {
   loadCheckpointIn,
   readAllIn,
@@ -12,12 +13,35 @@ import {
 import { decodeForProjection } from './decode.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { prepareProjectorSchema } from './schemas.js';
-import { PassLoop, STOP_ON_ERROR } from '../adapters/pass-loop.js';
+import { PassLoop } from '../adapters/pass-loop.js';
 
 export const DEFAULT_PROJECTION_BATCH_SIZE = 500;
 export const DEFAULT_PROJECTION_POLL_INTERVAL_MS = 200;
 
-export type ProjectionLag = Readonly<{ projector: string; checkpoint: LogPosition; lagEvents: number; lagSeconds: number }>;
+/** Why a projector stopped: the error, where its checkpoint stands, and the event it could not apply. */
+export type ProjectionStop = Readonly<{
+  projector: string;
+  /** `<error name>: <message>`, e.g. `InvariantViolation: run budget would go below zero`. */
+  reason: string;
+  /** The last position it applied; the failing event is the next one after it. */
+  checkpoint: LogPosition;
+  /** The event it could not apply, when the runner isolated it (null if the batch failed but no single event did). */
+  event: Readonly<{ streamId: string; revision: number; type: string; position: LogPosition }> | null;
+  stoppedAtMs: number;
+}>;
+
+export type ProjectionStatus = 'running' | 'stopped';
+
+export type ProjectionLag = Readonly<{
+  projector: string;
+  checkpoint: LogPosition;
+  lagEvents: number;
+  lagSeconds: number;
+  /** 'stopped' once the projector hit an event it cannot apply; the other projectors keep running. */
+  status: ProjectionStatus;
+  /** Present exactly when status is 'stopped'. */
+  stopped?: ProjectionStop;
+}>;
 
 export type RunnerOptions = Readonly<{
   store: PostgresEventStore;
@@ -31,6 +55,8 @@ export type RunnerOptions = Readonly<{
    * the worst moment; the transaction must roll back whole.
    */
   beforeCommit?: (projector: string, batch: readonly ProjectedEvent[]) => void | Promise<void>;
+  /** One line per projector stopped, resumed, or retrying after a transient database error. */
+  log?: (line: string) => void;
 }>;
 
 /** The checkpoint of a projector's tables in `schema`; live tables use the projector's own name. */
@@ -52,13 +78,21 @@ export async function applyBatchIn(
   trx: Kysely<any>,
   projector: Projector,
   schema: string,
-  options: { batchSize: number; nowMs: () => number; until?: LogPosition; beforeCommit?: RunnerOptions['beforeCommit'] },
+  options: {
+    batchSize: number;
+    nowMs: () => number;
+    until?: LogPosition;
+    beforeCommit?: RunnerOptions['beforeCommit'];
+    /** Sees the events read for the batch before they are decoded and applied (the runner names a failing event with it). */
+    onRead?: (recorded: readonly RecordedEvent[]) => void;
+  },
 ): Promise<number> {
   const checkpointId = projectionCheckpointId(schema);
   const checkpoint = await loadCheckpointIn(trx, checkpointId);
   let recorded = await readAllIn(trx, { after: checkpoint, maxCount: options.batchSize });
   if (options.until) recorded = recorded.filter((e) => comparePositions(e.position, options.until!) <= 0);
   if (recorded.length === 0) return 0;
+  options.onRead?.(recorded);
   const events = recorded.map(decodeForProjection);
   await projector.apply(trx.withSchema(schema), events);
   const last = events[events.length - 1]!.position;
@@ -68,20 +102,68 @@ export async function applyBatchIn(
   return events.length;
 }
 
+/**
+ * Whether an error is the database or the connection to it failing for now
+ * (connection reset or refused, server shutting down, serialization failure,
+ * deadlock, statement timeout, resources exhausted), which the next attempt may
+ * not meet. Anything else (an InvariantViolation, a domain error, an unknown
+ * event type, a SQL error in the projector) fails again on the same events.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  return transient(error, 0);
+}
+
+const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '57014', '57P01', '57P02', '57P03']);
+/** 08: connection exception; 53: insufficient resources (too many connections, out of memory, disk full). */
+const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '53']);
+const TRANSIENT_SYSTEM_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND']);
+/** pg, pg-pool, kysely and PGlite say these without a code. */
+const TRANSIENT_MESSAGES = /connection terminated|timeout exceeded when trying to connect|connection ended without|client (?:was closed|has encountered a connection error)|pool (?:has been )?ended|after calling end on the pool|driver has already been destroyed|pglite is closed/i;
+
+function transient(error: unknown, depth: number): boolean {
+  if (depth > 8 || typeof error !== 'object' || error === null) return false;
+  if (error instanceof InvariantViolation || error instanceof DomainError) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_SYSTEM_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2))) return true;
+  }
+  if (error instanceof Error && TRANSIENT_MESSAGES.test(error.message)) return true;
+  if (error instanceof AggregateError && error.errors.some((e) => transient(e, depth + 1))) return true;
+  return transient((error as { cause?: unknown }).cause, depth + 1);
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function formatPosition(position: LogPosition): string {
+  return `${position.transactionId}:${position.globalPosition}`;
+}
+
+type ProjectorState = { stop: ProjectionStop | null; transientFailures: number };
+
 export class ProjectionRunner {
   private loop: PassLoop | null = null;
   private readonly batchSize: number;
   private readonly nowMs: () => number;
+  private readonly states = new Map<string, ProjectorState>();
 
   constructor(private readonly options: RunnerOptions) {
     this.batchSize = options.batchSize ?? DEFAULT_PROJECTION_BATCH_SIZE;
     this.nowMs = options.nowMs ?? Date.now;
     const names = new Set(options.projectors.map((p) => p.name));
     invariant(names.size === options.projectors.length, 'projector names must be unique');
+    for (const projector of options.projectors) this.states.set(projector.name, { stop: null, transientFailures: 0 });
   }
 
   private get db(): Kysely<any> {
     return this.options.store.db as Kysely<any>;
+  }
+
+  private state(projector: Projector): ProjectorState {
+    return this.states.get(projector.name)!;
   }
 
   /** Creates each projector's schema and runs its migrations. */
@@ -90,18 +172,24 @@ export class ProjectionRunner {
   }
 
   /** One batch for one projector, in its own transaction. */
-  async step(projector: Projector): Promise<number> {
+  async step(projector: Projector, batchSize = this.batchSize, onRead?: (recorded: readonly RecordedEvent[]) => void): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
       await lockProjection(trx, projector.name);
       return applyBatchIn(trx, projector, projector.name, {
-        batchSize: this.batchSize,
+        batchSize,
         nowMs: this.nowMs,
         ...(this.options.beforeCommit ? { beforeCommit: this.options.beforeCommit } : {}),
+        ...(onRead ? { onRead } : {}),
       });
     });
   }
 
-  /** Applies everything visible now to every projector; returns the events applied per projector. */
+  /**
+   * Applies everything visible now to every projector and returns the events
+   * applied per projector; the first error rejects it. A one-shot for callers
+   * that must not go on past a failure (the escrow engine's outbox, tests); it
+   * neither reads nor sets the stopped state that pass() keeps.
+   */
   async catchUp(): Promise<Record<string, number>> {
     const applied: Record<string, number> = {};
     for (const projector of this.options.projectors) {
@@ -111,21 +199,146 @@ export class ProjectionRunner {
     return applied;
   }
 
-  /** Runs until stop(): catches up, then waits for an append in this process or the poll interval. A projector that throws stops it. */
+  /**
+   * One pass of the running service: brings each running projector up to the
+   * log head on its own. A projector whose batch fails with an error that is
+   * not transient (an InvariantViolation, an unknown event type, ...) is
+   * stopped alone, at the checkpoint just before the event it cannot apply,
+   * and is not tried again until its checkpoint moves (a rebuild swapped fresh
+   * tables in, or another process applied past the event), resume() is called,
+   * or the process restarts. A transient database error leaves it running, to
+   * be retried at the next pass. Returns the events applied per projector;
+   * it rejects only if the runner itself fails, never for a projector's error.
+   */
+  async pass(): Promise<Record<string, number>> {
+    const applied: Record<string, number> = {};
+    for (const projector of this.options.projectors) applied[projector.name] = await this.passOne(projector);
+    return applied;
+  }
+
+  private async passOne(projector: Projector): Promise<number> {
+    const state = this.state(projector);
+    if (state.stop) {
+      const moved = await this.checkpointMoved(projector, state.stop).catch((error: unknown) => {
+        if (!isTransientDatabaseError(error)) throw error;
+        return false;
+      });
+      if (!moved) return 0;
+    }
+    let applied = 0;
+    try {
+      for (let n = await this.step(projector); n > 0; n = await this.step(projector)) applied += n;
+      if (state.transientFailures > 0) this.log(`projection ${projector.name}: database reachable again after ${state.transientFailures} failed pass(es)`);
+      state.transientFailures = 0;
+    } catch (error) {
+      if (isTransientDatabaseError(error)) {
+        state.transientFailures += 1;
+        if (state.transientFailures === 1) this.log(`projection ${projector.name}: ${describeError(error)}; retrying at the next pass`);
+        return applied;
+      }
+      applied += await this.isolate(projector, error);
+    }
+    return applied;
+  }
+
+  /** A stopped projector resumes once its checkpoint is no longer where it stopped. */
+  private async checkpointMoved(projector: Projector, stop: ProjectionStop): Promise<boolean> {
+    const checkpoint = await loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
+    if (comparePositions(checkpoint, stop.checkpoint) === 0) return false;
+    this.state(projector).stop = null;
+    this.log(`projection ${projector.name}: PROJECTION_RESUMED: its checkpoint moved from ${formatPosition(stop.checkpoint)} to ${formatPosition(checkpoint)} (rebuilt, or applied by another process)`);
+    return true;
+  }
+
+  /**
+   * After a batch failed for good: applies its events one at a time so the
+   * ones before the culprit are kept and the culprit is named, then stops the
+   * projector there. Returns the events it applied.
+   */
+  private async isolate(projector: Projector, batchError: unknown): Promise<number> {
+    let applied = 0;
+    let read: RecordedEvent | null = null;
+    let failure: unknown = batchError;
+    try {
+      for (let i = 0; i < this.batchSize; i += 1) {
+        read = null;
+        const n = await this.step(projector, 1, (recorded) => (read = recorded[0] ?? null));
+        if (n === 0) break;
+        applied += n;
+      }
+      // Every event of the failed batch applied on its own: nothing to stop on.
+      this.log(`projection ${projector.name}: a batch failed (${describeError(batchError)}) but its events applied one at a time; carrying on`);
+      return applied;
+    } catch (error) {
+      if (isTransientDatabaseError(error)) {
+        this.state(projector).transientFailures += 1;
+        this.log(`projection ${projector.name}: ${describeError(error)}; retrying at the next pass`);
+        return applied;
+      }
+      failure = error;
+    }
+    let checkpoint: LogPosition;
+    try {
+      checkpoint = await loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
+    } catch (error) {
+      if (!isTransientDatabaseError(error)) throw error;
+      // Where it stands is unknown for now: not stopped, the next pass fails on the same event and stops it then.
+      this.state(projector).transientFailures += 1;
+      return applied;
+    }
+    const culprit = read as RecordedEvent | null;
+    const stop: ProjectionStop = {
+      projector: projector.name,
+      reason: describeError(failure),
+      checkpoint,
+      event: culprit ? { streamId: culprit.streamId, revision: culprit.revision, type: culprit.type, position: culprit.position } : null,
+      stoppedAtMs: this.nowMs(),
+    };
+    this.state(projector).stop = stop;
+    const at = stop.event ? ` on ${stop.event.type} ${stop.event.streamId}@${stop.event.revision} (position ${formatPosition(stop.event.position)})` : '';
+    this.log(`projection ${projector.name}: PROJECTION_STOPPED at checkpoint ${formatPosition(stop.checkpoint)}${at}: ${stop.reason}; the other projectors keep running`);
+    return applied;
+  }
+
+  /** The projectors stopped on an event they cannot apply, with why. */
+  stoppedProjectors(): ProjectionStop[] {
+    return [...this.states.values()].flatMap((s) => (s.stop ? [s.stop] : []));
+  }
+
+  /** Clears a projector's stop (all of them without a name): the next pass tries it again. */
+  resume(projector?: string): void {
+    for (const [name, state] of this.states) {
+      if (projector !== undefined && name !== projector) continue;
+      if (state.stop) this.log(`projection ${name}: PROJECTION_RESUMED on request`);
+      state.stop = null;
+    }
+  }
+
+  /**
+   * Runs until stop(): a pass, then a wait for an append in this process or the
+   * poll interval. A projector that fails stops alone (see pass()); the loop and
+   * its promise carry on. The promise rejects only if the runner itself fails
+   * with an error that is not transient.
+   */
   start(): Promise<void> {
     invariant(this.loop === null, 'projection runner already started');
-    this.loop = new PassLoop({ pass: () => this.catchUp(), store: this.options.store, pollIntervalMs: this.options.pollIntervalMs ?? DEFAULT_PROJECTION_POLL_INTERVAL_MS, onError: STOP_ON_ERROR });
+    this.loop = new PassLoop({
+      pass: () => this.pass(),
+      store: this.options.store,
+      pollIntervalMs: this.options.pollIntervalMs ?? DEFAULT_PROJECTION_POLL_INTERVAL_MS,
+      onError: (error) => (isTransientDatabaseError(error) ? 'retry' : 'stop'),
+    });
     return this.loop.start();
   }
 
-  /** Stops after the batch in progress; the runner may be started again. */
+  /** Stops after the batch in progress; the runner may be started again (stopped projectors stay stopped). */
   async stop(): Promise<void> {
     const loop = this.loop;
     this.loop = null;
     await loop?.stop();
   }
 
-  /** How far each projector trails the log: events not yet applied, and the age of the oldest of them. */
+  /** How far each projector trails the log (events not yet applied, and the age of the oldest of them), and whether it runs. */
   async lag(): Promise<ProjectionLag[]> {
     const lags: ProjectionLag[] = [];
     for (const projector of this.options.projectors) {
@@ -136,8 +349,19 @@ export class ProjectionRunner {
           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())`.execute(this.db);
       const row = result.rows[0]!;
       const lagSeconds = row.oldest_ms === null ? 0 : Math.max(0, (this.nowMs() - Number(row.oldest_ms)) / 1000);
-      lags.push({ projector: projector.name, checkpoint, lagEvents: Number(row.events), lagSeconds });
+      const stop = this.state(projector).stop;
+      lags.push({
+        projector: projector.name,
+        checkpoint,
+        lagEvents: Number(row.events),
+        lagSeconds,
+        ...(stop ? { status: 'stopped' as const, stopped: stop } : { status: 'running' as const }),
+      });
     }
     return lags;
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
   }
 }

@@ -1,7 +1,7 @@
-// GET /metrics: Prometheus text exposition of request counts, the log head and projection lag.
+// GET /metrics: Prometheus text exposition of request counts, the log head, projection lag and stopped projectors.
 
 import type { FastifyInstance } from 'fastify';
-import type { HealthDeps } from '../health-routes.js';
+import { isProjectionStopped, type HealthDeps } from '../health-routes.js';
 
 /** Distinct (route, method, status) series kept; a flood of odd URLs cannot grow it without bound. */
 const MAX_SERIES = 1_000;
@@ -31,6 +31,9 @@ export async function prometheusRoutes(app: FastifyInstance, deps: HealthDeps): 
       '# HELP trainledger_projection_lag_seconds Age of the oldest event a projector has not applied yet.',
       '# TYPE trainledger_projection_lag_seconds gauge',
       ...lag.map((l) => `trainledger_projection_lag_seconds{projector="${l.projector}"} ${l.lagSeconds}`),
+      '# HELP trainledger_projection_stopped 1 when a projector stopped on an event it cannot apply (the reason is on /health), else 0.',
+      '# TYPE trainledger_projection_stopped gauge',
+      ...lag.map((l) => `trainledger_projection_stopped{projector="${l.projector}"} ${isProjectionStopped(l) ? 1 : 0}`),
       '# HELP trainledger_uptime_seconds Seconds since the process started.',
       '# TYPE trainledger_uptime_seconds gauge',
       `trainledger_uptime_seconds ${Math.round((deps.nowMs() - deps.startedAtMs) / 1000)}`,
