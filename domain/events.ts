@@ -21,7 +21,7 @@ export const EVENT_CATALOG: Readonly<Record<DomainEventType, EventCatalogEntry>>
   RunClosed: { aggregate: 'run', schemaVersion: 1, description: 'The run stopped taking funding, reservations and checkpoints; open reservations may still be released.' },
   ContributorRegistered: { aggregate: 'contributor', schemaVersion: 1, description: 'A contributor registered an ed25519 signing key and a Lightning node key.' },
   ContributorSuspended: { aggregate: 'contributor', schemaVersion: 1, description: 'A contributor was suspended, with the reason.' },
-  WorkAssigned: { aggregate: 'assignment', schemaVersion: 1, description: 'Work was assigned: run, step, shard, batch, base checkpoint, seed, base reward, deadline and dispute window.' },
+  WorkAssigned: { aggregate: 'assignment', schemaVersion: 1, description: 'Work was assigned: run, step, shard, batch, base checkpoint, seed, base reward, bonus bound, per-payment fee ceiling, deadline and dispute window.' },
   GradientSubmitted: { aggregate: 'assignment', schemaVersion: 1, description: 'The assignee submitted a gradient: digest, size, encoding, claimed loss and compute time.' },
   SubmissionAccepted: { aggregate: 'assignment', schemaVersion: 1, description: 'A validator accepted the submission with a quality score, a bonus and evidence.' },
   SubmissionRejected: { aggregate: 'assignment', schemaVersion: 1, description: 'A validator rejected the submission with a reason code and evidence; the dispute window opens.' },
@@ -30,15 +30,18 @@ export const EVENT_CATALOG: Readonly<Record<DomainEventType, EventCatalogEntry>>
   ReplayVerdictRecorded: { aggregate: 'assignment', schemaVersion: 1, description: 'The replay job reported match or mismatch with its recipe, metric, tolerance, provider, device and duration.' },
   DisputeResolved: { aggregate: 'assignment', schemaVersion: 1, description: 'The dispute was resolved as the verdict implies: overturned on a match (paid), upheld on a mismatch.' },
   AssignmentExpired: { aggregate: 'assignment', schemaVersion: 1, description: 'The deadline passed with no submission; the assignment can no longer be paid.' },
+  ContributorInvoiceRefused: { aggregate: 'assignment', schemaVersion: 1, description: "A contributor's hold or payout invoice failed the coordinator's check (kind, code and reason); it was set aside and they may post a fresh one." },
+  PayoutAbandoned: { aggregate: 'assignment', schemaVersion: 1, description: 'A bonus or compensation payout was given up for good (unclaimed, or every invoice failed); its budget is released.' },
   InvoiceOpened: { aggregate: 'invoice', schemaVersion: 1, description: 'An invoice was recorded for a payment hash: an escrow hold invoice or a bonus/compensation payout.' },
   InvoiceHeld: { aggregate: 'invoice', schemaVersion: 1, description: "The coordinator's payment to an escrow hold invoice is locked in the HTLC (pending transfer)." },
   EscrowReleaseRequested: { aggregate: 'invoice', schemaVersion: 1, description: 'Outbox intent: the verdict pays, so the preimage is released to the contributor to settle the held HTLC.' },
   EscrowCancelRequested: { aggregate: 'invoice', schemaVersion: 1, description: "Outbox intent: the verdict forfeits, so the contributor's node is asked to cancel the hold invoice." },
-  InvoiceSettled: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow was settled with the released preimage (posted transfer).' },
+  InvoiceSettled: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow was settled with the released preimage (posted transfer), with the routing fee paid.' },
   InvoiceCanceled: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow was canceled before settlement (voided transfer).' },
   InvoiceExpired: { aggregate: 'invoice', schemaVersion: 1, description: 'The escrow expired before settlement (voided transfer).' },
   PaymentSent: { aggregate: 'invoice', schemaVersion: 1, description: 'A bonus or compensation payout succeeded, with its routing fee and preimage.' },
   PaymentFailed: { aggregate: 'invoice', schemaVersion: 1, description: 'A bonus or compensation payout attempt failed, with the failure code; it may be retried.' },
+  PaymentAbandoned: { aggregate: 'invoice', schemaVersion: 1, description: 'A payout invoice will never be paid (expired, or its attempts ran out); the payout needs a fresh invoice.' },
 });
 
 export function isDomainEventType(type: unknown): type is DomainEventType {

@@ -14,6 +14,7 @@ export * from './ids.js';
 export * from './validate.js';
 export * from './events.js';
 export * from './reactions/escrow.js';
+export * from './reactions/payouts.js';
 
 // Each aggregate folder exports decide/evolve/initialState/streamId under the same names, so they
 // travel as namespaces; the decider objects, stream helpers and unions also come out by name.

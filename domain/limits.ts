@@ -76,3 +76,10 @@ export const MAX_BOLT11_CHARS = 2048;
 
 /** Highest block height an escrow's CLTV expiry may name; Bitcoin will not reach it for centuries. */
 export const MAX_BLOCK_HEIGHT = 10_000_000;
+
+/**
+ * How long a bonus or compensation may wait for the contributor's invoice before it is abandoned
+ * and its budget released: a week, long enough for an offline contributor, short enough that no
+ * reservation stays open for ever.
+ */
+export const PAYOUT_CLAIM_WINDOW_MS = 7 * DAY_MS;

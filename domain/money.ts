@@ -36,3 +36,15 @@ export function requireNonNegativeMsat(amountMsat: bigint, field: string): void 
     throw new DomainError('INVALID_AMOUNT', `${field} must be zero or a positive whole number of millisatoshis, got ${String(amountMsat)}`, { field });
   }
 }
+
+/**
+ * The default routing-fee ceiling for one payment: a base plus parts per million of the amount.
+ * Assignments record the ceiling they were reserved with (WorkTerms.maxFeeMsat) and the
+ * dispatcher pays with the ceiling the invoice records, so changing these later moves no budget.
+ */
+export const DEFAULT_MAX_FEE_BASE_MSAT = 5_000n;
+export const DEFAULT_MAX_FEE_PPM = 5_000n;
+
+export function routingFeeLimitMsat(amountMsat: bigint, baseMsat = DEFAULT_MAX_FEE_BASE_MSAT, ppm = DEFAULT_MAX_FEE_PPM): bigint {
+  return baseMsat + (amountMsat * ppm) / 1_000_000n;
+}

@@ -18,7 +18,7 @@ import {
   MAX_TIMESTAMP_MS,
   MAX_TRAINING_STEP,
 } from '../limits.js';
-import { requireNonNegativeMsat, requirePositiveMsat } from '../money.js';
+import { formatMsat, MAX_MONEY_MSAT, requireNonNegativeMsat, requirePositiveMsat } from '../money.js';
 import {
   requireCode,
   requireFinite,
@@ -34,6 +34,7 @@ import {
   type AssignmentEvent,
   type AssignmentState,
   type AssignmentStatus,
+  type ContributorInvoiceKind,
   DISPUTE_RESOLUTIONS,
   type DisputeResolution,
   GRADIENT_ENCODINGS,
@@ -44,6 +45,7 @@ import {
   type ValidatorAcceptance,
   type ValidatorRejection,
   type WorkTerms,
+  worstCaseCostMsat,
 } from './assignment.state.js';
 
 type Ref = { assignmentId: string };
@@ -57,6 +59,8 @@ export type RequestReplay = Command<'RequestReplay', Ref & { replayJobId: string
 export type RecordReplayVerdict = Command<'RecordReplayVerdict', Ref & ReplayVerdict>;
 export type ResolveDispute = Command<'ResolveDispute', Ref & { resolution: DisputeResolution }>;
 export type ExpireAssignment = Command<'ExpireAssignment', Ref>;
+export type RecordInvoiceRefused = Command<'RecordInvoiceRefused', Ref & { kind: ContributorInvoiceKind; code: string; message: string }>;
+export type AbandonPayout = Command<'AbandonPayout', Ref & { kind: 'bonus' | 'compensation'; code: string; message: string }>;
 
 export type AssignmentCommand =
   | AssignWork
@@ -67,7 +71,9 @@ export type AssignmentCommand =
   | RequestReplay
   | RecordReplayVerdict
   | ResolveDispute
-  | ExpireAssignment;
+  | ExpireAssignment
+  | RecordInvoiceRefused
+  | AbandonPayout;
 
 export function decide(command: AssignmentCommand, state: AssignmentState): AssignmentEvent[] {
   const nowMs = requireNowMs(command.metadata);
@@ -90,6 +96,10 @@ export function decide(command: AssignmentCommand, state: AssignmentState): Assi
       return resolveDispute(command, state, nowMs);
     case 'ExpireAssignment':
       return expireAssignment(command, state, nowMs);
+    case 'RecordInvoiceRefused':
+      return recordInvoiceRefused(command, state, nowMs);
+    case 'AbandonPayout':
+      return abandonPayout(command, state, nowMs);
     default: {
       const unknown: never = command;
       throw new DomainError('UNKNOWN_COMMAND', `the assignment aggregate has no command ${JSON.stringify((unknown as AssignmentCommand).type)}`);
@@ -162,7 +172,7 @@ const STAGE_RULES = {
     resolved: 'NOT_EXPIRABLE',
     expired: 'ALREADY_EXPIRED',
   },
-} as const satisfies Record<Exclude<AssignmentCommand['type'], 'AssignWork'>, StageRule>;
+} as const satisfies Record<Exclude<AssignmentCommand['type'], 'AssignWork' | 'RecordInvoiceRefused' | 'AbandonPayout'>, StageRule>;
 
 /** A person-facing sentence per refusal code: what is wrong and what to do instead. */
 const STAGE_ADVICE: Readonly<Record<string, string>> = {
@@ -228,6 +238,14 @@ function validSeed(seed: unknown): string {
 
 function validTerms(data: WorkTerms): WorkTerms {
   requirePositiveMsat(data.baseRewardMsat, 'baseRewardMsat');
+  requireNonNegativeMsat(data.maxBonusMsat, 'maxBonusMsat');
+  requireNonNegativeMsat(data.maxFeeMsat, 'maxFeeMsat');
+  require_(
+    worstCaseCostMsat(data) <= MAX_MONEY_MSAT,
+    'INVALID_AMOUNT',
+    'baseRewardMsat + maxBonusMsat + fee ceilings exceed the 21M BTC cap',
+    { field: 'maxBonusMsat' },
+  );
   return {
     assignmentId: requireId(data.assignmentId, 'assignmentId'),
     runId: requireId(data.runId, 'runId'),
@@ -238,6 +256,8 @@ function validTerms(data: WorkTerms): WorkTerms {
     baseCheckpointDigest: requireSha256Hex(data.baseCheckpointDigest, 'baseCheckpointDigest'),
     seed: validSeed(data.seed),
     baseRewardMsat: data.baseRewardMsat,
+    maxBonusMsat: data.maxBonusMsat,
+    maxFeeMsat: data.maxFeeMsat,
     deadlineMs: requireInt(data.deadlineMs, 'deadlineMs', 0, MAX_TIMESTAMP_MS + MAX_ASSIGNMENT_TIMEOUT_MS),
     disputeWindowMs: requireInt(data.disputeWindowMs, 'disputeWindowMs', 1, MAX_DISPUTE_WINDOW_MS),
   };
@@ -297,6 +317,13 @@ function acceptSubmission(command: AcceptSubmission, state: AssignmentState, now
     evidence: requireWireSafeObject(data.evidence, 'evidence', MAX_EVIDENCE_JSON_CHARS),
   };
   const terms = requireStage(state, assignmentId, 'AcceptSubmission');
+  // The bonus was reserved at assignment up to this bound; anything above it has no budget behind it.
+  require_(
+    acceptance.bonusMsat <= terms.maxBonusMsat,
+    'BONUS_EXCEEDS_MAX',
+    `bonus ${formatMsat(acceptance.bonusMsat)} msat exceeds assignment ${assignmentId}'s reserved maximum of ${formatMsat(terms.maxBonusMsat)} msat; pay at most that`,
+    { assignmentId, maxBonusMsat: formatMsat(terms.maxBonusMsat) },
+  );
   return [{ type: 'SubmissionAccepted', data: { ...refOf(terms, nowMs), ...acceptance, baseRewardMsat: terms.baseRewardMsat } }];
 }
 
@@ -403,4 +430,44 @@ function expireAssignment(command: ExpireAssignment, state: AssignmentState, now
     },
   );
   return [{ type: 'AssignmentExpired', data: { ...refOf(terms, nowMs), deadlineMs: terms.deadlineMs } }];
+}
+
+const CONTRIBUTOR_INVOICE_KINDS = ['escrow', 'bonus', 'compensation'] as const satisfies readonly ContributorInvoiceKind[];
+
+/**
+ * How often a contributor's invoices of one kind may be refused. Past it the escrow is given up
+ * (the base is then paid by compensation) or the payout is abandoned, so one contributor's bad
+ * invoices cannot keep a reservation open for ever.
+ */
+export const MAX_INVOICE_REFUSALS = 5;
+
+function recordInvoiceRefused(command: RecordInvoiceRefused, state: AssignmentState, nowMs: number): AssignmentEvent[] {
+  const assignmentId = requireId(command.data.assignmentId, 'assignmentId');
+  const kind = requireOneOf(command.data.kind, 'kind', CONTRIBUTOR_INVOICE_KINDS);
+  const code = requireCode(command.data.code, 'code');
+  const message = requireText(command.data.message, 'message', MAX_REASON_CHARS);
+  const terms = termsOf(state, assignmentId);
+  require_(
+    (state.invoiceRefusals[kind]?.count ?? 0) < MAX_INVOICE_REFUSALS,
+    'INVOICE_REFUSALS_EXHAUSTED',
+    `assignment ${assignmentId} already had ${MAX_INVOICE_REFUSALS} ${kind} invoices refused; no more are taken`,
+    { assignmentId, kind },
+  );
+  return [{ type: 'ContributorInvoiceRefused', data: { ...refOf(terms, nowMs), kind, code, message } }];
+}
+
+function abandonPayout(command: AbandonPayout, state: AssignmentState, nowMs: number): AssignmentEvent[] {
+  const assignmentId = requireId(command.data.assignmentId, 'assignmentId');
+  const kind = requireOneOf(command.data.kind, 'kind', ['bonus', 'compensation'] as const);
+  const code = requireCode(command.data.code, 'code');
+  const message = requireText(command.data.message, 'message', MAX_REASON_CHARS);
+  const terms = termsOf(state, assignmentId);
+  if (state.abandonedPayouts[kind] !== undefined) return [];
+  require_(
+    kind === 'compensation' || (state.acceptance?.bonusMsat ?? 0n) > 0n,
+    'NO_PAYOUT_DUE',
+    `assignment ${assignmentId} owes no bonus; nothing to abandon`,
+    { assignmentId },
+  );
+  return [{ type: 'PayoutAbandoned', data: { ...refOf(terms, nowMs), kind, code, message } }];
 }

@@ -2,6 +2,7 @@
 
 import type { Event } from '../decider.js';
 import { invariant, InvariantViolation } from '../errors.js';
+import { MAX_MONEY_MSAT, routingFeeLimitMsat } from '../money.js';
 
 export const ASSIGNMENT_STATUSES = [
   'none',
@@ -43,9 +44,23 @@ export type WorkTerms = Readonly<{
   /** Unsigned 64-bit seed as decimal digits: JSON numbers cannot carry 64 bits exactly. */
   seed: string;
   baseRewardMsat: bigint;
+  /** Largest quality bonus this assignment may pay; reserved with the base at assignment. */
+  maxBonusMsat: bigint;
+  /** Routing-fee ceiling for each payment the assignment makes (escrow or compensation, and bonus). */
+  maxFeeMsat: bigint;
   deadlineMs: number;
   disputeWindowMs: number;
 }>;
+
+/**
+ * What an assignment can cost the run at most: the base and the largest bonus, plus one
+ * routing-fee ceiling per payment. The base goes out once (escrow settled or one compensation:
+ * a failed payment pays no fee), the bonus once. This is what is reserved at assignment.
+ */
+export function worstCaseCostMsat(terms: Pick<WorkTerms, 'baseRewardMsat' | 'maxBonusMsat' | 'maxFeeMsat'>): bigint {
+  const payments = terms.maxBonusMsat > 0n ? 2n : 1n;
+  return terms.baseRewardMsat + terms.maxBonusMsat + payments * terms.maxFeeMsat;
+}
 
 /** Ids every assignment event carries, so each event can be audited alone. */
 type AssignmentRef = { assignmentId: string; runId: string; contributorId: string; atMs: number };
@@ -83,6 +98,12 @@ export type DisputeResolved = Event<
   AssignmentRef & { disputeId: string; replayJobId: string; outcome: ReplayOutcome; resolution: DisputeResolution; baseRewardMsat: bigint }
 >;
 export type AssignmentExpired = Event<'AssignmentExpired', AssignmentRef & { deadlineMs: number }>;
+/** Whom a contributor's invoice is for: the escrow hold invoice, or a bonus or compensation payout. */
+export type ContributorInvoiceKind = 'escrow' | 'bonus' | 'compensation';
+/** A contributor's invoice failed the coordinator's check (wrong terms, expiring): it was set aside and they may post a fresh one. */
+export type ContributorInvoiceRefused = Event<'ContributorInvoiceRefused', AssignmentRef & { kind: ContributorInvoiceKind; code: string; message: string }>;
+/** A payout the verdicts owed was given up for good (unclaimed, or every invoice failed); its budget is released. */
+export type PayoutAbandoned = Event<'PayoutAbandoned', AssignmentRef & { kind: 'bonus' | 'compensation'; code: string; message: string }>;
 
 export type AssignmentEvent =
   | WorkAssigned
@@ -93,7 +114,9 @@ export type AssignmentEvent =
   | ReplayRequested
   | ReplayVerdictRecorded
   | DisputeResolved
-  | AssignmentExpired;
+  | AssignmentExpired
+  | ContributorInvoiceRefused
+  | PayoutAbandoned;
 
 /** Each stage's record stays null until its event arrives; status says which stage is current. */
 export type AssignmentState = Readonly<{
@@ -108,6 +131,9 @@ export type AssignmentState = Readonly<{
   verdict: (ReplayVerdict & { recordedAtMs: number }) | null;
   resolution: Readonly<{ resolution: DisputeResolution; resolvedAtMs: number }> | null;
   expiredAtMs: number | null;
+  /** Contributor invoices refused so far per kind, with the last reason, shown to the contributor. */
+  invoiceRefusals: Readonly<Partial<Record<ContributorInvoiceKind, Readonly<{ count: number; code: string; message: string; atMs: number }>>>>;
+  abandonedPayouts: Readonly<Partial<Record<'bonus' | 'compensation', Readonly<{ code: string; message: string; atMs: number }>>>>;
 }>;
 
 export const initialState = (): AssignmentState => ({
@@ -122,10 +148,16 @@ export const initialState = (): AssignmentState => ({
   verdict: null,
   resolution: null,
   expiredAtMs: null,
+  invoiceRefusals: {},
+  abandonedPayouts: {},
 });
 
+/** Money-side events: they record what happened to an assignment's payments and leave its status alone. */
+type MoneyEvent = ContributorInvoiceRefused | PayoutAbandoned;
+const MONEY_EVENTS: ReadonlySet<string> = new Set<MoneyEvent['type']>(['ContributorInvoiceRefused', 'PayoutAbandoned']);
+
 /** The status each event requires before it, and the status it leaves. */
-const TRANSITIONS: Readonly<Record<AssignmentEvent['type'], readonly [AssignmentStatus, AssignmentStatus]>> = {
+const TRANSITIONS: Readonly<Record<Exclude<AssignmentEvent, MoneyEvent>['type'], readonly [AssignmentStatus, AssignmentStatus]>> = {
   WorkAssigned: ['none', 'assigned'],
   GradientSubmitted: ['assigned', 'submitted'],
   SubmissionAccepted: ['submitted', 'accepted'],
@@ -138,15 +170,24 @@ const TRANSITIONS: Readonly<Record<AssignmentEvent['type'], readonly [Assignment
 };
 
 export function evolve(state: AssignmentState, event: AssignmentEvent): AssignmentState {
+  if (MONEY_EVENTS.has(event.type)) return applyMoneyEvent(state, event as MoneyEvent);
   // hasOwn, not a plain lookup: an unknown type such as "toString" must not find Object.prototype.
-  const transition = Object.hasOwn(TRANSITIONS, event.type) ? TRANSITIONS[event.type] : undefined;
+  const transition = Object.hasOwn(TRANSITIONS, event.type) ? TRANSITIONS[event.type as keyof typeof TRANSITIONS] : undefined;
   if (transition === undefined) throw new InvariantViolation(`assignment evolve: unknown event type ${(event as { type: string }).type}`);
   const [from, to] = transition;
   invariant(state.status === from, `${event.type} cannot follow a ${state.status} assignment (needs ${from})`);
   if (event.type === 'WorkAssigned') {
     const { atMs, ...terms } = event.data;
-    return { ...state, status: to, terms, assignedAtMs: atMs };
+    // Events written before the bonus bound existed carry neither field: their bonus was unbounded, their fee the default ceiling.
+    const maxBonusMsat = terms.maxBonusMsat ?? MAX_MONEY_MSAT;
+    const maxFeeMsat = terms.maxFeeMsat ?? routingFeeLimitMsat(terms.baseRewardMsat);
+    return { ...state, status: to, terms: { ...terms, maxBonusMsat, maxFeeMsat }, assignedAtMs: atMs };
   }
+  const terms = termsFor(state, event as Exclude<AssignmentEvent, WorkAssigned>);
+  return { ...applyStage(state, terms, event as Exclude<AssignmentEvent, WorkAssigned | MoneyEvent>), status: to };
+}
+
+function termsFor(state: AssignmentState, event: Exclude<AssignmentEvent, WorkAssigned>): WorkTerms {
   const terms = state.terms;
   invariant(terms !== null, `${event.type} on an assignment without terms`);
   const { assignmentId, runId, contributorId } = event.data;
@@ -154,10 +195,23 @@ export function evolve(state: AssignmentState, event: AssignmentEvent): Assignme
     assignmentId === terms.assignmentId && runId === terms.runId && contributorId === terms.contributorId,
     `${event.type} for assignment ${assignmentId} folded into ${terms.assignmentId}`,
   );
-  return { ...applyStage(state, terms, event), status: to };
+  return terms;
 }
 
-function applyStage(state: AssignmentState, terms: WorkTerms, event: Exclude<AssignmentEvent, WorkAssigned>): AssignmentState {
+function applyMoneyEvent(state: AssignmentState, event: MoneyEvent): AssignmentState {
+  termsFor(state, event);
+  if (event.type === 'ContributorInvoiceRefused') {
+    const { kind, code, message, atMs } = event.data;
+    const count = (state.invoiceRefusals[kind]?.count ?? 0) + 1;
+    return { ...state, invoiceRefusals: { ...state.invoiceRefusals, [kind]: { count, code, message, atMs } } };
+  }
+  const { kind, code, message, atMs } = event.data;
+  invariant(state.abandonedPayouts[kind] === undefined, `PayoutAbandoned: the ${kind} payout was already abandoned`);
+  invariant(kind === 'compensation' || (state.acceptance?.bonusMsat ?? 0n) > 0n, 'PayoutAbandoned: no bonus was owed');
+  return { ...state, abandonedPayouts: { ...state.abandonedPayouts, [kind]: { code, message, atMs } } };
+}
+
+function applyStage(state: AssignmentState, terms: WorkTerms, event: Exclude<AssignmentEvent, WorkAssigned | MoneyEvent>): AssignmentState {
   switch (event.type) {
     case 'GradientSubmitted': {
       const { gradientDigest, sizeBytes, encoding, claimedLoss, computeTimeMs, atMs } = event.data;
@@ -167,6 +221,7 @@ function applyStage(state: AssignmentState, terms: WorkTerms, event: Exclude<Ass
     case 'SubmissionAccepted': {
       const { validatorId, qualityScore, bonusMsat, evidence, atMs } = event.data;
       invariant(bonusMsat >= 0n, 'SubmissionAccepted with a negative bonus');
+      invariant(bonusMsat <= terms.maxBonusMsat, `SubmissionAccepted bonus ${bonusMsat} exceeds the reserved ${terms.maxBonusMsat}`);
       return { ...state, acceptance: { validatorId, qualityScore, bonusMsat, evidence, acceptedAtMs: atMs } };
     }
     case 'SubmissionRejected': {

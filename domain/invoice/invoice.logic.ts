@@ -21,7 +21,7 @@ type Ref = { paymentHash: string };
 export type OpenInvoice = Command<'OpenInvoice', Omit<InvoiceTerms, 'cltvExpiryHeight'> & { cltvExpiryHeight?: number | null }>;
 export type MarkInvoiceHeld = Command<'MarkInvoiceHeld', Ref>;
 /** The adapter has checked sha256(preimage) == paymentHash; the domain has no hash function and checks only the shape. */
-export type SettleInvoice = Command<'SettleInvoice', Ref & { preimageHex: string }>;
+export type SettleInvoice = Command<'SettleInvoice', Ref & { preimageHex: string; feeMsat?: bigint }>;
 export type CancelInvoice = Command<'CancelInvoice', Ref & { reason: string }>;
 /** Outbox intent: log the decision to release the preimage before the Lightning side effect happens. */
 export type RequestEscrowRelease = Command<'RequestEscrowRelease', Ref & { preimageHex: string }>;
@@ -30,6 +30,8 @@ export type RequestEscrowCancel = Command<'RequestEscrowCancel', Ref & { reason:
 export type ExpireInvoice = Command<'ExpireInvoice', Ref>;
 export type RecordPaymentSent = Command<'RecordPaymentSent', Ref & { feeMsat: bigint; preimageHex: string }>;
 export type RecordPaymentFailed = Command<'RecordPaymentFailed', Ref & { failureCode: string }>;
+/** The dispatcher's word that this payout hash will never be paid: the node says failed for good, or it expired unpaid. */
+export type AbandonPayment = Command<'AbandonPayment', Ref & { code: string; message: string }>;
 
 export type InvoiceCommand =
   | OpenInvoice
@@ -40,7 +42,8 @@ export type InvoiceCommand =
   | CancelInvoice
   | ExpireInvoice
   | RecordPaymentSent
-  | RecordPaymentFailed;
+  | RecordPaymentFailed
+  | AbandonPayment;
 
 export function decide(command: InvoiceCommand, state: InvoiceState): InvoiceEvent[] {
   const nowMs = requireNowMs(command.metadata);
@@ -63,6 +66,8 @@ export function decide(command: InvoiceCommand, state: InvoiceState): InvoiceEve
       return recordPaymentSent(command, state, nowMs);
     case 'RecordPaymentFailed':
       return recordPaymentFailed(command, state, nowMs);
+    case 'AbandonPayment':
+      return abandonPayment(command, state, nowMs);
     default: {
       const unknown: never = command;
       throw new DomainError('UNKNOWN_COMMAND', `the invoice aggregate has no command ${JSON.stringify((unknown as InvoiceCommand).type)}`);
@@ -82,9 +87,10 @@ const STAGE_RULES = {
   SettleInvoice: { ...ESCROW_DONE, open: 'ESCROW_NOT_HELD', held: 'run', releasing: 'run', canceling: 'ESCROW_CANCEL_REQUESTED', settled: 'noop' },
   CancelInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'run', canceling: 'run', canceled: 'noop', expired: 'noop' },
   ExpireInvoice: { ...ESCROW_DONE, open: 'run', held: 'run', releasing: 'run', canceling: 'run', canceled: 'noop', expired: 'noop' },
-  RecordPaymentSent: { open: 'run', failed: 'run', sent: 'noop' },
+  RecordPaymentSent: { open: 'run', failed: 'run', sent: 'noop', abandoned: 'PAYMENT_ABANDONED' },
   // Every failed attempt is logged: the count bounds retries and the audit sees each one.
-  RecordPaymentFailed: { open: 'run', failed: 'run', sent: 'PAYMENT_ALREADY_SENT' },
+  RecordPaymentFailed: { open: 'run', failed: 'run', sent: 'PAYMENT_ALREADY_SENT', abandoned: 'noop' },
+  AbandonPayment: { open: 'run', failed: 'run', sent: 'PAYMENT_ALREADY_SENT', abandoned: 'noop' },
 } as const satisfies Record<Exclude<InvoiceCommand['type'], 'OpenInvoice'>, StageRule>;
 
 const ESCROW_COMMANDS: ReadonlySet<string> = new Set(['MarkInvoiceHeld', 'RequestEscrowRelease', 'RequestEscrowCancel', 'SettleInvoice', 'CancelInvoice', 'ExpireInvoice']);
@@ -96,6 +102,7 @@ const STAGE_ADVICE: Readonly<Record<string, string>> = {
   PAYMENT_ALREADY_SENT: 'was already paid; a later failure report is stale and is ignored',
   ESCROW_RELEASE_REQUESTED: 'already has its preimage released; wait for the contributor to settle or for the HTLC to time out',
   ESCROW_CANCEL_REQUESTED: 'has a cancel request outstanding and its preimage was never released',
+  PAYMENT_ABANDONED: 'was abandoned as never to be paid; a success report for it contradicts the node\'s earlier word',
 };
 
 /** Returns 'run' or 'noop' for a command allowed in this state; throws the refusal code otherwise. */
@@ -155,7 +162,13 @@ function validTerms(data: OpenInvoice['data']): InvoiceTerms {
     bolt11: validBolt11(data.bolt11),
     expiresAtMs: requireInt(data.expiresAtMs, 'expiresAtMs', 0, MAX_TIMESTAMP_MS + MAX_INVOICE_LIFETIME_MS),
     cltvExpiryHeight: validCltv(kind, data.cltvExpiryHeight),
+    ...(data.maxFeeMsat === undefined ? {} : { maxFeeMsat: nonNegative(data.maxFeeMsat, 'maxFeeMsat') }),
   };
+}
+
+function nonNegative(amountMsat: bigint, field: string): bigint {
+  requireNonNegativeMsat(amountMsat, field);
+  return amountMsat;
 }
 
 function openInvoice(command: OpenInvoice, state: InvoiceState, nowMs: number): InvoiceEvent[] {
@@ -202,9 +215,11 @@ function requestEscrowCancel(command: RequestEscrowCancel, state: InvoiceState, 
 function settleInvoice(command: SettleInvoice, state: InvoiceState, nowMs: number): InvoiceEvent[] {
   const paymentHash = requirePaymentHashHex(command.data.paymentHash);
   const preimageHex = requirePreimageHex(command.data.preimageHex);
+  const feeMsat = command.data.feeMsat ?? 0n;
+  requireNonNegativeMsat(feeMsat, 'feeMsat');
   const { terms, noop } = stage(state, paymentHash, 'SettleInvoice');
   if (noop) return samePreimage(state, preimageHex, paymentHash);
-  return [{ type: 'InvoiceSettled', data: { ...refOf(terms, nowMs), preimageHex } }];
+  return [{ type: 'InvoiceSettled', data: { ...refOf(terms, nowMs), preimageHex, feeMsat } }];
 }
 
 /** A repeat is a no-op only with the preimage already recorded; another one means the caller's check is broken. */
@@ -256,4 +271,12 @@ function recordPaymentFailed(command: RecordPaymentFailed, state: InvoiceState, 
   const failureCode = requireCode(command.data.failureCode, 'failureCode');
   const { terms, noop } = stage(state, paymentHash, 'RecordPaymentFailed');
   return noop ? [] : [{ type: 'PaymentFailed', data: { ...refOf(terms, nowMs), failureCode } }];
+}
+
+function abandonPayment(command: AbandonPayment, state: InvoiceState, nowMs: number): InvoiceEvent[] {
+  const paymentHash = requirePaymentHashHex(command.data.paymentHash);
+  const code = requireCode(command.data.code, 'code');
+  const message = requireText(command.data.message, 'message', MAX_REASON_CHARS);
+  const { terms, noop } = stage(state, paymentHash, 'AbandonPayment');
+  return noop ? [] : [{ type: 'PaymentAbandoned', data: { ...refOf(terms, nowMs), code, message } }];
 }

@@ -11,7 +11,7 @@ export type PayoutKind = Exclude<InvoiceKind, 'escrow'>;
  * 'releasing' and 'canceling' are the outbox intents of the escrow flow: the decision is
  * logged first, the Lightning side effect follows, and its outcome is a later event.
  */
-export const INVOICE_STATUSES = ['none', 'open', 'held', 'releasing', 'canceling', 'settled', 'canceled', 'expired', 'sent', 'failed'] as const;
+export const INVOICE_STATUSES = ['none', 'open', 'held', 'releasing', 'canceling', 'settled', 'canceled', 'expired', 'sent', 'failed', 'abandoned'] as const;
 export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
 
 export type InvoiceTerms = Readonly<{
@@ -25,6 +25,11 @@ export type InvoiceTerms = Readonly<{
   expiresAtMs: number;
   /** Block height at which a held escrow HTLC times out; null for plain payouts. */
   cltvExpiryHeight: number | null;
+  /**
+   * Routing-fee ceiling the coordinator pays this invoice with: the one reserved with the
+   * assignment. Absent on invoices logged before ceilings were recorded (the dispatcher's default applies).
+   */
+  maxFeeMsat?: bigint;
 }>;
 
 /** What every invoice event repeats from the terms, so each event can be audited alone. */
@@ -44,11 +49,14 @@ export type InvoiceHeld = Event<'InvoiceHeld', InvoiceRef>;
 export type EscrowReleaseRequested = Event<'EscrowReleaseRequested', InvoiceRef & { preimageHex: string }>;
 /** Intent: ask the contributor's node to cancel the hold invoice (only it can). */
 export type EscrowCancelRequested = Event<'EscrowCancelRequested', InvoiceRef & { reason: string }>;
-export type InvoiceSettled = Event<'InvoiceSettled', InvoiceRef & { preimageHex: string }>;
+/** feeMsat: the routing fee the coordinator's node paid to lock the HTLC, known once it settled. */
+export type InvoiceSettled = Event<'InvoiceSettled', InvoiceRef & { preimageHex: string; feeMsat: bigint }>;
 export type InvoiceCanceled = Event<'InvoiceCanceled', InvoiceRef & { reason: string; wasHeld: boolean }>;
 export type InvoiceExpired = Event<'InvoiceExpired', InvoiceRef & { expiresAtMs: number; wasHeld: boolean }>;
 export type PaymentSent = Event<'PaymentSent', InvoiceRef & { feeMsat: bigint; preimageHex: string }>;
 export type PaymentFailed = Event<'PaymentFailed', InvoiceRef & { failureCode: string }>;
+/** Terminal for this payment hash: it will never be paid, so the payout may ask for a fresh invoice. */
+export type PaymentAbandoned = Event<'PaymentAbandoned', InvoiceRef & { code: string; message: string }>;
 
 export type InvoiceEvent =
   | InvoiceOpened
@@ -59,7 +67,8 @@ export type InvoiceEvent =
   | InvoiceCanceled
   | InvoiceExpired
   | PaymentSent
-  | PaymentFailed;
+  | PaymentFailed
+  | PaymentAbandoned;
 
 export type InvoiceState = Readonly<{
   status: InvoiceStatus;
@@ -103,6 +112,7 @@ const TRANSITIONS: Readonly<Record<Exclude<InvoiceEvent['type'], 'InvoiceOpened'
   InvoiceExpired: { from: ['open', 'held', 'releasing', 'canceling'], to: 'expired', escrow: true },
   PaymentSent: { from: ['open', 'failed'], to: 'sent', escrow: false },
   PaymentFailed: { from: ['open', 'failed'], to: 'failed', escrow: false },
+  PaymentAbandoned: { from: ['open', 'failed'], to: 'abandoned', escrow: false },
 };
 
 export function evolve(state: InvoiceState, event: InvoiceEvent): InvoiceState {
@@ -142,8 +152,12 @@ function applyTransition(state: InvoiceState, terms: InvoiceTerms, event: Exclud
       return { ...state, preimageHex: event.data.preimageHex };
     case 'EscrowCancelRequested':
       return { ...state, cancelReason: event.data.reason };
-    case 'InvoiceSettled':
-      return { ...state, preimageHex: event.data.preimageHex, finishedAtMs: atMs };
+    case 'InvoiceSettled': {
+      // Settlements logged before fees were recorded carry none.
+      const feeMsat = event.data.feeMsat ?? 0n;
+      invariant(feeMsat >= 0n, 'InvoiceSettled with a negative fee');
+      return { ...state, preimageHex: event.data.preimageHex, feeMsat, finishedAtMs: atMs };
+    }
     case 'InvoiceCanceled':
       invariant(event.data.wasHeld === (state.heldAtMs !== null), 'InvoiceCanceled misreports whether the HTLC was held');
       return { ...state, cancelReason: event.data.reason, finishedAtMs: atMs };
@@ -156,6 +170,8 @@ function applyTransition(state: InvoiceState, terms: InvoiceTerms, event: Exclud
       return { ...state, preimageHex: event.data.preimageHex, feeMsat: event.data.feeMsat, finishedAtMs: atMs };
     case 'PaymentFailed':
       return { ...state, lastFailureCode: event.data.failureCode };
+    case 'PaymentAbandoned':
+      return { ...state, lastFailureCode: event.data.code, finishedAtMs: atMs };
     default: {
       const unknown: never = event;
       throw new InvariantViolation(`invoice evolve: unknown event type ${(unknown as InvoiceEvent).type}`);

@@ -7,17 +7,27 @@ import type { InvoiceEvent, InvoiceState, PayoutKind } from '../invoice/invoice.
 /**
  * How the rules stay "paid at most once" (property-tested in test/domain):
  * - the base reward goes out either by settling the escrow or by one compensation payout;
- * - a compensation is asked for only when the escrow is canceled, expired or absent, and a
- *   canceled or expired escrow can never settle afterwards;
- * - an escrow is settled only if it was opened strictly before the verdict that pays, so an
- *   escrow that shows up after a compensation was asked for is canceled instead;
- * - payout invoices must be keyed by (assignmentId, kind) in `payoutInvoice`, so asking twice
- *   yields the same OpenInvoice, which the invoice decider treats as a no-op.
+ * - a compensation is asked for (payouts.ts) only when the escrow is canceled, expired or absent,
+ *   and a canceled or expired escrow can never settle afterwards;
+ * - an escrow is settled only if it was opened strictly before the verdict that pays, in log
+ *   order (global positions, never clocks), so an escrow that shows up after a compensation was
+ *   asked for is canceled instead;
+ * - payout invoices must be keyed by (assignmentId, kind, attempt) in `payoutInvoice`, so asking
+ *   twice yields the same OpenInvoice, which the invoice decider treats as a no-op; attempt n+1
+ *   is asked for only once attempt n was abandoned as never to be paid.
  * The process manager must call these with the states as of the event being handled (right
- * after it, in log order), and its clock must not run backwards.
+ * after it, in log order).
  */
 
-export type PayoutRequest = Readonly<{ assignmentId: string; runId: string; contributorId: string; kind: PayoutKind; amountMsat: bigint }>;
+export type PayoutRequest = Readonly<{
+  assignmentId: string;
+  runId: string;
+  contributorId: string;
+  kind: PayoutKind;
+  amountMsat: bigint;
+  /** 0 for the first invoice; one more after each invoice abandoned as never to be paid. */
+  attempt: number;
+}>;
 export type PayoutInvoiceTerms = Readonly<{ paymentHash: string; bolt11: string; expiresAtMs: number }>;
 
 export type EscrowReactionContext = Readonly<{
@@ -60,13 +70,6 @@ export function impliedPayout(assignment: AssignmentState, nowMs?: number): Impl
   return { settlement, baseRewardMsat, bonusMsat: assignment.acceptance?.bonusMsat ?? 0n };
 }
 
-/** When the verdict that pays was reached; null while nothing pays. */
-function payingVerdictAtMs(assignment: AssignmentState): number | null {
-  if (assignment.status === 'accepted') return assignment.acceptance?.acceptedAtMs ?? null;
-  if (impliedSettlement(assignment) === 'pay') return assignment.resolution?.resolvedAtMs ?? null;
-  return null;
-}
-
 function isOpenOrHeld(escrow: InvoiceState | null): escrow is InvoiceState {
   return escrow !== null && (escrow.status === 'open' || escrow.status === 'held');
 }
@@ -87,21 +90,20 @@ function cancel(escrow: InvoiceState, reason: string, ctx: EscrowReactionContext
   return { type: 'RequestEscrowCancel', data: { paymentHash: escrow.terms?.paymentHash ?? '', reason }, metadata: { nowMs: ctx.nowMs } };
 }
 
-function payout(terms: WorkTerms, kind: PayoutKind, amountMsat: bigint, ctx: EscrowReactionContext): InvoiceCommand {
-  const { assignmentId, runId, contributorId } = terms;
-  const invoice = ctx.payoutInvoice({ assignmentId, runId, contributorId, kind, amountMsat });
-  const data = { ...invoice, kind, assignmentId, runId, contributorId, amountMsat, cltvExpiryHeight: null };
+/** The OpenInvoice for a bonus or compensation payout, with the invoice the contributor provided for this attempt. */
+export function payoutInvoiceCommand(terms: WorkTerms, kind: PayoutKind, amountMsat: bigint, attempt: number, ctx: EscrowReactionContext): InvoiceCommand {
+  const { assignmentId, runId, contributorId, maxFeeMsat } = terms;
+  const invoice = ctx.payoutInvoice({ assignmentId, runId, contributorId, kind, amountMsat, attempt });
+  const data = { ...invoice, kind, assignmentId, runId, contributorId, amountMsat, cltvExpiryHeight: null, maxFeeMsat };
   return { type: 'OpenInvoice', data, metadata: { nowMs: ctx.nowMs } };
 }
 
-/** Pays the base reward through the escrow when it is held, waits while it is open, compensates when there is none to settle. */
+/**
+ * Pays the base reward through the escrow when it is held. Open, releasing or settled: it is
+ * under way. No escrow to settle: the payout lines (payouts.ts) ask for a compensation.
+ */
 function payBase(terms: WorkTerms, escrow: InvoiceState | null, ctx: EscrowReactionContext): InvoiceCommand[] {
-  if (escrow !== null && isReleasable(escrow)) return [settle(escrow, terms, ctx)];
-  // Open (or a cancel pending on an HTLC never held): InvoiceHeld will settle it, or InvoiceCanceled/Expired
-  // will compensate. Releasing or settled: already being paid.
-  const waiting: readonly string[] = ['open', 'canceling', 'releasing', 'settled'];
-  if (escrow !== null && waiting.includes(escrow.status)) return [];
-  return [payout(terms, 'compensation', terms.baseRewardMsat, ctx)];
+  return escrow !== null && isReleasable(escrow) ? [settle(escrow, terms, ctx)] : [];
 }
 
 function voidEscrow(escrow: InvoiceState | null, reason: string, ctx: EscrowReactionContext): InvoiceCommand[] {
@@ -121,10 +123,8 @@ export function reactToAssignmentEvent(
   const terms = assignment.terms;
   if (terms === null) return [];
   switch (event.type) {
-    case 'SubmissionAccepted': {
-      const bonus = event.data.bonusMsat > 0n ? [payout(terms, 'bonus', event.data.bonusMsat, ctx)] : [];
-      return [...payBase(terms, escrow, ctx), ...bonus];
-    }
+    case 'SubmissionAccepted':
+      return payBase(terms, escrow, ctx);
     case 'SubmissionRejected':
       return voidEscrow(escrow, `submission rejected: ${event.data.reasonCode}`, ctx);
     case 'DisputeResolved':
@@ -139,12 +139,15 @@ export function reactToAssignmentEvent(
 
 /**
  * Commands owed after an event on an assignment's escrow invoice. `escrow` is the state right
- * after `event`; `assignment` is the assignment as of then. Payout invoices need no reaction here.
+ * after `event`; `assignment` is the assignment as of then. `openedBeforePayingVerdict` says,
+ * from global log positions, whether the escrow's InvoiceOpened precedes the verdict that pays
+ * (false when nothing pays). Payout invoices need no reaction here: payouts.ts owns them.
  */
 export function reactToEscrowEvent(
   event: InvoiceEvent,
   escrow: InvoiceState,
   assignment: AssignmentState,
+  openedBeforePayingVerdict: boolean,
   ctx: EscrowReactionContext,
 ): InvoiceCommand[] {
   const terms = assignment.terms;
@@ -156,14 +159,10 @@ export function reactToEscrowEvent(
       return judged ? voidEscrow(escrow, 'escrow opened after the verdict', ctx) : [];
     case 'InvoiceHeld': {
       if (!judged) return [];
-      const verdictAtMs = payingVerdictAtMs(assignment);
-      const openedAtMs = escrow.openedAtMs ?? Number.POSITIVE_INFINITY;
-      if (verdictAtMs !== null && openedAtMs < verdictAtMs) return [settle(escrow, terms, ctx)];
-      return voidEscrow(escrow, verdictAtMs === null ? 'assignment was not accepted' : 'escrow opened after the verdict', ctx);
+      const pays = impliedSettlement(assignment) === 'pay';
+      if (pays && openedBeforePayingVerdict) return [settle(escrow, terms, ctx)];
+      return voidEscrow(escrow, pays ? 'escrow opened after the verdict' : 'assignment was not accepted', ctx);
     }
-    case 'InvoiceCanceled':
-    case 'InvoiceExpired':
-      return impliedSettlement(assignment) === 'pay' ? [payout(terms, 'compensation', terms.baseRewardMsat, ctx)] : [];
     default:
       return [];
   }

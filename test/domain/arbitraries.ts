@@ -167,6 +167,17 @@ const assignmentCommandArb: fc.Arbitrary<Omit<Step<AssignmentCommand>, 'dtMs'>> 
   { weight: 3, arbitrary: verdictArb },
   { weight: 3, arbitrary: step<AssignmentCommand>('ResolveDispute', fc.record({ assignmentId: fc.constant(ASSIGNMENT), resolution: fc.constantFrom('upheld' as const, 'overturned' as const) })) },
   { weight: 1, arbitrary: step<AssignmentCommand>('ExpireAssignment', fc.record({ assignmentId: fc.constant(ASSIGNMENT) })) },
+  {
+    weight: 1,
+    arbitrary: step<AssignmentCommand>('RecordInvoiceRefused', fc.record({ assignmentId: fc.constant(ASSIGNMENT), kind: fc.constantFrom('escrow' as const, 'bonus' as const), code: fc.constantFrom('INVOICE_EXPIRES_TOO_SOON', 'bad'), message: fc.constantFrom('expired', '') })),
+  },
+  {
+    weight: 1,
+    arbitrary: step<AssignmentCommand>(
+      'AbandonPayout',
+      fc.record({ assignmentId: fc.constant(ASSIGNMENT), kind: fc.constantFrom('bonus' as const, 'compensation' as const), code: fc.constantFrom('PAYOUT_UNCLAIMED', 'bad'), message: fc.constantFrom('unclaimed', '') }),
+    ),
+  },
 );
 
 /** A valid dispute flow that ends in a resolution agreeing with the verdict; the generator interleaves it with noise. */
@@ -215,7 +226,10 @@ const preimageArb = fc.constantFrom(ESCROW_PREIMAGE, ESCROW_PREIMAGE, hex64('oth
 const invoiceCommandArb: fc.Arbitrary<Omit<Step<InvoiceCommand>, 'dtMs'>> = fc.oneof(
   { weight: 1, arbitrary: openInvoiceArb },
   { weight: 3, arbitrary: step<InvoiceCommand>('MarkInvoiceHeld', fc.constant({ paymentHash: ESCROW_HASH })) },
-  { weight: 3, arbitrary: step<InvoiceCommand>('SettleInvoice', fc.record({ paymentHash: fc.constant(ESCROW_HASH), preimageHex: preimageArb })) },
+  {
+    weight: 3,
+    arbitrary: step<InvoiceCommand>('SettleInvoice', fc.record({ paymentHash: fc.constant(ESCROW_HASH), preimageHex: preimageArb, feeMsat: fc.bigInt({ min: -1n, max: 50n }) })),
+  },
   { weight: 2, arbitrary: step<InvoiceCommand>('RequestEscrowRelease', fc.record({ paymentHash: fc.constant(ESCROW_HASH), preimageHex: preimageArb })) },
   { weight: 2, arbitrary: step<InvoiceCommand>('RequestEscrowCancel', fc.record({ paymentHash: fc.constant(ESCROW_HASH), reason: fc.constantFrom('rejected', '') })) },
   { weight: 2, arbitrary: step<InvoiceCommand>('CancelInvoice', fc.record({ paymentHash: fc.constant(ESCROW_HASH), reason: fc.constantFrom('rejected', '') })) },
@@ -225,6 +239,10 @@ const invoiceCommandArb: fc.Arbitrary<Omit<Step<InvoiceCommand>, 'dtMs'>> = fc.o
     arbitrary: step<InvoiceCommand>('RecordPaymentSent', fc.record({ paymentHash: fc.constant(ESCROW_HASH), feeMsat: fc.bigInt({ min: -1n, max: 50n }), preimageHex: preimageArb })),
   },
   { weight: 3, arbitrary: step<InvoiceCommand>('RecordPaymentFailed', fc.record({ paymentHash: fc.constant(ESCROW_HASH), failureCode: fc.constantFrom('NO_ROUTE', 'timeout') })) },
+  {
+    weight: 1,
+    arbitrary: step<InvoiceCommand>('AbandonPayment', fc.record({ paymentHash: fc.constant(ESCROW_HASH), code: fc.constantFrom('INVOICE_EXPIRED', 'x'), message: fc.constantFrom('expired unpaid', '') })),
+  },
 );
 
 export const invoiceStepsArb: fc.Arbitrary<Step<InvoiceCommand>[]> = fc

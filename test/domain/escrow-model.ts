@@ -2,7 +2,19 @@
 
 import fc from 'fast-check';
 import { type AssignmentCommand, assignmentDecider, type AssignmentEvent, type AssignmentState } from '../../domain/assignment/index.js';
-import { DomainError, type EscrowReactionContext, impliedSettlement, reactToAssignmentEvent, reactToEscrowEvent } from '../../domain/index.js';
+import {
+  budgetRelease,
+  type BudgetRelease,
+  DomainError,
+  type EscrowReactionContext,
+  impliedSettlement,
+  payoutActions,
+  type PayoutInputs,
+  type PayoutLine,
+  payoutLines,
+  reactToAssignmentEvent,
+  reactToEscrowEvent,
+} from '../../domain/index.js';
 import { type InvoiceCommand, invoiceDecider, type InvoiceEvent, type InvoiceState, type InvoiceTerms } from '../../domain/invoice/index.js';
 import { assignmentCommands as c, assignWorkData, ESCROW_HASH, ESCROW_PREIMAGE, hex64, openInvoiceData, paymentHashOf, T0 } from './fixtures.js';
 
@@ -12,7 +24,7 @@ export type ModelAction =
   | { kind: 'verdict'; outcome: 'match' | 'mismatch' }
   | { kind: 'resolve'; agree: boolean }
   | { kind: 'openEscrow' | 'nodeHold' | 'nodeExpire' | 'contributorCancel' | 'ignoreCancel' | 'deliver' }
-  | { kind: 'payoutFail' | 'payoutSend'; index: number };
+  | { kind: 'payoutFail' | 'payoutSend' | 'payoutAbandon'; index: number };
 
 export type ModelConfig = Readonly<{
   deadlineOffsetMs: number;
@@ -46,6 +58,11 @@ export class EscrowModel {
   readonly refusals = new Map<string, number>();
   /** Every event in global order, for the codec property. */
   readonly log: (AssignmentEvent | InvoiceEvent)[] = [];
+  /** Log positions (indices) of the escrow's InvoiceOpened and of the verdict that made the assignment pay: order comes from the log. */
+  private escrowOpenedAt: number | null = null;
+  private payingVerdictAt: number | null = null;
+  /** Payout invoices per kind in attempt order (their payment hashes). */
+  private readonly attemptHashes: Record<'bonus' | 'compensation', string[]> = { bonus: [], compensation: [] };
 
   constructor(readonly config: ModelConfig) {
     this.assign(c.assign(T0, assignWorkData({ baseRewardMsat: BASE_REWARD_MSAT, deadlineMs: T0 + config.deadlineOffsetMs, disputeWindowMs: config.disputeWindowMs })));
@@ -57,13 +74,39 @@ export class EscrowModel {
   private readonly ctx = (): EscrowReactionContext => ({
     nowMs: this.nowMs,
     escrowPreimageHex: () => ESCROW_PREIMAGE,
-    payoutInvoice: ({ assignmentId, kind }) => {
-      const preimageHex = hex64(`${assignmentId}:${kind}:preimage`);
+    payoutInvoice: ({ assignmentId, kind, attempt }) => {
+      const preimageHex = hex64(`${assignmentId}:${kind}:${attempt}:preimage`);
       const paymentHash = paymentHashOf(preimageHex);
       this.preimages.set(paymentHash, preimageHex);
       return { paymentHash, bolt11: `lnbcrt1${kind}`, expiresAtMs: T0 + 10 * 86_400_000 };
     },
   });
+
+  private inputs(): PayoutInputs {
+    return { assignment: this.assignment.state, escrow: this.escrow, attempts: { bonus: this.attemptsOf('bonus'), compensation: this.attemptsOf('compensation') } };
+  }
+
+  lines(): PayoutLine[] {
+    return payoutLines(this.inputs(), this.nowMs);
+  }
+
+  release(): BudgetRelease | null {
+    return budgetRelease(this.inputs(), Number.MAX_SAFE_INTEGER);
+  }
+
+  private attemptsOf(kind: 'bonus' | 'compensation'): InvoiceState[] {
+    return this.attemptHashes[kind].flatMap((hash) => {
+      const state = this.invoices.get(hash)?.state;
+      return state === undefined ? [] : [state];
+    });
+  }
+
+  /** The process manager's level-triggered half: after every event, the payout lines ask for what they need. */
+  private settlePayouts(): void {
+    const { open, exhausted } = payoutActions(this.inputs(), this.ctx());
+    this.outbox.push(...open);
+    for (const kind of exhausted) this.assign({ type: 'AbandonPayout', data: { assignmentId: 'asg-1', kind, code: 'PAYOUT_ATTEMPTS_EXHAUSTED', message: 'every invoice failed' }, metadata: { nowMs: this.nowMs } });
+  }
 
   get escrow(): InvoiceState | null {
     return this.invoices.get(ESCROW_HASH)?.state ?? null;
@@ -80,11 +123,13 @@ export class EscrowModel {
         this.assignment.state = assignmentDecider.evolve(this.assignment.state, event);
         this.assignment.events.push(event);
         this.log.push(event);
+        if (this.payingVerdictAt === null && impliedSettlement(this.assignment.state) === 'pay') this.payingVerdictAt = this.log.length - 1;
         this.outbox.push(...reactToAssignmentEvent(event, this.assignment.state, this.escrow, this.ctx()));
       }
     } catch (error) {
       this.count(error);
     }
+    this.settlePayouts();
   }
 
   invoice(command: InvoiceCommand): void {
@@ -96,11 +141,15 @@ export class EscrowModel {
         stream.events.push(event);
         this.invoices.set(hash, stream);
         this.log.push(event);
-        if (hash === ESCROW_HASH) this.outbox.push(...reactToEscrowEvent(event, stream.state, this.assignment.state, this.ctx()));
+        if (event.type === 'InvoiceOpened' && event.data.kind !== 'escrow') this.attemptHashes[event.data.kind].push(hash);
+        if (event.type === 'InvoiceOpened' && hash === ESCROW_HASH) this.escrowOpenedAt = this.log.length - 1;
+        const openedBefore = this.escrowOpenedAt !== null && this.payingVerdictAt !== null && this.escrowOpenedAt < this.payingVerdictAt;
+        if (hash === ESCROW_HASH) this.outbox.push(...reactToEscrowEvent(event, stream.state, this.assignment.state, openedBefore, this.ctx()));
       }
     } catch (error) {
       this.count(error);
     }
+    this.settlePayouts();
   }
 
   openEscrow(): void {
@@ -154,16 +203,17 @@ export class EscrowModel {
       .flatMap((stream) => (stream.state.terms === null ? [] : [stream.state.terms]));
   }
 
-  /** The payout worker reports on one pending payout, picked by index. */
-  payout(kind: 'payoutFail' | 'payoutSend', index: number): void {
+  /** The payout worker reports on one pending payout, picked by index (abandoning it: expired unpaid). */
+  payout(kind: 'payoutFail' | 'payoutSend' | 'payoutAbandon', index: number): void {
     const pending = this.pendingPayouts();
     const target = pending[index % Math.max(pending.length, 1)];
     if (target !== undefined) this.reportPayout(kind, target.paymentHash);
   }
 
-  private reportPayout(kind: 'payoutFail' | 'payoutSend', paymentHash: string): void {
+  private reportPayout(kind: 'payoutFail' | 'payoutSend' | 'payoutAbandon', paymentHash: string): void {
     const metadata = { nowMs: this.nowMs };
-    if (kind === 'payoutFail') this.invoice({ type: 'RecordPaymentFailed', data: { paymentHash, failureCode: 'NO_ROUTE' }, metadata });
+    if (kind === 'payoutAbandon') this.invoice({ type: 'AbandonPayment', data: { paymentHash, code: 'INVOICE_EXPIRED', message: 'expired unpaid' }, metadata });
+    else if (kind === 'payoutFail') this.invoice({ type: 'RecordPaymentFailed', data: { paymentHash, failureCode: 'NO_ROUTE' }, metadata });
     else this.invoice({ type: 'RecordPaymentSent', data: { paymentHash, feeMsat: 3n, preimageHex: this.preimages.get(paymentHash) ?? '' }, metadata });
   }
 
@@ -192,7 +242,8 @@ export class EscrowModel {
       case 'ignoreCancel': return this.ignoreCancel();
       case 'deliver': return this.deliver();
       case 'payoutFail':
-      case 'payoutSend': return this.payout(action.kind, action.index);
+      case 'payoutSend':
+      case 'payoutAbandon': return this.payout(action.kind, action.index);
     }
   }
 
@@ -259,6 +310,7 @@ const noiseArb: fc.Arbitrary<ModelAction | { kind: 'plan' }> = fc.oneof(
   { weight: 6, arbitrary: fc.constant({ kind: 'deliver' as const }) },
   { weight: 1, arbitrary: fc.nat(3).map((index) => ({ kind: 'payoutFail' as const, index })) },
   { weight: 1, arbitrary: fc.nat(3).map((index) => ({ kind: 'payoutSend' as const, index })) },
+  { weight: 1, arbitrary: fc.nat(3).map((index) => ({ kind: 'payoutAbandon' as const, index })) },
 );
 
 export const PLANS = ['accept', 'overturn', 'uphold', 'expire', 'free'] as const;

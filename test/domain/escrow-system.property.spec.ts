@@ -2,6 +2,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { worstCaseCostMsat } from '../../domain/assignment/index.js';
 import { impliedSettlement } from '../../domain/index.js';
 import { EscrowModel, scenarioArb } from './escrow-model.js';
 
@@ -30,8 +31,16 @@ function checkFinal(model: EscrowModel, outcome: Outcome): void {
     expect(model.escrow?.status).not.toBe('settled');
     expect(model.compensationInvoices()).toBe(0);
   }
-  if (outcome === 'overturned' || outcome === 'accepted') expect(model.basePayments()).toBe(1);
-  if (outcome === 'accepted') expect(model.bonusPayments()).toBe(model.assignment.state.acceptance?.bonusMsat === 0n ? 0 : 1);
+  const abandoned = model.assignment.state.abandonedPayouts;
+  if (outcome === 'overturned' || outcome === 'accepted') expect(model.basePayments()).toBe(abandoned.compensation ? 0 : 1);
+  if (outcome === 'accepted') expect(model.bonusPayments()).toBe(model.assignment.state.acceptance?.bonusMsat === 0n || abandoned.bonus ? 0 : 1);
+  // Liveness: once the world has settled, every payout the verdicts owe is paid or abandoned, and the budget can be released.
+  if (outcome !== 'other') {
+    expect(model.lines().map((line) => line.state).filter((state) => state !== 'paid' && state !== 'abandoned')).toEqual([]);
+    const release = model.release();
+    expect(release).not.toBeNull();
+    expect(release!.spentMsat).toBeLessThanOrEqual(worstCaseCostMsat(model.assignment.state.terms!));
+  }
   if (outcome === 'other' && model.assignment.state.status !== 'accepted') expect(model.basePayments()).toBe(0);
 }
 

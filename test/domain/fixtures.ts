@@ -85,6 +85,8 @@ export const ASSIGNMENT_ID = 'asg-1';
 export const CONTRIBUTOR_ID = 'alice';
 export const DEADLINE_MS = T0 + 3_600_000;
 export const DISPUTE_WINDOW_MS = 86_400_000;
+/** The bonus bound fixtures assign with: the accept fixture's default bonus fits under it. */
+export const MAX_BONUS_MSAT = 500_000n;
 
 export function assignWorkData(overrides: Partial<AssignWork['data']> = {}): AssignWork['data'] {
   return {
@@ -97,6 +99,8 @@ export function assignWorkData(overrides: Partial<AssignWork['data']> = {}): Ass
     baseCheckpointDigest: hex64('ckpt-6'),
     seed: '18446744073709551615',
     baseRewardMsat: 1_000_000n,
+    maxBonusMsat: MAX_BONUS_MSAT,
+    maxFeeMsat: 10_000n,
     deadlineMs: DEADLINE_MS,
     disputeWindowMs: DISPUTE_WINDOW_MS,
     ...overrides,

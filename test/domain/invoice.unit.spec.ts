@@ -137,7 +137,7 @@ describe('invoice: escrow flow', () => {
   });
 
   it('settles a held escrow with the preimage; settling again is a no-op', () => {
-    expect(invoiceDecider.decide(settle(), escrowAt('held'))).toEqual([{ type: 'InvoiceSettled', data: { ...ref(), atMs: T0 + 20, preimageHex: ESCROW_PREIMAGE } }]);
+    expect(invoiceDecider.decide(settle(), escrowAt('held'))).toEqual([{ type: 'InvoiceSettled', data: { ...ref(), atMs: T0 + 20, preimageHex: ESCROW_PREIMAGE, feeMsat: 0n } }]);
     expect(escrowAt('settled')).toMatchObject({ status: 'settled', preimageHex: ESCROW_PREIMAGE, finishedAtMs: T0 + 20 });
     expect(invoiceDecider.decide(settle(), escrowAt('settled'))).toEqual([]);
     expectCode(() => invoiceDecider.decide(settle(ESCROW_HASH, hex64('other')), escrowAt('settled')), 'PREIMAGE_MISMATCH');
@@ -208,7 +208,7 @@ describe('invoice: kinds do not mix', () => {
 describe('invoice: evolve refuses events that cannot follow', () => {
   const at = { atMs: T0 + 50 };
   it('refuses transitions out of terminal states and across kinds', () => {
-    const settled: InvoiceEvent = { type: 'InvoiceSettled', data: { ...ref(), ...at, preimageHex: ESCROW_PREIMAGE } } as InvoiceEvent;
+    const settled: InvoiceEvent = { type: 'InvoiceSettled', data: { ...ref(), ...at, preimageHex: ESCROW_PREIMAGE, feeMsat: 0n } } as InvoiceEvent;
     expectInvariant(() => invoiceDecider.evolve(escrowAt('open'), settled));
     expectInvariant(() => invoiceDecider.evolve(escrowAt('canceled'), settled));
     expectInvariant(() => invoiceDecider.evolve(escrowAt('none'), settled));

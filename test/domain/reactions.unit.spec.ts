@@ -47,8 +47,6 @@ const escrowCmds: Record<string, InvoiceCommand[]> = {
 const escrow = (status: keyof typeof escrowCmds): InvoiceState => given(invoiceDecider, escrowCmds[status] ?? []).state;
 
 const settleCmd = { type: 'RequestEscrowRelease', data: { paymentHash: ESCROW_HASH, preimageHex: ESCROW_PREIMAGE }, metadata: { nowMs: NOW } };
-const compensation = expect.objectContaining({ type: 'OpenInvoice', data: expect.objectContaining({ kind: 'compensation', amountMsat: 1_000_000n, paymentHash: hex64('asg-1:compensation'), cltvExpiryHeight: null }) });
-const bonus = expect.objectContaining({ type: 'OpenInvoice', data: expect.objectContaining({ kind: 'bonus', amountMsat: 250_000n }) });
 const cancelCmd = expect.objectContaining({ type: 'RequestEscrowCancel', data: expect.objectContaining({ paymentHash: ESCROW_HASH }) });
 
 const accepted = (bonusMsat = 250_000n) => assignmentAfter([c.assign(), c.submit(), c.accept(T0 + 2000, bonusMsat)]);
@@ -82,23 +80,14 @@ describe('impliedSettlement and impliedPayout', () => {
 });
 
 describe('reactToAssignmentEvent', () => {
-  it('settles a held escrow on acceptance and opens a bonus payout', () => {
-    const { state, event } = accepted();
-    expect(reactToAssignmentEvent(event, state, escrow('held'), ctx)).toEqual([settleCmd, bonus]);
-    const noBonus = accepted(0n);
-    expect(reactToAssignmentEvent(noBonus.event, noBonus.state, escrow('held'), ctx)).toEqual([settleCmd]);
+  it('releases a held escrow on acceptance; bonus and compensation are the payout lines\' to ask for', () => {
+    const { event, state } = accepted();
+    expect(reactToAssignmentEvent(event, state, escrow('held'), ctx)).toEqual([settleCmd]);
+    for (const status of ['open', 'settled', 'canceled', 'expired'] as const) expect(reactToAssignmentEvent(event, state, escrow(status), ctx)).toEqual([]);
+    expect(reactToAssignmentEvent(event, state, null, ctx)).toEqual([]);
   });
 
-  it('waits for an open escrow and compensates when there is none to settle', () => {
-    const { state, event } = accepted(0n);
-    expect(reactToAssignmentEvent(event, state, escrow('open'), ctx)).toEqual([]);
-    expect(reactToAssignmentEvent(event, state, escrow('settled'), ctx)).toEqual([]);
-    expect(reactToAssignmentEvent(event, state, escrow('canceled'), ctx)).toEqual([compensation]);
-    expect(reactToAssignmentEvent(event, state, escrow('expired'), ctx)).toEqual([compensation]);
-    expect(reactToAssignmentEvent(event, state, null, ctx)).toEqual([compensation]);
-  });
-
-  it('cancels the escrow on rejection, upheld dispute and expiry, when there is one to cancel', () => {
+  it('cancels an open or held escrow on rejection, and leaves a voided one alone', () => {
     const r = rejected();
     expect(reactToAssignmentEvent(r.event, r.state, escrow('held'), ctx)).toEqual([cancelCmd]);
     expect(reactToAssignmentEvent(r.event, r.state, escrow('open'), ctx)).toEqual([cancelCmd]);
@@ -110,10 +99,10 @@ describe('reactToAssignmentEvent', () => {
     expect(reactToAssignmentEvent(expired.event, expired.state, escrow('open'), ctx)).toEqual([cancelCmd]);
   });
 
-  it('pays an overturned rejection by settling a still-held escrow, otherwise by compensation', () => {
+  it('pays an overturned rejection by settling a still-held escrow', () => {
     const overturned = resolved('match');
     expect(reactToAssignmentEvent(overturned.event, overturned.state, escrow('held'), ctx)).toEqual([settleCmd]);
-    expect(reactToAssignmentEvent(overturned.event, overturned.state, escrow('canceled'), ctx)).toEqual([compensation]);
+    expect(reactToAssignmentEvent(overturned.event, overturned.state, escrow('canceled'), ctx)).toEqual([]);
   });
 
   it('needs nothing for the other events', () => {
@@ -132,40 +121,43 @@ describe('reactToEscrowEvent', () => {
     return { state, event };
   };
 
-  it('settles when the HTLC arrives after an acceptance, if the escrow predates the verdict', () => {
+  it('settles when the HTLC arrives after an acceptance, if the escrow precedes the verdict in the log', () => {
     const held = lastEvent('held');
-    expect(reactToEscrowEvent(held.event, held.state, accepted().state, ctx)).toEqual([settleCmd]);
+    expect(reactToEscrowEvent(held.event, held.state, accepted().state, true, ctx)).toEqual([settleCmd]);
   });
 
-  it('cancels an escrow opened at or after the paying verdict, since a compensation may already be owed', () => {
-    const lateAccept = given(assignmentDecider, [c.assign(), c.submit(), c.accept(T0)]).state;
+  it('decides "before the verdict" by log order alone: equal or even later timestamps do not matter', () => {
+    // The acceptance's clock reads earlier than the escrow's (another process, another clock), yet the log put the escrow first.
+    const clockSkewedAccept = given(assignmentDecider, [c.assign(), c.submit(), c.accept(T0 - 5_000)]).state;
     const held = lastEvent('held');
-    expect(reactToEscrowEvent(held.event, held.state, lateAccept, ctx)).toEqual([cancelCmd]);
+    expect(reactToEscrowEvent(held.event, held.state, clockSkewedAccept, true, ctx)).toEqual([settleCmd]);
+  });
+
+  it('cancels an escrow opened after the paying verdict in the log, since a compensation may already be owed', () => {
+    const held = lastEvent('held');
+    expect(reactToEscrowEvent(held.event, held.state, accepted().state, false, ctx)).toEqual([cancelCmd]);
     const opened = lastEvent('open');
-    expect(reactToEscrowEvent(opened.event, opened.state, accepted().state, ctx)).toEqual([cancelCmd]);
+    expect(reactToEscrowEvent(opened.event, opened.state, accepted().state, false, ctx)).toEqual([cancelCmd]);
   });
 
   it('cancels a held escrow for rejected or forfeited work and leaves it alone while work is under way', () => {
     const held = lastEvent('held');
-    expect(reactToEscrowEvent(held.event, held.state, rejected().state, ctx)).toEqual([cancelCmd]);
-    expect(reactToEscrowEvent(held.event, held.state, resolved('mismatch').state, ctx)).toEqual([cancelCmd]);
-    expect(reactToEscrowEvent(held.event, held.state, given(assignmentDecider, [c.assign(), c.submit()]).state, ctx)).toEqual([]);
+    expect(reactToEscrowEvent(held.event, held.state, rejected().state, false, ctx)).toEqual([cancelCmd]);
+    expect(reactToEscrowEvent(held.event, held.state, resolved('mismatch').state, false, ctx)).toEqual([cancelCmd]);
+    expect(reactToEscrowEvent(held.event, held.state, given(assignmentDecider, [c.assign(), c.submit()]).state, false, ctx)).toEqual([]);
   });
 
-  it('compensates when a paying assignment loses its escrow, and not otherwise', () => {
-    for (const status of ['canceled', 'expired'] as const) {
-      const voided = lastEvent(status);
-      expect(reactToEscrowEvent(voided.event, voided.state, accepted().state, ctx)).toEqual([compensation]);
-      expect(reactToEscrowEvent(voided.event, voided.state, rejected().state, ctx)).toEqual([]);
+  it('asks for nothing when an escrow is voided or settled: the payout lines compensate', () => {
+    for (const status of ['canceled', 'expired', 'settled'] as const) {
+      const done = lastEvent(status);
+      expect(reactToEscrowEvent(done.event, done.state, accepted().state, true, ctx)).toEqual([]);
     }
-    const settled = lastEvent('settled');
-    expect(reactToEscrowEvent(settled.event, settled.state, accepted().state, ctx)).toEqual([]);
   });
 
   it('ignores payout invoices', () => {
     const payout = given(invoiceDecider, [command('OpenInvoice', openInvoiceData({ kind: 'compensation', cltvExpiryHeight: null }))]);
     const event = payout.events[0];
     if (event === undefined) throw new Error('no event');
-    expect(reactToEscrowEvent(event, payout.state, accepted().state, ctx)).toEqual([]);
+    expect(reactToEscrowEvent(event, payout.state, accepted().state, true, ctx)).toEqual([]);
   });
 });
