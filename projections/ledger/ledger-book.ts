@@ -81,9 +81,13 @@ export class LedgerBook {
         this.pendingTransfer(escrowTransfer(invoice, this.run(invoice.runId), this.contributor(invoice.contributorId), event.data.atMs));
         return;
       }
-      case 'InvoiceSettled':
+      case 'InvoiceSettled': {
         this.postPending(`escrow:${event.data.paymentHash}`, event.data.atMs);
+        // The fee to lock the HTLC is paid once it settles; settlements logged before fees were recorded carry none.
+        const feeMsat = event.data.feeMsat ?? 0n;
+        if (feeMsat > 0n) this.postFee(this.invoice(event.data.paymentHash), feeMsat, event.data.atMs);
         return;
+      }
       case 'InvoiceCanceled':
       case 'InvoiceExpired': {
         const transferId = `escrow:${event.data.paymentHash}`;
@@ -112,7 +116,12 @@ export class LedgerBook {
     const run = this.run(invoice.runId);
     const common = { runId: invoice.runId, assignmentId: invoice.assignmentId, paymentHash, createdAtMs: atMs };
     this.postTransfer({ ...common, transferId: `payout:${paymentHash}`, kind: invoice.kind, debitAccountId: run, creditAccountId: this.contributor(invoice.contributorId), amountMsat: invoice.amountMsat });
-    if (feeMsat > 0n) this.postTransfer({ ...common, transferId: `fee:${paymentHash}`, kind: 'fee', debitAccountId: run, creditAccountId: this.fees(), amountMsat: feeMsat });
+    if (feeMsat > 0n) this.postFee(invoice, feeMsat, atMs);
+  }
+
+  private postFee(invoice: LedgerInvoice, feeMsat: bigint, atMs: number): void {
+    const common = { runId: invoice.runId, assignmentId: invoice.assignmentId, paymentHash: invoice.paymentHash, createdAtMs: atMs };
+    this.postTransfer({ ...common, transferId: `fee:${invoice.paymentHash}`, kind: 'fee', debitAccountId: this.run(invoice.runId), creditAccountId: this.fees(), amountMsat: feeMsat });
   }
 
   private postTransfer(transfer: NewTransfer): void {

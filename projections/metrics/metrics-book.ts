@@ -94,7 +94,7 @@ export class MetricsBook {
       case 'InvoiceSettled':
         invariant(event.data.kind === 'escrow', `metrics: InvoiceSettled on a ${event.data.kind} invoice`);
         this.settle(event.data.assignmentId, event.data.runId, event.data.atMs);
-        return { ...this.paid(event.data.runId, event.data.amountMsat, 0n), escrowReleasedMsat: event.data.amountMsat };
+        return { ...this.paid(event.data.runId, event.data.amountMsat, event.data.feeMsat ?? 0n), escrowReleasedMsat: event.data.amountMsat };
       case 'InvoiceCanceled':
       case 'InvoiceExpired':
         return event.data.wasHeld ? { escrowReleasedMsat: event.data.amountMsat } : null;

@@ -18,6 +18,7 @@ const STATUS_AFTER: Readonly<Record<Exclude<InvoiceEvent['type'], 'InvoiceOpened
   InvoiceExpired: 'expired',
   PaymentSent: 'sent',
   PaymentFailed: 'failed',
+  PaymentAbandoned: 'abandoned',
 };
 
 export const outboxProjector: Projector = {
@@ -68,6 +69,7 @@ function applyEvent(rows: Map<string, Row>, event: InvoiceEvent): void {
       released_preimage_hex: null,
       failed_attempts: 0,
       updated_at_ms: String(d.atMs),
+      max_fee_msat: event.data.maxFeeMsat === undefined ? null : event.data.maxFeeMsat.toString(),
     });
     return;
   }

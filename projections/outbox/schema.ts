@@ -19,6 +19,7 @@ export interface OutboxInvoicesTable {
   released_preimage_hex: string | null;
   failed_attempts: number;
   updated_at_ms: Int8;
+  max_fee_msat: ColumnType<string | null, string | null, string | null>;
 }
 
 export interface OutboxTables {

@@ -125,6 +125,7 @@ export class RewardsBook {
       case 'InvoiceExpired':
       case 'PaymentSent':
       case 'PaymentFailed':
+      case 'PaymentAbandoned':
         return this.applyInvoice(event);
       default:
         return this.applyAssignment(event);
@@ -222,7 +223,7 @@ export class RewardsBook {
       case 'InvoiceHeld':
         return this.held(invoice);
       case 'InvoiceSettled':
-        return this.settled(invoice);
+        return this.settled(invoice, event.data.feeMsat ?? 0n);
       case 'InvoiceCanceled':
       case 'InvoiceExpired':
         invariant(event.data.wasHeld === (invoice.status === 'held'), `rewards: ${event.type} misreports the HTLC of ${invoice.paymentHash}`);
@@ -237,6 +238,11 @@ export class RewardsBook {
         // Each failed attempt is logged; a retry may fail again.
         invariant(invoice.status === 'open' || invoice.status === 'failed', `rewards: payout ${invoice.paymentHash} failed after ${invoice.status}`);
         invoice.status = 'failed';
+        return;
+      case 'PaymentAbandoned':
+        // Terminal for this hash: nothing was paid through it; the payout may ask for another invoice.
+        invariant(invoice.status === 'open' || invoice.status === 'failed', `rewards: payout ${invoice.paymentHash} abandoned after ${invoice.status}`);
+        invoice.status = 'abandoned';
         return;
       default: {
         const unknown: never = event;
@@ -254,12 +260,15 @@ export class RewardsBook {
   }
 
   /** Posting: pending becomes earned, escrowed becomes paid. */
-  private settled(invoice: InvoiceRecord): void {
+  private settled(invoice: InvoiceRecord, feeMsat: bigint): void {
     invariant(invoice.kind === 'escrow' && invoice.status === 'held', `rewards: escrow ${invoice.paymentHash} settled from ${invoice.status}`);
+    invariant(feeMsat >= 0n, `rewards: escrow ${invoice.paymentHash} settled with a negative fee`);
     this.release(invoice);
     invoice.status = 'settled';
     this.contributor(invoice.contributorId).earnedMsat += invoice.amountMsat;
-    this.run(invoice.runId).paidMsat += invoice.amountMsat;
+    const run = this.run(invoice.runId);
+    run.paidMsat += invoice.amountMsat;
+    run.feesMsat += feeMsat;
     this.payBase(invoice);
   }
 

@@ -86,13 +86,13 @@ function sha256Hex(input: string | Buffer): string {
 }
 
 /** The preimage of an assignment's invoice of one kind; deterministic, so reruns give the same hashes. */
-export function preimageFor(assignmentId: string, kind: InvoiceKind): string {
-  return sha256Hex(`trainledger-test-preimage:${assignmentId}:${kind}`);
+export function preimageFor(assignmentId: string, kind: InvoiceKind, attempt = 0): string {
+  return sha256Hex(`trainledger-test-preimage:${assignmentId}:${kind}${attempt === 0 ? '' : `:${attempt}`}`);
 }
 
 /** sha256 of the preimage's bytes, the real Lightning relation (the domain checks only the shape). */
-export function paymentHashFor(assignmentId: string, kind: InvoiceKind): string {
-  return sha256Hex(Buffer.from(preimageFor(assignmentId, kind), 'hex'));
+export function paymentHashFor(assignmentId: string, kind: InvoiceKind, attempt = 0): string {
+  return sha256Hex(Buffer.from(preimageFor(assignmentId, kind, attempt), 'hex'));
 }
 
 // ---- the simulation: processes on a shared clock ------------------------------------------
@@ -371,6 +371,8 @@ function workTerms(life: Life): DataOf<AssignmentCommand, 'AssignWork'> {
     baseCheckpointDigest: sha256Hex(`${run.runId}:ckpt-base`),
     seed: String(rand.int(0, 2 ** 31)),
     baseRewardMsat: life.baseRewardMsat,
+    maxBonusMsat: run.maxBonusMsat,
+    maxFeeMsat: life.baseRewardMsat / 100n + 10n,
     // The clock moves 1 ms per command, so the next command's time is known here.
     deadlineMs: sim.nowMs + 1 + run.assignmentTimeoutMs,
     disputeWindowMs: run.disputeWindowMs,
@@ -475,16 +477,25 @@ function* payBase(life: Life): Process<bigint> {
   if (status === 'held') {
     // Usually through the outbox: the release intent is logged before the contributor settles.
     if (rand.chance(0.7)) sim.invoice('RequestEscrowRelease', settle);
-    return sim.invoice('SettleInvoice', settle) ? life.baseRewardMsat : 0n;
+    // The node reports the routing fee it paid to lock the HTLC once the contributor settles.
+    return sim.invoice('SettleInvoice', { ...settle, feeMsat: rand.msat(0n, life.baseRewardMsat / 100n + 10n) }) ? life.baseRewardMsat : 0n;
   }
   if (status === 'canceled' || status === 'expired') return yield* payout(life, 'compensation', life.baseRewardMsat);
   return 0n;
 }
 
-/** A bonus or compensation payout: opened, sometimes failing first, usually sent with a routing fee. */
-function* payout(life: Life, kind: 'bonus' | 'compensation', amountMsat: bigint): Process<bigint> {
+/**
+ * A bonus or compensation payout: sometimes a refused invoice first; opened, sometimes failing
+ * first, usually sent with a routing fee. An invoice given up on is abandoned, and the payout
+ * then either tries a fresh invoice or is abandoned for good.
+ */
+function* payout(life: Life, kind: 'bonus' | 'compensation', amountMsat: bigint, attempt = 0): Process<bigint> {
   const { sim, rand } = life;
-  const paymentHash = paymentHashFor(life.assignmentId, kind);
+  if (attempt === 0 && rand.chance(0.05)) {
+    sim.assignment('RecordInvoiceRefused', { assignmentId: life.assignmentId, kind, code: 'INVOICE_EXPIRES_TOO_SOON', message: 'the invoice expires within a minute' });
+    yield minutes(rand, 1, 30);
+  }
+  const paymentHash = paymentHashFor(life.assignmentId, kind, attempt);
   sim.invoice('OpenInvoice', {
     paymentHash,
     kind,
@@ -499,10 +510,16 @@ function* payout(life: Life, kind: 'bonus' | 'compensation', amountMsat: bigint)
   if (rand.chance(0.25)) {
     sim.invoice('RecordPaymentFailed', { paymentHash, failureCode: rand.pick(['NO_ROUTE', 'TEMPORARY_CHANNEL_FAILURE'] as const) });
     yield minutes(rand, 1, 60);
-    if (rand.chance(0.15)) return 0n;
+    if (rand.chance(0.3)) {
+      sim.invoice('AbandonPayment', { paymentHash, code: 'PAYMENT_ATTEMPTS_EXHAUSTED', message: 'every attempt failed' });
+      yield minutes(rand, 1, 60);
+      if (attempt === 0 && rand.chance(0.5)) return yield* payout(life, kind, amountMsat, 1);
+      sim.assignment('AbandonPayout', { assignmentId: life.assignmentId, kind, code: 'PAYOUT_ATTEMPTS_EXHAUSTED', message: 'every invoice failed' });
+      return 0n;
+    }
   }
   const feeMsat = rand.msat(0n, amountMsat / 100n + 10n);
-  return sim.invoice('RecordPaymentSent', { paymentHash, feeMsat, preimageHex: preimageFor(life.assignmentId, kind) }) ? amountMsat : 0n;
+  return sim.invoice('RecordPaymentSent', { paymentHash, feeMsat, preimageHex: preimageFor(life.assignmentId, kind, attempt) }) ? amountMsat : 0n;
 }
 
 function* rejectedLife(life: Life): Process<Outcome> {

@@ -25,6 +25,9 @@ export function expectedLedger(events: readonly DomainEvent[]): Record<string, B
       at(`run:${i.runId}`).debitsPostedMsat += i.amountMsat;
       at(`contributor:${i.contributorId}`).creditsPendingMsat -= i.amountMsat;
       at(`contributor:${i.contributorId}`).creditsPostedMsat += i.amountMsat;
+      const feeMsat = event.data.feeMsat ?? 0n;
+      at(`run:${i.runId}`).debitsPostedMsat += feeMsat;
+      if (feeMsat > 0n) at('routing-fees').creditsPostedMsat += feeMsat;
     } else if ((event.type === 'InvoiceCanceled' || event.type === 'InvoiceExpired') && event.data.wasHeld) {
       const i = invoices.get(event.data.paymentHash)!;
       at(`run:${i.runId}`).debitsPendingMsat -= i.amountMsat;

@@ -37,7 +37,7 @@ describe('MetricsBook', () => {
     const ref = { assignmentId: 'a', runId: 'r', contributorId: 'c' };
     const escrow = { ...ref, paymentHash: 'e'.repeat(64), kind: 'escrow' as const, amountMsat: 5n };
     const compensation = { ...ref, paymentHash: 'f'.repeat(64), kind: 'compensation' as const, amountMsat: 5n };
-    book.apply({ type: 'InvoiceSettled', data: { ...escrow, preimageHex: '1'.repeat(64), atMs: 50 } });
+    book.apply({ type: 'InvoiceSettled', data: { ...escrow, preimageHex: '1'.repeat(64), feeMsat: 0n, atMs: 50 } });
     book.apply({ type: 'PaymentSent', data: { ...compensation, feeMsat: 0n, preimageHex: '2'.repeat(64), atMs: 70 } });
     expect(book.settlements.get('a')).toEqual({ assignmentId: 'a', runId: 'r', assignedAtMs: null, settledAtMs: 50 });
   });

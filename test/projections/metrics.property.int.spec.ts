@@ -203,7 +203,7 @@ function paymentFact(event: DomainEvent, funding: Map<string, { customer: bigint
   const f = funding.get(d.runId) ?? { customer: 0n, subsidy: 0n };
   const total = f.customer + f.subsidy;
   const fromSubsidy = total === 0n ? 0n : (d.amountMsat * f.subsidy) / total;
-  const fee: bigint = event.type === 'PaymentSent' ? d.feeMsat : 0n;
+  const fee: bigint = event.type === 'PaymentSent' || event.type === 'InvoiceSettled' ? (d.feeMsat ?? 0n) : 0n;
   const paysBase = event.type === 'InvoiceSettled' || d.kind === 'compensation';
   let latency: number | null = null;
   if (paysBase && !settled.has(d.assignmentId)) {

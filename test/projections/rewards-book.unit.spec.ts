@@ -18,12 +18,12 @@ const REF = { assignmentId: 'a1', runId: 'r1', contributorId: 'c1', atMs: 1 };
 const ESCROW = { ...REF, paymentHash: paymentHashFor('a1', 'escrow'), kind: 'escrow' as const, amountMsat: 1000n };
 const assigned: DomainEvent = {
   type: 'WorkAssigned',
-  data: { ...REF, step: 1, shardId: 's', batchIndex: 0, baseCheckpointDigest: '0'.repeat(64), seed: '1', baseRewardMsat: 1000n, deadlineMs: 10, disputeWindowMs: 10 },
+  data: { ...REF, step: 1, shardId: 's', batchIndex: 0, baseCheckpointDigest: '0'.repeat(64), seed: '1', baseRewardMsat: 1000n, maxBonusMsat: 0n, maxFeeMsat: 0n, deadlineMs: 10, disputeWindowMs: 10 },
 };
 const accepted: DomainEvent = { type: 'SubmissionAccepted', data: { ...REF, validatorId: 'v', qualityScore: 1, bonusMsat: 0n, evidence: {}, baseRewardMsat: 1000n } };
 const opened: DomainEvent = { type: 'InvoiceOpened', data: { ...ESCROW, bolt11: 'lnbc1', expiresAtMs: 100, cltvExpiryHeight: 1 } };
 const held: DomainEvent = { type: 'InvoiceHeld', data: ESCROW };
-const settled: DomainEvent = { type: 'InvoiceSettled', data: { ...ESCROW, preimageHex: '1'.repeat(64) } };
+const settled: DomainEvent = { type: 'InvoiceSettled', data: { ...ESCROW, preimageHex: '1'.repeat(64), feeMsat: 0n } };
 
 describe('RewardsBook', () => {
   it('folds a generated history and keeps remaining = funded - paid - fees - escrowed', () => {

@@ -184,6 +184,7 @@ function foldInvoice(c: Lookup<ExpectedContributor>, r: Lookup<ExpectedRun>, eve
       c(event.data.contributorId).earnedMsat += event.data.amountMsat;
       r(event.data.runId).escrowedMsat -= event.data.amountMsat;
       r(event.data.runId).paidMsat += event.data.amountMsat;
+      r(event.data.runId).feesMsat += event.data.feeMsat ?? 0n;
       break;
     case 'InvoiceCanceled':
     case 'InvoiceExpired':

@@ -12,7 +12,7 @@ import { isTransientDatabaseError, ProjectionRunner, type ProjectionLag } from '
 import { appendHistory, generateHistory, type HistoryEvent } from './history.js';
 import { PROJECTION_ENGINES } from './engines.js';
 
-/** First at index 82 of this history, so a batch of 25 holds it with healthy events either side. */
+/** First well inside this history and inside a batch of 25 (checked below), so its batch holds healthy events either side. */
 const POISON_TYPE = 'CheckpointPublished';
 
 type TallyTables = { tally: { stream_id: string; revision: number; type: string } };
@@ -96,7 +96,9 @@ describe.each(PROJECTION_ENGINES)('projection runner isolation [$name]', (engine
     await runner.prepare();
 
     const culpritIndex = log.findIndex((e) => e.type === POISON_TYPE);
-    expect(culpritIndex).toBe(82);
+    expect(culpritIndex).toBeGreaterThan(25);
+    expect(culpritIndex % 25).toBeGreaterThan(0);
+    expect(culpritIndex % 25).toBeLessThan(24);
     const culprit = log[culpritIndex]!;
 
     const applied = await runner.pass();

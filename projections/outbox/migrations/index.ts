@@ -2,5 +2,6 @@
 
 import type { Migration } from 'kysely';
 import * as outbox from './0001_outbox.js';
+import * as feeCeiling from './0002_fee_ceiling.js';
 
-export const OUTBOX_MIGRATIONS: Readonly<Record<string, Migration>> = { '0001_outbox': outbox };
+export const OUTBOX_MIGRATIONS: Readonly<Record<string, Migration>> = { '0001_outbox': outbox, '0002_fee_ceiling': feeCeiling };
