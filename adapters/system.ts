@@ -25,6 +25,7 @@ import { DevContributors } from './lightning/dev-contributors.js';
 import { DevLightningNetwork } from './lightning/dev/dev-lightning-network.js';
 import { EscrowEngine } from './lightning/escrow-engine.js';
 import { EscrowLoop } from './lightning/escrow-loop.js';
+import { leaseFor } from './lightning/escrow-lease.js';
 import { loadOrCreateCoordinatorSecret, PreimageDeriver } from './lightning/preimages.js';
 import { DEFAULT_REPLAY_LEASE_MS, VerificationService } from './replay/verification-service.js';
 
@@ -99,13 +100,14 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
   const { store, engine, db } = await openEventStore(config.database);
   stops.push(() => store.close());
   const fail = (part: string) => (error: unknown) => {
-    // A part that hits a broken invariant stops the service loudly rather than serve drifting figures.
+    // A part whose loop itself fails stops the service loudly. One projector's broken invariant stops that projector
+    // alone (reported on /health), and one bad input about an assignment is recorded as an event, so neither reaches here.
     log(`trainledger: ${part}_STOPPED: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   };
 
   const { parts } = config;
-  const projections = parts.has('projections') ? new ProjectionRunner({ store, projectors: ALL_PROJECTORS }) : null;
+  const projections = parts.has('projections') ? new ProjectionRunner({ store, projectors: ALL_PROJECTORS, log }) : null;
   if (projections) {
     await projections.prepare();
     projections.start().catch(fail('PROJECTION'));
@@ -118,7 +120,12 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
   const { holdInvoices } = lightning;
   await holdInvoices.prepare();
   const preimages = new PreimageDeriver(loadOrCreateCoordinatorSecret(config.dataDir));
-  const escrow = new EscrowEngine({ store, node: lightning.node, invoices: holdInvoices, contributors: lightning.channel, preimages, nowMs: Date.now, newEventId: randomUUID, network: lightning.network });
+  const escrow = new EscrowEngine({
+    store, node: lightning.node, invoices: holdInvoices, contributors: lightning.channel, preimages, nowMs: Date.now, newEventId: randomUUID, network: lightning.network,
+    // One escrow process per database: a second one started against it waits, and takes over when the first dies.
+    lease: leaseFor(db, engine),
+    onRefused: (command, error) => log(`escrow: ${command.type} refused: ${error.code}: ${error.message}`),
+  });
   await escrow.prepare();
   if (parts.has('escrow')) {
     const escrowLoop = new EscrowLoop(escrow, store, log);

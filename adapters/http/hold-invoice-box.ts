@@ -3,7 +3,9 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { migrateToLatest } from '../postgres/database.js';
 import type { PayoutRequest } from '../../domain/reactions/escrow.js';
-import type { ContributorInvoiceSource } from '../lightning/escrow-reactor.js';
+import type { ContributorInvoiceKind } from '../../domain/assignment/index.js';
+import type { ContributorInvoiceSource } from '../lightning/contributor-invoice-cache.js';
+import { ESCROW_REACTOR_MIGRATIONS } from '../lightning/escrow-migrations.js';
 
 /** Ordered; a landed migration is never edited. */
 const HOLD_INVOICE_BOX_MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -26,6 +28,14 @@ const HOLD_INVOICE_BOX_MIGRATIONS: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  /** One payout invoice per attempt: an invoice abandoned as never to be paid makes room for a fresh one. */
+  '0002_payout_attempts': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('api_payout_invoices').addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('api_payout_invoices').dropConstraint('api_payout_invoices_pk').execute();
+      await db.schema.alterTable('api_payout_invoices').addPrimaryKeyConstraint('api_payout_invoices_pk', ['assignment_id', 'kind', 'attempt']).execute();
+    },
+  },
 };
 
 /** A BOLT11 request of any sane invoice fits in this many characters. */
@@ -45,17 +55,22 @@ export class HoldInvoiceBox implements ContributorInvoiceSource {
 
   async prepare(): Promise<void> {
     await migrateToLatest(this.db, HOLD_INVOICE_BOX_MIGRATIONS, 'api_invoice_migrations');
+    // The API reads payout attempts from the escrow engine's invoice table, wherever the engine runs.
+    await migrateToLatest(this.db, ESCROW_REACTOR_MIGRATIONS, 'escrow_reactor_migrations');
   }
 
-  /** Keeps the first payout invoice posted per (assignment, kind): one payout, one invoice, ever. */
-  async postPayout(assignmentId: string, kind: PayoutRequest['kind'], bolt11: string, nowMs: number): Promise<{ stored: boolean }> {
-    await sql`INSERT INTO api_payout_invoices (assignment_id, kind, bolt11, posted_at_ms)
-      VALUES (${assignmentId}, ${kind}, ${bolt11}, ${String(nowMs)}) ON CONFLICT DO NOTHING`.execute(this.db);
-    return { stored: (await this.postedPayout(assignmentId, kind)) === bolt11 };
+  /** Keeps the first payout invoice posted per (assignment, kind, attempt): one attempt, one invoice. */
+  async postPayout(assignmentId: string, kind: PayoutRequest['kind'], attempt: number, bolt11: string, nowMs: number): Promise<{ stored: boolean }> {
+    await sql`INSERT INTO api_payout_invoices (assignment_id, kind, attempt, bolt11, posted_at_ms)
+      VALUES (${assignmentId}, ${kind}, ${attempt}, ${bolt11}, ${String(nowMs)}) ON CONFLICT DO NOTHING`.execute(this.db);
+    const stored = (await this.postedPayout(assignmentId, kind, attempt)) === bolt11;
+    if (stored) await this.wake(assignmentId);
+    return { stored };
   }
 
-  async postedPayout(assignmentId: string, kind: string): Promise<string | null> {
-    const rows = await sql<{ bolt11: string }>`SELECT bolt11 FROM api_payout_invoices WHERE assignment_id = ${assignmentId} AND kind = ${kind}`.execute(this.db);
+  async postedPayout(assignmentId: string, kind: string, attempt: number): Promise<string | null> {
+    const rows = await sql<{ bolt11: string }>`SELECT bolt11 FROM api_payout_invoices
+      WHERE assignment_id = ${assignmentId} AND kind = ${kind} AND attempt = ${attempt}`.execute(this.db);
     return rows.rows[0]?.bolt11 ?? null;
   }
 
@@ -64,7 +79,13 @@ export class HoldInvoiceBox implements ContributorInvoiceSource {
     await sql`INSERT INTO api_hold_invoices (assignment_id, contributor_id, bolt11, posted_at_ms)
       VALUES (${assignmentId}, ${contributorId}, ${bolt11}, ${String(nowMs)}) ON CONFLICT DO NOTHING`.execute(this.db);
     const existing = await this.posted(assignmentId);
+    if (existing === bolt11) await this.wake(assignmentId);
     return { stored: existing === bolt11, bolt11: existing ?? bolt11 };
+  }
+
+  /** The escrow engine settles this assignment at its next pass instead of at its next scheduled check. */
+  private async wake(assignmentId: string): Promise<void> {
+    await sql`UPDATE lightning_pending_assignments SET next_check_at_ms = 0 WHERE assignment_id = ${assignmentId}`.execute(this.db);
   }
 
   async posted(assignmentId: string): Promise<string | null> {
@@ -76,8 +97,16 @@ export class HoldInvoiceBox implements ContributorInvoiceSource {
     return (await this.posted(request.assignmentId)) ?? (this.fallback ? this.fallback.holdInvoice(request) : null);
   }
 
-  /** Null until the contributor posts one (and no fallback answers): the reactor sets the payout aside and retries. */
+  /** Null until the contributor posts one (and no fallback answers): the settler looks again later. */
   async payoutInvoice(request: PayoutRequest): Promise<string | null> {
-    return (await this.postedPayout(request.assignmentId, request.kind)) ?? (this.fallback ? this.fallback.payoutInvoice(request) : null);
+    return (await this.postedPayout(request.assignmentId, request.kind, request.attempt)) ?? (this.fallback ? this.fallback.payoutInvoice(request) : null);
+  }
+
+  /** Drops an invoice the coordinator refused, so the contributor can post a fresh one for the same escrow or attempt. */
+  async discardInvoice(request: Readonly<{ assignmentId: string; kind: ContributorInvoiceKind; attempt: number; bolt11: string }>): Promise<void> {
+    const { assignmentId, kind, attempt, bolt11 } = request;
+    if (kind === 'escrow') await sql`DELETE FROM api_hold_invoices WHERE assignment_id = ${assignmentId} AND bolt11 = ${bolt11}`.execute(this.db);
+    else await sql`DELETE FROM api_payout_invoices WHERE assignment_id = ${assignmentId} AND kind = ${kind} AND attempt = ${attempt} AND bolt11 = ${bolt11}`.execute(this.db);
+    await this.fallback?.discardInvoice(request);
   }
 }

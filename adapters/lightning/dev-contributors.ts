@@ -3,7 +3,8 @@
 import type { ContributorChannel } from '../../domain/ports/lightning.js';
 import type { PayoutRequest } from '../../domain/reactions/escrow.js';
 import type { DevLightningNetwork } from './dev/dev-lightning-network.js';
-import type { ContributorInvoiceSource } from './escrow-reactor.js';
+import type { ContributorInvoiceKind } from '../../domain/assignment/index.js';
+import type { ContributorInvoiceSource } from './contributor-invoice-cache.js';
 
 export type DevContributorOptions = Readonly<{
   /** Payout invoices' lifetime in seconds. */
@@ -18,13 +19,28 @@ export type DevContributorOptions = Readonly<{
  * in-process so `npm start` and the tests exercise the whole escrow flow.
  */
 export class DevContributors implements ContributorChannel, ContributorInvoiceSource {
+  /** Hold invoices handed out, by payment hash: asking again gets the same one, as a contributor re-sending it would. */
+  private readonly holdInvoices = new Map<string, string | null>();
+
   constructor(private readonly network: DevLightningNetwork, private readonly options: DevContributorOptions = {}) {}
 
-  async holdInvoice(request: Parameters<ContributorInvoiceSource['holdInvoice']>[0]): Promise<string> {
+  /**
+   * A wallet holds one hold invoice per hash. Once the coordinator refused it, the dev wallet has
+   * no other to give (a real contributor would fix and repost), so it answers null from then on.
+   */
+  async holdInvoice(request: Parameters<ContributorInvoiceSource['holdInvoice']>[0]): Promise<string | null> {
+    const known = this.holdInvoices.get(request.paymentHash);
+    if (known !== undefined) return known;
     const wallet = this.network.wallet(request.contributorId);
-    const existing = await wallet.holdInvoiceState(request.paymentHash);
-    if (existing.status !== 'unknown') throw new Error(`dev wallet ${request.contributorId} already has an invoice for ${request.paymentHash}`);
-    return wallet.createHoldInvoice({ paymentHash: request.paymentHash, amountMsat: request.amountMsat, expirySec: request.expirySec, cltvDelta: request.cltvDelta, description: `escrow ${request.assignmentId}` });
+    // Made before this process started (a restart): the wallet keeps it, this process lost its text.
+    if ((await wallet.holdInvoiceState(request.paymentHash)).status !== 'unknown') return null;
+    const bolt11 = await wallet.createHoldInvoice({ paymentHash: request.paymentHash, amountMsat: request.amountMsat, expirySec: request.expirySec, cltvDelta: request.cltvDelta, description: `escrow ${request.assignmentId}` });
+    this.holdInvoices.set(request.paymentHash, bolt11);
+    return bolt11;
+  }
+
+  async discardInvoice(request: Readonly<{ assignmentId: string; kind: ContributorInvoiceKind; bolt11: string }>): Promise<void> {
+    for (const [hash, bolt11] of this.holdInvoices) if (bolt11 === request.bolt11) this.holdInvoices.set(hash, null);
   }
 
   async payoutInvoice(request: PayoutRequest): Promise<string> {

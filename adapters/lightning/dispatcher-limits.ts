@@ -1,5 +1,7 @@
 // The Lightning dispatcher's limits, named once with their units.
 
+import { DEFAULT_MAX_FEE_BASE_MSAT, DEFAULT_MAX_FEE_PPM, routingFeeLimitMsat } from '../../domain/money.js';
+
 export type DispatcherLimits = Readonly<{
   /** Routing-fee ceiling per payment: a base plus parts per million of the amount. */
   maxFeeBaseMsat: bigint;
@@ -13,13 +15,13 @@ export type DispatcherLimits = Readonly<{
 }>;
 
 export const DEFAULT_DISPATCHER_LIMITS: DispatcherLimits = Object.freeze({
-  maxFeeBaseMsat: 5_000n,
-  maxFeePpm: 5_000n,
+  maxFeeBaseMsat: DEFAULT_MAX_FEE_BASE_MSAT,
+  maxFeePpm: DEFAULT_MAX_FEE_PPM,
   maxTimeoutBlocks: 2_016,
   maxPayoutAttempts: 5,
   batchSize: 200,
 });
 
 export function maxFeeMsat(limits: DispatcherLimits, amountMsat: bigint): bigint {
-  return limits.maxFeeBaseMsat + (amountMsat * limits.maxFeePpm) / 1_000_000n;
+  return routingFeeLimitMsat(amountMsat, limits.maxFeeBaseMsat, limits.maxFeePpm);
 }

@@ -33,6 +33,9 @@ export type OutboxRow = Readonly<{
   expiresAtMs: number;
   releasedPreimageHex: string | null;
   failedAttempts: number;
+  wasHeld: boolean;
+  /** The fee ceiling reserved for this payment; null on invoices logged before ceilings were recorded. */
+  maxFeeMsat: bigint | null;
 }>;
 
 /** Statuses that still owe a Lightning side effect or an outcome. */
@@ -40,6 +43,12 @@ const UNFINISHED = ['open', 'held', 'releasing', 'canceling', 'failed'] as const
 
 export class LightningDispatcher {
   private readonly limits: DispatcherLimits;
+  /**
+   * Where the last pass stopped, by payment hash. Each pass takes the next batch after it and
+   * wraps around, so every unfinished intent is visited within ceil(unfinished / batch) passes:
+   * rows that cannot move yet (a held HTLC, a cancel the contributor ignores) never crowd out the rest.
+   */
+  private cursor = '';
 
   constructor(private readonly deps: DispatcherDeps) {
     this.limits = deps.limits ?? DEFAULT_DISPATCHER_LIMITS;
@@ -69,15 +78,15 @@ export class LightningDispatcher {
 
   async unfinished(): Promise<OutboxRow[]> {
     const db = this.deps.store.db.withSchema('outbox') as unknown as Kysely<OutboxTables>;
-    const rows = await db
-      .selectFrom('invoices')
-      .selectAll()
-      .where('status', 'in', [...UNFINISHED])
-      .orderBy('payment_hash')
-      .limit(this.limits.batchSize)
-      .execute();
-    return rows
-      .map((r) => ({
+    const page = (after: string) =>
+      db.selectFrom('invoices').selectAll().where('status', 'in', [...UNFINISHED]).where('payment_hash', '>', after).orderBy('payment_hash').limit(this.limits.batchSize).execute();
+    let rows = await page(this.cursor);
+    if (rows.length < this.limits.batchSize && this.cursor !== '') {
+      const seen = new Set(rows.map((r) => r.payment_hash));
+      rows = [...rows, ...(await page('')).filter((r) => !seen.has(r.payment_hash))].slice(0, this.limits.batchSize);
+    }
+    this.cursor = rows.length === 0 ? '' : rows[rows.length - 1]!.payment_hash;
+    return rows.map((r) => ({
         paymentHash: r.payment_hash,
         kind: r.kind,
         status: r.status,
@@ -87,8 +96,9 @@ export class LightningDispatcher {
         expiresAtMs: Number(r.expires_at_ms),
         releasedPreimageHex: r.released_preimage_hex,
         failedAttempts: r.failed_attempts,
-      }))
-      .filter((row) => row.status !== 'failed' || row.failedAttempts < this.limits.maxPayoutAttempts);
+        wasHeld: r.was_held,
+        maxFeeMsat: r.max_fee_msat === null ? null : BigInt(r.max_fee_msat),
+      }));
   }
 
   private async handle(row: OutboxRow): Promise<number> {
@@ -125,7 +135,16 @@ export class LightningDispatcher {
     return this.observeEscrow(row, await this.deps.node.paymentState(row.paymentHash), 'the contributor did not settle before the HTLC was canceled');
   }
 
+  /**
+   * Asks the contributor to cancel a held HTLC. An escrow the coordinator never paid needs no one's
+   * consent: the node knows no payment for it, so it is canceled (or expired) here and never paid.
+   */
   private async cancel(row: OutboxRow): Promise<number> {
+    const known = await this.deps.node.paymentState(row.paymentHash);
+    if (known.status === 'unknown' && !row.wasHeld) {
+      if (this.deps.nowMs() >= row.expiresAtMs) return this.record(row, { type: 'ExpireInvoice', data: { paymentHash: row.paymentHash } });
+      return this.record(row, { type: 'CancelInvoice', data: { paymentHash: row.paymentHash, reason: 'canceled before the coordinator paid it' } });
+    }
     await this.deps.contributors.requestCancel({ contributorId: row.contributorId, paymentHash: row.paymentHash });
     await this.deps.afterEffect?.('cancel', row.paymentHash);
     return this.observeEscrow(row, await this.deps.node.paymentState(row.paymentHash), 'canceled on request');
@@ -137,7 +156,7 @@ export class LightningDispatcher {
       case 'succeeded':
         // Our payment succeeds only when the payee used the preimage: the node's word is the settlement.
         invariant(PreimageDeriver.opens(state.preimageHex, row.paymentHash), `node reports a preimage that does not open ${row.paymentHash}`);
-        return this.record(row, { type: 'SettleInvoice', data: { paymentHash: row.paymentHash, preimageHex: state.preimageHex } });
+        return this.record(row, { type: 'SettleInvoice', data: { paymentHash: row.paymentHash, preimageHex: state.preimageHex, feeMsat: state.feeMsat } });
       case 'failed': {
         const expired = state.failureCode === 'TIMEOUT' || state.failureCode === 'INVOICE_EXPIRED';
         if (expired && this.deps.nowMs() >= row.expiresAtMs) return this.record(row, { type: 'ExpireInvoice', data: { paymentHash: row.paymentHash } });
@@ -148,17 +167,31 @@ export class LightningDispatcher {
     }
   }
 
-  /** Bonus and compensation payouts: pay (again after a failure), then log sent or failed. */
+  /**
+   * Bonus and compensation payouts: pay (again after a failure), then log sent or failed. An
+   * invoice that can never be paid (expired unpaid, or out of attempts with the node's word that
+   * the last one failed) is abandoned, so the payout can ask the contributor for a fresh one.
+   */
   private async payout(row: OutboxRow): Promise<number> {
     const known = await this.deps.node.paymentState(row.paymentHash);
+    const settledFailure = known.status === 'unknown' || known.status === 'failed';
+    if (settledFailure && row.status === 'failed' && row.failedAttempts >= this.limits.maxPayoutAttempts) {
+      return this.abandon(row, 'PAYMENT_ATTEMPTS_EXHAUSTED', `${row.failedAttempts} payment attempts failed, the last with ${known.status === 'failed' ? known.failureCode : 'no outcome at the node'}`);
+    }
+    if (settledFailure && this.deps.nowMs() >= row.expiresAtMs) return this.abandon(row, 'INVOICE_EXPIRED', 'the invoice expired before it could be paid');
     const retry = known.status === 'unknown' || (known.status === 'failed' && row.status === 'failed');
     const state = retry ? await this.deps.node.pay(await this.payRequest(row)) : known;
     await this.deps.afterEffect?.('pay-payout', row.paymentHash);
     if (state.status === 'succeeded') {
       return this.record(row, { type: 'RecordPaymentSent', data: { paymentHash: row.paymentHash, feeMsat: state.feeMsat, preimageHex: state.preimageHex } });
     }
+    if (state.status === 'failed' && state.failureCode === 'INVOICE_EXPIRED') return this.abandon(row, 'INVOICE_EXPIRED', 'the contributor\'s node reports the invoice expired');
     if (state.status === 'failed') return this.record(row, { type: 'RecordPaymentFailed', data: { paymentHash: row.paymentHash, failureCode: state.failureCode } });
     return 0;
+  }
+
+  private abandon(row: OutboxRow, code: string, message: string): Promise<number> {
+    return this.record(row, { type: 'AbandonPayment', data: { paymentHash: row.paymentHash, code, message } });
   }
 
   private async payRequest(row: OutboxRow) {
@@ -167,7 +200,8 @@ export class LightningDispatcher {
       bolt11: row.bolt11,
       paymentHash: row.paymentHash,
       amountMsat: row.amountMsat,
-      maxFeeMsat: maxFeeMsat(this.limits, row.amountMsat),
+      // The ceiling reserved with the assignment: a fee above it would spend budget nobody set aside.
+      maxFeeMsat: row.maxFeeMsat ?? maxFeeMsat(this.limits, row.amountMsat),
       maxTimeoutHeight: heightNow + this.limits.maxTimeoutBlocks,
     };
   }

@@ -1,6 +1,6 @@
 // Keeps the escrow engine running in the service: reconcile at start-up, then again after appends or a poll interval.
 
-import { LightningError } from '../../domain/ports/lightning.js';
+import { InvariantViolation } from '../../domain/errors.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import { PassLoop } from '../pass-loop.js';
 import type { EscrowEngine } from './escrow-engine.js';
@@ -9,19 +9,23 @@ export const DEFAULT_ESCROW_POLL_INTERVAL_MS = 1_000;
 
 export class EscrowLoop {
   private readonly loop: PassLoop;
+  private stopping = false;
 
   /**
-   * The first pass is the start-up reconciliation. A node that is down is retried on the next
-   * pass (the intents wait in the log); any other error stops the loop.
+   * The first pass is the start-up reconciliation. A bad input about one assignment is recorded
+   * where its owner sees it and never reaches here; what does (a node or database that is down)
+   * is logged and retried on the next pass, while the intents wait in the log. Only a broken
+   * invariant stops the loop: escrow then halts visibly instead of paying from a state it cannot trust.
    */
-  constructor(engine: EscrowEngine, store: EventStore, log: (line: string) => void, pollIntervalMs = DEFAULT_ESCROW_POLL_INTERVAL_MS) {
+  constructor(private readonly engine: EscrowEngine, store: EventStore, log: (line: string) => void, pollIntervalMs = DEFAULT_ESCROW_POLL_INTERVAL_MS) {
     this.loop = new PassLoop({
-      pass: () => engine.runUntilQuiet(),
+      pass: () => engine.runUntilQuiet(() => this.stopping),
       store,
       pollIntervalMs,
-      onError: (error) => {
-        if (!(error instanceof LightningError && error.retryable)) return 'stop';
-        log(`escrow: ${error.code}: ${error.message}; retrying`);
+      onError: (error, failures) => {
+        if (error instanceof InvariantViolation) return 'stop';
+        const code = (error as { code?: unknown }).code;
+        log(`escrow: ${typeof code === 'string' ? `${code}: ` : ''}${error instanceof Error ? error.message : String(error)}; retrying (${failures} in a row)`);
         return 'retry';
       },
     });
@@ -31,7 +35,9 @@ export class EscrowLoop {
     return this.loop.start();
   }
 
-  stop(): Promise<void> {
-    return this.loop.stop();
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop.stop();
+    await this.engine.close();
   }
 }

@@ -1,4 +1,4 @@
-// Checks a contributor's hold invoice before the coordinator pays it: hash, amount, destination, expiry and CLTV.
+// Checks contributors' invoices before the coordinator pays them: escrow hold invoices (hash, amount, destination, expiry, CLTV) and payout invoices.
 
 import type { DecodedInvoice } from '../../domain/ports/lightning.js';
 import { LightningError } from '../../domain/ports/lightning.js';
@@ -32,3 +32,26 @@ export function verifyEscrowInvoice(invoice: DecodedInvoice, expected: EscrowInv
   if (invoice.expiresAtMs - expected.nowMs < expected.minRemainingMs) refuse('INVOICE_EXPIRES_TOO_SOON', `the invoice expires at ${invoice.expiresAtMs}, less than ${expected.minRemainingMs} ms from now`);
   if (invoice.cltvDelta > expected.maxCltvDelta) refuse('INVOICE_CLTV_TOO_LARGE', `the invoice asks a final CLTV delta of ${invoice.cltvDelta} blocks, the escrow policy allows ${expected.maxCltvDelta}`);
 }
+
+export type PayoutInvoiceExpectations = Readonly<{
+  amountMsat: bigint;
+  destination: string;
+  nowMs: number;
+  minRemainingMs: number;
+  network: string;
+}>;
+
+/** Checks a contributor's plain invoice for a bonus or compensation: amount, destination, network and time left. */
+export function verifyPayoutInvoice(invoice: DecodedInvoice, expected: PayoutInvoiceExpectations): void {
+  const refuse = (code: string, message: string): never => {
+    throw new LightningError(code, `${message}; create a new invoice for the payout`, false);
+  };
+  if (invoice.amountMsat === null) refuse('INVOICE_NO_AMOUNT', 'the invoice has no amount');
+  if (invoice.amountMsat !== expected.amountMsat) refuse('INVOICE_WRONG_AMOUNT', `the invoice asks ${String(invoice.amountMsat)} msat, the payout is ${expected.amountMsat} msat`);
+  if (invoice.destination !== expected.destination) refuse('INVOICE_WRONG_DESTINATION', `the invoice pays node ${invoice.destination}, the contributor registered ${expected.destination}`);
+  if (invoice.network !== expected.network) refuse('INVOICE_WRONG_NETWORK', `the invoice is for ${invoice.network}, the coordinator runs on ${expected.network}`);
+  if (invoice.expiresAtMs - expected.nowMs < expected.minRemainingMs) refuse('INVOICE_EXPIRES_TOO_SOON', `the invoice expires at ${invoice.expiresAtMs}, less than ${expected.minRemainingMs} ms from now`);
+}
+
+/** An invoice must stay payable at least this long after it is checked, so the payment can arrive first. */
+export const MIN_INVOICE_REMAINING_MS = 60_000;

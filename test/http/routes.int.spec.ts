@@ -13,7 +13,7 @@ import { GRADIENT_ROUTE_LIMIT_BYTES } from '../../adapters/http/routes/gradients
 import { MAX_COMPUTE_TIME_MS } from '../../domain/limits.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { ProjectionRunner } from '../../projections/runner.js';
-import { mnistBatch } from '../../replay/data/mnist.js';
+import { mnistBatch, mnistShardDigests } from '../../replay/data/mnist.js';
 import { encodeDense } from '../../replay/encoding/dense-f32.js';
 import { encodeSparseLoco, maxSparseLocoSizeBytes } from '../../replay/encoding/sparseloco.js';
 import { referenceStep } from '../../replay/graphs/reference-steps.js';
@@ -103,7 +103,7 @@ async function assign(h: ApiHarness, assignmentId: string, overrides: Record<str
 
 function runBody(runId: string, overrides: Record<string, unknown> = {}) {
   return {
-    runId, stepGraphDigest: STEP.graphDigest, initialCheckpointDigest: UNKNOWN_DIGEST, shards: [{ shardId: 'mnist-00', digest: UNKNOWN_DIGEST }],
+    runId, stepGraphDigest: STEP.graphDigest, initialCheckpointDigest: UNKNOWN_DIGEST, shards: mnistShardDigests().slice(0, 1),
     rewardPolicy: { baseRewardMsat: '1000000', maxBonusMsat: '200000' },
     verificationPolicy: { replayProbability: 1, maxGradientNorm: 50, minRelativeImprovement: 0.001 },
     escrowPolicy: { cltvDeltaBlocks: 144, invoiceExpirySec: 3600, disputeWindowMs: 86_400_000, assignmentTimeoutMs: 3_600_000 },

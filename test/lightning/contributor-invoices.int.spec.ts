@@ -88,7 +88,7 @@ describe('escrow with invoices contributors post themselves', () => {
 
   it('pays the bonus once its invoice is posted, and opens the late escrow too', async () => {
     const { bolt11 } = await network.wallet('bob').createInvoice({ amountMsat: BONUS_MSAT, expirySec: 3600, description: 'bonus' });
-    expect((await box.postPayout('a-bob', 'bonus', bolt11, T0)).stored).toBe(true);
+    expect((await box.postPayout('a-bob', 'bonus', 0, bolt11, T0)).stored).toBe(true);
     await postHoldInvoice('alice');
     await engine.runUntilQuiet();
     const all = await store.readAll({ maxCount: 1_000 });
@@ -96,7 +96,7 @@ describe('escrow with invoices contributors post themselves', () => {
     expect(all.filter((e) => e.type === 'PaymentSent' && e.data.paymentHash === bonusHash)).toHaveLength(1);
     expect(await escrowEvents('a-alice')).toEqual(['InvoiceOpened', 'InvoiceHeld']);
     // Nothing is left set aside, and another pass pays nothing again.
-    expect(await engine.reactor.retryDeferred()).toBe(0);
+    expect(await engine.reactor.sweep()).toBe(0);
     await engine.runUntilQuiet();
     expect((await store.readAll({ maxCount: 1_000 })).filter((e) => e.type === 'PaymentSent')).toHaveLength(1);
   });

@@ -12,7 +12,7 @@ import { PreimageDeriver } from '../../adapters/lightning/preimages.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentCommand } from '../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
 import type { DomainError } from '../../domain/errors.js';
-import type { InvoiceCommand } from '../../domain/invoice/index.js';
+import type { Command } from '../../domain/decider.js';
 import { runDecider, runStreamId, type RunCommand } from '../../domain/run/index.js';
 import { ASSIGNMENT_ID, CONTRIBUTOR_ID, RUN_ID, T0, assignmentCommands as c, command, hex64, openRunData } from '../domain/fixtures.js';
 
@@ -25,7 +25,7 @@ export type EscrowWorld = {
   preimages: PreimageDeriver;
   clock: { nowMs: number };
   declining: Set<string>;
-  refused: { command: InvoiceCommand; error: DomainError }[];
+  refused: { command: Command; error: DomainError }[];
   engine: (afterEffect?: (step: DispatchStep, hash: string) => void) => Promise<EscrowEngine>;
   assignment: (cmd: AssignmentCommand) => Promise<void>;
   escrowHash: string;
@@ -49,7 +49,10 @@ export async function escrowWorld(): Promise<EscrowWorld> {
   const nodeKey = await network.wallet(CONTRIBUTOR_ID).publicKey();
   await handleCommand(store, contributorDecider, contributorStreamId(CONTRIBUTOR_ID), command('RegisterContributor', { contributorId: CONTRIBUTOR_ID, signingPublicKeyHex: hex64('alice-signing'), lightningNodePubkeyHex: nodeKey }, T0), { newEventId });
 
+  // Each engine stands for one process: making a new one ends the last one, as a restart does (its lease goes with it).
+  let last: EscrowEngine | null = null;
   const engine = async (afterEffect?: (step: DispatchStep, hash: string) => void) => {
+    await last?.close();
     const built = new EscrowEngine({
       store,
       node: network.coordinator(),
@@ -63,6 +66,7 @@ export async function escrowWorld(): Promise<EscrowWorld> {
       ...(afterEffect ? { afterEffect } : {}),
     });
     await built.prepare();
+    last = built;
     return built;
   };
   const invoiceEvents = async (paymentHash: string) => (await store.readStream(`invoice-${paymentHash}`)).map((e) => e.type);

@@ -70,7 +70,7 @@ export async function replayWorld(options: { replayProbability?: number; minRela
     await assignment(
       command('AssignWork', {
         assignmentId, runId, contributorId, step: 11, shardId: SHARD_ID, batchIndex, baseCheckpointDigest: currentDigest, seed: SEED,
-        baseRewardMsat: 1_000_000n, deadlineMs: T0 + 86_400_000, disputeWindowMs: 86_400_000,
+        baseRewardMsat: 1_000_000n, maxBonusMsat: 500_000n, maxFeeMsat: 10_000n, deadlineMs: T0 + 86_400_000, disputeWindowMs: 86_400_000,
       }),
       assignmentId,
     );

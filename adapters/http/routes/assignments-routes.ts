@@ -4,12 +4,15 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { loadAggregate } from '../../commands/command-handler.js';
-import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentState } from '../../../domain/assignment/index.js';
+import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, worstCaseCostMsat, type AssignmentCommand, type AssignmentState } from '../../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../../domain/contributor/index.js';
-import { invoiceDecider, invoiceStreamId } from '../../../domain/invoice/index.js';
+import { invoiceDecider, invoiceStreamId, type InvoiceState, type PayoutKind } from '../../../domain/invoice/index.js';
 import { LightningError } from '../../../domain/ports/lightning.js';
-import { runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
-import { verifyEscrowInvoice } from '../../lightning/verify-escrow-invoice.js';
+import { availableMsat, runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
+import { sql } from 'kysely';
+import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice, verifyPayoutInvoice } from '../../lightning/verify-escrow-invoice.js';
+import { DEFAULT_DISPATCHER_LIMITS, maxFeeMsat as maxFeeMsatFor } from '../../lightning/dispatcher-limits.js';
+import { assignmentReservationId, payoutLines, type PayoutLine } from '../../../domain/reactions/payouts.js';
 import { authDeps, eventsView, runCommand, wire, type ApiDeps } from '../api-context.js';
 import { asContributor, asStaff, asStaffOrContributor, callerOf, contributorCallerOf, staffCallerOf, type Caller } from '../auth/authenticate.js';
 import { MAX_BOLT11_CHARS } from '../hold-invoice-box.js';
@@ -33,8 +36,6 @@ const AssignBody = Type.Object({
   baseRewardMsat: Type.Optional(Msat),
 });
 const AssignmentParams = Type.Object({ assignmentId: Id });
-/** The escrow keeps a minute of slack so the HTLC can arrive before the invoice expires. */
-const MIN_INVOICE_REMAINING_MS = 60_000;
 
 export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -48,6 +49,7 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     if (contributor.status !== 'active') throw new ApiError(422, 'CONTRIBUTOR_NOT_ACTIVE', `contributor ${body.contributorId} is not registered or is suspended`);
     if (!run.shards.some((s) => s.shardId === body.shardId)) throw new ApiError(422, 'UNKNOWN_SHARD', `run ${body.runId} has no shard ${body.shardId}`);
     const baseRewardMsat = body.baseRewardMsat !== undefined ? BigInt(body.baseRewardMsat) : run.rewardPolicy.baseRewardMsat;
+    const { maxBonusMsat, maxFeeMsat } = affordableBonus(run, baseRewardMsat);
     const baseCheckpointDigest = body.baseCheckpointDigest ?? run.lastCheckpoint?.digest ?? run.initialCheckpointDigest;
     if (!(await deps.blobs.has(baseCheckpointDigest))) throw new ApiError(422, 'CHECKPOINT_NOT_UPLOADED', `checkpoint ${baseCheckpointDigest} is not stored; upload it (PUT /v1/checkpoints) before assigning work on it`);
     const step = stepByGraphDigest(run.stepGraphDigest);
@@ -65,14 +67,17 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       baseCheckpointDigest,
       seed: body.seed,
       baseRewardMsat,
+      maxBonusMsat,
+      maxFeeMsat,
       deadlineMs: nowMs + run.escrowPolicy.assignmentTimeoutMs,
       disputeWindowMs: run.escrowPolicy.disputeWindowMs,
     };
     // The terms are decided (without writing) before the budget moves: a refusal must reserve nothing.
     const current = (await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(body.assignmentId))).state;
     assignmentDecider.decide({ type: 'AssignWork', data: terms, metadata: { nowMs } } as AssignmentCommand, current);
-    // Budget first: an assignment the uncommitted budget cannot cover is refused, not reported later.
-    await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(body.runId), 'ReserveBudget', { runId: body.runId, reservationId: `rsv-${body.assignmentId}`, assignmentId: body.assignmentId, amountMsat: baseRewardMsat });
+    // Budget first, for the worst case (base, largest bonus, one fee ceiling per payment): what is not reserved is never paid.
+    const reservation = { runId: body.runId, reservationId: assignmentReservationId(body.assignmentId), assignmentId: body.assignmentId, amountMsat: worstCaseCostMsat(terms) };
+    await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(body.runId), 'ReserveBudget', reservation);
     const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(body.assignmentId), 'AssignWork', terms);
     reply.code(201);
     return { status: outcome.status, events: eventsView(outcome), paymentHash: deps.preimages.escrow(body.assignmentId).paymentHash };
@@ -91,7 +96,9 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const caller = contributorCallerOf(request);
       const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
       const terms = assignment.terms!;
-      if (assignment.status !== 'assigned' && assignment.status !== 'submitted') throw new ApiError(409, 'ESCROW_NOT_OPEN', `assignment ${terms.assignmentId} is ${assignment.status}; its escrow takes no invoice now`);
+      if (assignment.status !== 'assigned' && assignment.status !== 'submitted') throw new ApiError(409, 'ESCROW_NOT_OPEN', `assignment ${terms.assignmentId} is ${assignment.status}; its escrow takes no invoice now (a base reward owed is paid by compensation: see its payouts)`);
+      if ((await escrowStatus(deps, terms.assignmentId)) !== 'none') throw new ApiError(409, 'ESCROW_ALREADY_OPEN', `assignment ${terms.assignmentId}'s escrow is already logged with an invoice; a payment hash is paid once`);
+      if ((assignment.invoiceRefusals.escrow?.count ?? 0) >= MAX_INVOICE_REFUSALS) throw new ApiError(409, 'INVOICE_REFUSALS_EXHAUSTED', `assignment ${terms.assignmentId} had ${MAX_INVOICE_REFUSALS} hold invoices refused; its base reward is paid by compensation instead`);
       await checkHoldInvoice(deps, terms, request.body.bolt11);
       const posted = await deps.holdInvoices.post(terms.assignmentId, terms.contributorId, request.body.bolt11, deps.nowMs());
       if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has a hold invoice; a payment hash is paid once`);
@@ -111,12 +118,15 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
       const terms = assignment.terms!;
       const { kind } = request.params;
-      const due = payoutsDue(deps, assignment, await escrowStatus(deps, terms.assignmentId)).find((p) => p.kind === kind);
-      if (!due) throw new ApiError(409, 'NO_PAYOUT_DUE', `assignment ${terms.assignmentId} owes no ${kind} payout; GET the assignment to see what is due`);
-      await checkPayoutInvoice(deps, terms, request.body.bolt11, due.amountMsat);
-      const posted = await deps.holdInvoices.postPayout(terms.assignmentId, kind, request.body.bolt11, deps.nowMs());
-      if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has a ${kind} invoice; a payout is paid once`);
-      return wire({ assignmentId: terms.assignmentId, kind, amountMsat: due.amountMsat });
+      const line = (await payoutsOf(deps, assignment)).find((p) => p.kind === kind);
+      if (!line) throw new ApiError(409, 'NO_PAYOUT_DUE', `assignment ${terms.assignmentId} owes no ${kind} payout; GET the assignment to see its payouts`);
+      if (line.state !== 'invoice-needed') {
+        throw new ApiError(409, `PAYOUT_${line.state.toUpperCase().replace('-', '_')}`, `the ${kind} payout of assignment ${terms.assignmentId} is ${line.state}; it takes an invoice only while its state is invoice-needed`);
+      }
+      await checkPayoutInvoice(deps, terms, request.body.bolt11, line.amountMsat);
+      const posted = await deps.holdInvoices.postPayout(terms.assignmentId, kind, line.attempts, request.body.bolt11, deps.nowMs());
+      if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has a ${kind} invoice waiting to be paid; one invoice per attempt`);
+      return wire({ assignmentId: terms.assignmentId, kind, amountMsat: line.amountMsat, attempt: line.attempts });
     },
   );
 
@@ -201,12 +211,36 @@ async function checkHoldInvoice(deps: ApiDeps, terms: NonNullable<AssignmentStat
   }
 }
 
-/** Payouts the verdicts owe beyond the escrow: a bonus on acceptance, compensation for an overturn the escrow can no longer pay. */
-function payoutsDue(deps: ApiDeps, assignment: AssignmentState, escrow: string): { kind: 'bonus' | 'compensation'; amountMsat: bigint }[] {
-  const due: { kind: 'bonus' | 'compensation'; amountMsat: bigint }[] = [];
-  if (assignment.acceptance && assignment.acceptance.bonusMsat > 0n) due.push({ kind: 'bonus', amountMsat: assignment.acceptance.bonusMsat });
-  if (assignment.resolution?.resolution === 'overturned' && !['held', 'releasing', 'settled'].includes(escrow)) due.push({ kind: 'compensation', amountMsat: assignment.terms!.baseRewardMsat });
-  return due;
+/**
+ * A run's bonus bound for a new assignment: the policy's maximum when the uncommitted budget
+ * covers it, else none. Either way the reservation covers everything the assignment may pay,
+ * and the bound is written into its terms, where the validator's bonus is checked against it.
+ */
+function affordableBonus(run: Awaited<ReturnType<typeof requireRun>>, baseRewardMsat: bigint): { maxBonusMsat: bigint; maxFeeMsat: bigint } {
+  const policyBonusMsat = run.rewardPolicy.maxBonusMsat;
+  const maxFeeMsat = maxFeeMsatFor(DEFAULT_DISPATCHER_LIMITS, baseRewardMsat > policyBonusMsat ? baseRewardMsat : policyBonusMsat);
+  const full = worstCaseCostMsat({ baseRewardMsat, maxBonusMsat: policyBonusMsat, maxFeeMsat });
+  return full <= availableMsat(run) ? { maxBonusMsat: policyBonusMsat, maxFeeMsat } : { maxBonusMsat: 0n, maxFeeMsat };
+}
+
+/** The assignment's payouts as its payout state machine says, with each kind's invoice attempts read from the log. */
+async function payoutsOf(deps: ApiDeps, assignment: AssignmentState): Promise<PayoutLine[]> {
+  const terms = assignment.terms!;
+  const escrow = (await loadAggregate(deps.store, invoiceDecider, invoiceStreamId(deps.preimages.escrow(terms.assignmentId).paymentHash))).state;
+  const attempts = { bonus: await payoutAttempts(deps, terms.assignmentId, 'bonus'), compensation: await payoutAttempts(deps, terms.assignmentId, 'compensation') };
+  return payoutLines({ assignment, escrow: escrow.status === 'none' ? null : escrow, attempts }, deps.nowMs());
+}
+
+/** The invoices logged for one payout kind, in the order they were tried (the outbox lists them by assignment). */
+async function payoutAttempts(deps: ApiDeps, assignmentId: string, kind: PayoutKind): Promise<InvoiceState[]> {
+  const rows = await sql<{ payment_hash: string }>`SELECT payment_hash FROM lightning_contributor_invoices
+    WHERE assignment_id = ${assignmentId} AND kind = ${kind} AND payment_hash IS NOT NULL ORDER BY attempt`.execute(deps.db);
+  const states: InvoiceState[] = [];
+  for (const row of rows.rows) {
+    const { state } = await loadAggregate(deps.store, invoiceDecider, invoiceStreamId(row.payment_hash));
+    if (state.status !== 'none') states.push(state);
+  }
+  return states;
 }
 
 async function escrowStatus(deps: ApiDeps, assignmentId: string): Promise<string> {
@@ -216,17 +250,13 @@ async function escrowStatus(deps: ApiDeps, assignmentId: string): Promise<string
 async function checkPayoutInvoice(deps: ApiDeps, terms: NonNullable<AssignmentState['terms']>, bolt11: string, amountMsat: bigint): Promise<void> {
   const contributor = (await loadAggregate(deps.store, contributorDecider, contributorStreamId(terms.contributorId))).state;
   if (contributor.status === 'none') throw new ApiError(404, 'CONTRIBUTOR_NOT_FOUND', `contributor ${terms.contributorId} is not registered`);
-  const decoded = await deps.lightning.node.decodeInvoice(bolt11).catch((error: unknown) => {
+  try {
+    const decoded = await deps.lightning.node.decodeInvoice(bolt11);
+    verifyPayoutInvoice(decoded, { amountMsat, destination: contributor.lightningNodePubkeyHex, nowMs: deps.nowMs(), minRemainingMs: MIN_INVOICE_REMAINING_MS, network: deps.lightning.network });
+  } catch (error) {
     if (error instanceof LightningError && !error.retryable) throw new ApiError(422, error.code, error.message);
     throw error;
-  });
-  const refuse = (code: string, detail: string): never => {
-    throw new ApiError(422, code, `${detail}; create a new invoice`);
-  };
-  if (decoded.amountMsat !== amountMsat) refuse('INVOICE_WRONG_AMOUNT', `the invoice asks ${String(decoded.amountMsat)} msat, the payout is ${amountMsat} msat`);
-  if (decoded.destination !== contributor.lightningNodePubkeyHex) refuse('INVOICE_WRONG_DESTINATION', `the invoice pays node ${decoded.destination}, the contributor registered ${contributor.lightningNodePubkeyHex}`);
-  if (decoded.network !== deps.lightning.network) refuse('INVOICE_WRONG_NETWORK', `the invoice is for ${decoded.network}, the coordinator runs on ${deps.lightning.network}`);
-  if (decoded.expiresAtMs - deps.nowMs() < MIN_INVOICE_REMAINING_MS) refuse('INVOICE_EXPIRES_TOO_SOON', `the invoice expires at ${decoded.expiresAtMs}`);
+  }
 }
 
 async function assignmentView(deps: ApiDeps, assignment: AssignmentState): Promise<unknown> {
@@ -245,11 +275,25 @@ async function assignmentView(deps: ApiDeps, assignment: AssignmentState): Promi
     dispute: assignment.dispute,
     verdict: assignment.verdict,
     resolution: assignment.resolution,
-    escrow: { paymentHash, status: invoice.status, bolt11: invoice.terms?.bolt11 ?? (await deps.holdInvoices.posted(terms.assignmentId)), preimageHex: released ? invoice.preimageHex : null },
-    // What a contributor must post an invoice for (PUT …/payout-invoices/:kind) to be paid.
-    payoutsDue: await Promise.all(
-      payoutsDue(deps, assignment, invoice.status).map(async (p) => ({ ...p, invoicePosted: (await deps.holdInvoices.postedPayout(terms.assignmentId, p.kind)) !== null })),
-    ),
+    escrow: {
+      paymentHash,
+      status: invoice.status,
+      bolt11: invoice.terms?.bolt11 ?? (await deps.holdInvoices.posted(terms.assignmentId)),
+      preimageHex: released ? invoice.preimageHex : null,
+      feeMsat: invoice.status === 'settled' ? invoice.feeMsat : null,
+    },
+    // Why a contributor's invoices were set aside, per kind: post a fresh one after fixing what the code names.
+    invoiceRefusals: assignment.invoiceRefusals,
+    // One line per payout the verdicts owe; an invoice-needed line takes PUT …/payout-invoices/:kind.
+    payouts: await Promise.all((await payoutsOf(deps, assignment)).map((line) => withPostedInvoice(deps, terms.assignmentId, line))),
+    reservation: { reservationId: assignmentReservationId(terms.assignmentId), worstCaseMsat: worstCaseCostMsat(terms) },
   });
+}
+
+/** An invoice-needed payout whose invoice the contributor has posted is 'due': the escrow engine will log and pay it. */
+async function withPostedInvoice(deps: ApiDeps, assignmentId: string, line: PayoutLine): Promise<PayoutLine> {
+  if (line.state !== 'invoice-needed' || line.kind === 'escrow') return line;
+  const posted = await deps.holdInvoices.postedPayout(assignmentId, line.kind, line.attempts);
+  return posted === null ? line : { ...line, state: 'due', reason: 'invoice posted; waiting for the escrow engine to pay it' };
 }
 

@@ -1,0 +1,311 @@
+// Settles one assignment's money from its latest state: deadlines, the escrow's opening, payout invoices and the budget release.
+
+import { sql, type Kysely } from 'kysely';
+import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, type AssignmentCommand, type AssignmentState } from '../../domain/assignment/index.js';
+import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
+import type { Command, Decider, Event } from '../../domain/decider.js';
+import { DomainError } from '../../domain/errors.js';
+import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type InvoiceState, type PayoutKind } from '../../domain/invoice/index.js';
+import { PAYOUT_CLAIM_WINDOW_MS } from '../../domain/limits.js';
+import { IdempotencyKeyReusedError } from '../../domain/ports/event-store-errors.js';
+import { LightningError, type CoordinatorNode } from '../../domain/ports/lightning.js';
+import type { EscrowReactionContext, PayoutInvoiceTerms, PayoutRequest } from '../../domain/reactions/escrow.js';
+import { assignmentReservationId, budgetRelease, payoutActions, payoutLines, type PayoutInputs } from '../../domain/reactions/payouts.js';
+import { runDecider, runStreamId, type EscrowPolicy, type RunCommand } from '../../domain/run/index.js';
+import { handleCommand, loadAggregate } from '../commands/command-handler.js';
+import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
+import { ContributorInvoiceCache, invoiceDigest, type ContributorInvoiceSource, type InvoiceRefusal } from './contributor-invoice-cache.js';
+import type { PreimageDeriver } from './preimages.js';
+import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice } from './verify-escrow-invoice.js';
+
+export type SettlerDeps = Readonly<{
+  store: PostgresEventStore;
+  node: CoordinatorNode;
+  invoices: ContributorInvoiceSource;
+  preimages: PreimageDeriver;
+  nowMs: () => number;
+  newEventId: () => string;
+  network: string;
+  /** A command the deciders refused: a race the log already settled, or a refusal worth an operator's look. */
+  onRefused?: (command: Command, error: DomainError) => void;
+}>;
+
+/** How soon an assignment waiting for a contributor's invoice is looked at again. */
+export const INVOICE_RECHECK_MS = 5_000;
+/** How soon an assignment whose money moves by events alone is looked at again, in case an event's reaction was lost to a crash. */
+export const IDLE_RECHECK_MS = 60_000;
+/** Pending assignments settled per sweep: bounds one pass, and rescheduling rotates the rest to the front. */
+export const MAX_SETTLED_PER_SWEEP = 200;
+
+type MoneyView = PayoutInputs & Readonly<{ assignmentId: string }>;
+type Progress = { appended: number; waiting: boolean };
+const AWAITED = Object.freeze({ paymentHash: '0'.repeat(64), bolt11: 'awaited', expiresAtMs: 0 });
+
+export class AssignmentSettler {
+  private readonly cache: ContributorInvoiceCache;
+  /** Escrow policies are fixed when a run opens, so they are read once per run. */
+  private readonly policies = new Map<string, EscrowPolicy>();
+
+  constructor(private readonly deps: SettlerDeps) {
+    this.cache = new ContributorInvoiceCache(deps.store.db as Kysely<any>, deps.invoices, deps.node, deps.network);
+  }
+
+  private get db(): Kysely<any> {
+    return this.deps.store.db as Kysely<any>;
+  }
+
+  /** Settles the pending assignments whose next check is due, oldest first; returns how many commands were appended. */
+  async sweep(): Promise<number> {
+    const rows = await sql<{ assignment_id: string }>`SELECT assignment_id FROM lightning_pending_assignments
+      WHERE next_check_at_ms <= ${String(this.deps.nowMs())} ORDER BY next_check_at_ms, assignment_id LIMIT ${MAX_SETTLED_PER_SWEEP}`.execute(this.db);
+    let appended = 0;
+    for (const row of rows.rows) appended += await this.settle(row.assignment_id);
+    return appended;
+  }
+
+  /**
+   * Brings one assignment's money as far as it can go now, from its latest state. Level-
+   * triggered: every step is keyed by what it does, so settling twice issues nothing new.
+   */
+  async settle(assignmentId: string): Promise<number> {
+    const nowMs = this.deps.nowMs();
+    let view = await this.view(assignmentId);
+    const terms = view.assignment.terms;
+    if (terms === null) return this.forget(assignmentId);
+    const progress: Progress = { appended: 0, waiting: false };
+    if (view.assignment.status === 'assigned' && nowMs > terms.deadlineMs) {
+      progress.appended += await this.assignmentCommand('ExpireAssignment', { assignmentId }, `expire:${assignmentId}`);
+    }
+    if (progress.appended > 0) view = await this.view(assignmentId);
+    await this.openEscrow(view, progress);
+    await this.payouts(await this.view(assignmentId), progress);
+    view = await this.view(assignmentId);
+    const release = budgetRelease(view, nowMs);
+    if (release !== null) {
+      const reservationId = assignmentReservationId(assignmentId);
+      const data = { runId: terms.runId, reservationId, spentMsat: release.spentMsat };
+      progress.appended += await this.command(runDecider, runStreamId(terms.runId), { type: 'ReleaseBudget', data } as RunCommand, `release:${assignmentId}`);
+      return progress.appended + (await this.forget(assignmentId));
+    }
+    await this.reschedule(view, progress.waiting, nowMs);
+    return progress.appended;
+  }
+
+  private async view(assignmentId: string): Promise<MoneyView> {
+    const assignment = (await loadAggregate(this.deps.store, assignmentDecider, assignmentStreamId(assignmentId))).state;
+    const escrowState = (await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(this.deps.preimages.escrow(assignmentId).paymentHash))).state;
+    const attempts = { bonus: await this.attempts(assignmentId, 'bonus'), compensation: await this.attempts(assignmentId, 'compensation') };
+    return { assignmentId, assignment, escrow: escrowState.status === 'none' ? null : escrowState, attempts };
+  }
+
+  /** The logged invoices of a payout kind, in attempt order; a cached invoice not logged yet is the next attempt. */
+  private async attempts(assignmentId: string, kind: PayoutKind): Promise<InvoiceState[]> {
+    const states: InvoiceState[] = [];
+    for (const hash of await this.cache.attemptHashes(assignmentId, kind)) {
+      const { state } = await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(hash));
+      if (state.status !== 'none') states.push(state);
+    }
+    return states;
+  }
+
+  /** While work is under way and no escrow exists, asks for the contributor's hold invoice, checks it and logs it. */
+  private async openEscrow(view: MoneyView, progress: Progress): Promise<void> {
+    const { assignment } = view;
+    const terms = assignment.terms!;
+    if (view.escrow !== null || !['assigned', 'submitted'].includes(assignment.status)) return;
+    if ((assignment.invoiceRefusals.escrow?.count ?? 0) >= MAX_INVOICE_REFUSALS) return;
+    const policy = await this.policy(terms.runId);
+    const nodeKey = await this.nodeKey(terms.contributorId);
+    if (policy === null || nodeKey === null) return;
+    const { paymentHash } = this.deps.preimages.escrow(terms.assignmentId);
+    const request = { assignmentId: terms.assignmentId, contributorId: terms.contributorId, paymentHash, amountMsat: terms.baseRewardMsat, expirySec: policy.invoiceExpirySec, cltvDelta: policy.cltvDeltaBlocks };
+    const bolt11 = await this.deps.invoices.holdInvoice(request);
+    if (bolt11 === null) {
+      progress.waiting = true;
+      return;
+    }
+    const nowMs = this.deps.nowMs();
+    const checked = await this.checkHoldInvoice(bolt11, { paymentHash, amountMsat: terms.baseRewardMsat, destination: nodeKey, nowMs, minRemainingMs: MIN_INVOICE_REMAINING_MS, maxCltvDelta: policy.cltvDeltaBlocks, network: this.deps.network });
+    if ('code' in checked) {
+      progress.appended += await this.refuse(view, 'escrow', 0, checked);
+      progress.waiting = true;
+      return;
+    }
+    const height = await this.deps.node.blockHeight();
+    const data = { paymentHash, kind: 'escrow' as const, assignmentId: terms.assignmentId, runId: terms.runId, contributorId: terms.contributorId, amountMsat: terms.baseRewardMsat, bolt11, expiresAtMs: checked.expiresAtMs, cltvExpiryHeight: height + checked.cltvDelta, maxFeeMsat: terms.maxFeeMsat };
+    const outcome = await this.invoiceCommand({ type: 'OpenInvoice', data, metadata: { nowMs } }, `escrow-open:${terms.assignmentId}`);
+    if (outcome instanceof DomainError) {
+      progress.appended += await this.refuse(view, 'escrow', 0, { code: outcome.code, message: outcome.message, bolt11 });
+      progress.waiting = true;
+      return;
+    }
+    progress.appended += outcome;
+  }
+
+  private async checkHoldInvoice(bolt11: string, expected: Parameters<typeof verifyEscrowInvoice>[1]): Promise<{ expiresAtMs: number; cltvDelta: number } | InvoiceRefusal> {
+    try {
+      const decoded = await this.deps.node.decodeInvoice(bolt11);
+      verifyEscrowInvoice(decoded, expected);
+      return decoded;
+    } catch (error) {
+      if (error instanceof LightningError && !error.retryable) return { code: error.code, message: error.message, bolt11 };
+      throw error;
+    }
+  }
+
+  /**
+   * Opens an invoice for every payout that needs one and has it, abandons payouts whose attempts
+   * ran out, and abandons payouts left unclaimed past the claim window. The pure rules want
+   * invoices synchronously: run once to learn which attempts they need, fetch those, run again.
+   */
+  private async payouts(view: MoneyView, progress: Progress): Promise<void> {
+    const terms = view.assignment.terms!;
+    const wanted: PayoutRequest[] = [];
+    payoutActions(view, this.context(() => AWAITED, wanted));
+    const known = new Map<string, PayoutInvoiceTerms>();
+    const nodeKey = wanted.length > 0 ? await this.nodeKey(terms.contributorId) : null;
+    for (const request of wanted) {
+      if (nodeKey === null) continue;
+      const fetched = await this.cache.payout(request, nodeKey, this.deps.nowMs());
+      if (fetched.status === 'ready') known.set(attemptKey(request), fetched.terms);
+      if (fetched.status === 'refused') progress.appended += await this.refuse(view, request.kind, request.attempt, fetched.refusal);
+    }
+    const actions = payoutActions(view, this.context((r) => known.get(attemptKey(r)) ?? AWAITED, []));
+    for (const command of actions.open) {
+      if (command.type !== 'OpenInvoice' || command.data.paymentHash === AWAITED.paymentHash) {
+        progress.waiting = true;
+        continue;
+      }
+      const request = wanted.find((r) => known.get(attemptKey(r))?.paymentHash === command.data.paymentHash)!;
+      const outcome = await this.invoiceCommand(command, `payout-open:${attemptKey(request)}`);
+      if (outcome instanceof DomainError) {
+        // The log refused it (a payment hash used elsewhere, say): set it aside like any bad invoice.
+        await this.cache.forget(request, command.data.bolt11);
+        progress.appended += await this.refuse(view, request.kind, request.attempt, { code: outcome.code, message: outcome.message, bolt11: command.data.bolt11 });
+        progress.waiting = true;
+      } else progress.appended += outcome;
+    }
+    for (const kind of actions.exhausted) progress.appended += await this.abandon(view, kind, 'PAYOUT_ATTEMPTS_EXHAUSTED', 'every invoice tried for this payout failed or expired unpaid');
+    if (progress.waiting) progress.appended += await this.abandonUnclaimed(view);
+  }
+
+  /** A payout that has waited for the contributor's invoice longer than the claim window is given up, so its budget returns. */
+  private async abandonUnclaimed(view: MoneyView): Promise<number> {
+    const since = await this.invoiceNeededSince(view.assignmentId);
+    if (since === null || this.deps.nowMs() - since <= PAYOUT_CLAIM_WINDOW_MS) return 0;
+    let appended = 0;
+    for (const line of payoutLines(view, this.deps.nowMs())) {
+      if (line.state !== 'invoice-needed' || line.kind === 'escrow') continue;
+      appended += await this.abandon(view, line.kind, 'PAYOUT_UNCLAIMED', `no usable ${line.kind} invoice was posted within ${PAYOUT_CLAIM_WINDOW_MS} ms`);
+    }
+    return appended;
+  }
+
+  private abandon(view: MoneyView, kind: PayoutKind, code: string, message: string): Promise<number> {
+    return this.assignmentCommand('AbandonPayout', { assignmentId: view.assignmentId, kind, code, message }, `payout-abandon:${view.assignmentId}:${kind}`);
+  }
+
+  /** Records why a contributor's invoice was set aside, where the contributor sees it, and drops it so a fresh one can be posted. */
+  private async refuse(view: MoneyView, kind: 'escrow' | PayoutKind, attempt: number, refusal: InvoiceRefusal): Promise<number> {
+    await this.deps.invoices.discardInvoice({ assignmentId: view.assignmentId, kind, attempt, bolt11: refusal.bolt11 });
+    const data = { assignmentId: view.assignmentId, kind, code: refusal.code.slice(0, 64), message: refusal.message.slice(0, 1024) };
+    const appended = await this.assignmentCommand('RecordInvoiceRefused', data, `invoice-refused:${view.assignmentId}:${kind}:${invoiceDigest(refusal.bolt11)}`);
+    if (kind !== 'escrow' && (view.assignment.invoiceRefusals[kind]?.count ?? 0) + 1 >= MAX_INVOICE_REFUSALS) {
+      return appended + (await this.abandon(view, kind, 'PAYOUT_INVOICES_REFUSED', `${MAX_INVOICE_REFUSALS} ${kind} invoices were refused`));
+    }
+    return appended;
+  }
+
+  private context(lookup: EscrowReactionContext['payoutInvoice'], wanted: PayoutRequest[]): EscrowReactionContext {
+    return {
+      nowMs: this.deps.nowMs(),
+      escrowPreimageHex: (assignmentId) => this.deps.preimages.escrow(assignmentId).preimageHex,
+      payoutInvoice: (request) => {
+        wanted.push(request);
+        return lookup(request);
+      },
+    };
+  }
+
+  /** The next time this assignment needs a look: its deadline, its dispute window's end, an awaited invoice, or an idle recheck. */
+  private async reschedule(view: MoneyView, waiting: boolean, nowMs: number): Promise<void> {
+    const { assignment } = view;
+    const times = [nowMs + (waiting ? INVOICE_RECHECK_MS : IDLE_RECHECK_MS)];
+    if (assignment.status === 'assigned' && assignment.terms) times.push(assignment.terms.deadlineMs + 1);
+    if (assignment.status === 'rejected' && assignment.rejection) times.push(assignment.rejection.disputeDeadlineMs + 1);
+    const needsInvoice = payoutLines(view, nowMs).some((line) => line.state === 'invoice-needed');
+    const since = needsInvoice ? ((await this.invoiceNeededSince(view.assignmentId)) ?? nowMs) : null;
+    if (since !== null) times.push(since + PAYOUT_CLAIM_WINDOW_MS + 1);
+    const next = Math.max(nowMs + 1, Math.min(...times));
+    await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms, invoice_needed_since_ms)
+      VALUES (${view.assignmentId}, ${String(next)}, ${since === null ? null : String(since)})
+      ON CONFLICT (assignment_id) DO UPDATE SET next_check_at_ms = excluded.next_check_at_ms, invoice_needed_since_ms = excluded.invoice_needed_since_ms`.execute(this.db);
+  }
+
+  private async invoiceNeededSince(assignmentId: string): Promise<number | null> {
+    const rows = await sql<{ since: string | null }>`SELECT invoice_needed_since_ms AS since FROM lightning_pending_assignments WHERE assignment_id = ${assignmentId}`.execute(this.db);
+    const since = rows.rows[0]?.since;
+    return since === null || since === undefined ? null : Number(since);
+  }
+
+  private async forget(assignmentId: string): Promise<number> {
+    await sql`DELETE FROM lightning_pending_assignments WHERE assignment_id = ${assignmentId}`.execute(this.db);
+    return 0;
+  }
+
+  private async policy(runId: string): Promise<EscrowPolicy | null> {
+    const known = this.policies.get(runId);
+    if (known) return known;
+    const run = (await loadAggregate(this.deps.store, runDecider, runStreamId(runId))).state;
+    if (run.status === 'none') return null;
+    this.policies.set(runId, run.escrowPolicy);
+    return run.escrowPolicy;
+  }
+
+  private async nodeKey(contributorId: string): Promise<string | null> {
+    const contributor = (await loadAggregate(this.deps.store, contributorDecider, contributorStreamId(contributorId))).state;
+    return contributor.status === 'none' ? null : contributor.lightningNodePubkeyHex;
+  }
+
+  private assignmentCommand<T extends AssignmentCommand['type']>(type: T, data: Extract<AssignmentCommand, { type: T }>['data'], key: string): Promise<number> {
+    const command = { type, data, metadata: { nowMs: this.deps.nowMs() } } as AssignmentCommand;
+    return this.command(assignmentDecider, assignmentStreamId(data.assignmentId), command, key);
+  }
+
+  /** Returns the refusal instead of counting it: an invoice the log refuses must be set aside, not retried. */
+  private async invoiceCommand(command: InvoiceCommand, key: string): Promise<number | DomainError> {
+    try {
+      return await this.append(invoiceDecider, invoiceStreamId(command.data.paymentHash), command, key);
+    } catch (error) {
+      if (error instanceof DomainError) return error;
+      throw error;
+    }
+  }
+
+  private async command<C extends Command, E extends Event, S>(decider: Decider<C, E, S>, streamId: string, command: C, key: string): Promise<number> {
+    try {
+      return await this.append(decider, streamId, command, key);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      this.deps.onRefused?.(command, error);
+      return 0;
+    }
+  }
+
+  /** Appends under an intent key; another process that already did the same thing (with its own clock or block height) counts as done. */
+  private async append<C extends Command, E extends Event, S>(decider: Decider<C, E, S>, streamId: string, command: C, key: string): Promise<number> {
+    try {
+      const outcome = await handleCommand(this.deps.store, decider, streamId, command, { newEventId: this.deps.newEventId, idempotencyKey: key });
+      return outcome.status === 'appended' ? 1 : 0;
+    } catch (error) {
+      if (error instanceof IdempotencyKeyReusedError) return 0;
+      throw error;
+    }
+  }
+}
+
+function attemptKey(request: Pick<PayoutRequest, 'assignmentId' | 'kind' | 'attempt'>): string {
+  return `${request.assignmentId}:${request.kind}:${request.attempt}`;
+}
+
+export type { AssignmentState };
