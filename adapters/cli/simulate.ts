@@ -26,6 +26,8 @@ export type SimulationOptions = Readonly<{
   seed: string;
   /** Longest wait for verdicts and settlements of one round. */
   roundTimeoutMs: number;
+  /** The run's dispute window; rejections nobody disputed are final (and their budget released) once it closes. */
+  disputeWindowMs?: number;
   progress: (line: string) => void;
 }>;
 
@@ -37,8 +39,13 @@ export type SimulationSummary = Readonly<{
   disputesByOutcome: Record<string, number>;
   satsPaid: number;
   subsidyRatio: number | null;
+  /** Still reserved when the simulation ends: 0 once every assignment is final and released its budget. */
+  reservedMsat: bigint;
+  spentMsat: bigint;
   assignmentIds: readonly string[];
 }>;
+
+export const DEFAULT_SIMULATION_DISPUTE_WINDOW_MS = 20_000;
 
 /** Bounds, so a typo cannot start a simulation that never ends. */
 /** quietMs: longer than the escrow loop's poll interval, so "nothing moved" means nothing is about to. */
@@ -62,7 +69,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationSu
       runId, stepGraphDigest: step.graphDigest, initialCheckpointDigest: initialDigest, shards: mnistShardDigests().slice(0, 19),
       rewardPolicy: { baseRewardMsat: '1000000', maxBonusMsat: '200000' },
       verificationPolicy: { replayProbability: 1, maxGradientNorm: 50, minRelativeImprovement: 0.004 },
-      escrowPolicy: { cltvDeltaBlocks: 144, invoiceExpirySec: 3600, disputeWindowMs: 86_400_000, assignmentTimeoutMs: 3_600_000 },
+      // A short dispute window, so undisputed rejections become final (and release their budget) before the simulation ends.
+      escrowPolicy: { cltvDeltaBlocks: 144, invoiceExpirySec: 3600, disputeWindowMs: options.disputeWindowMs ?? DEFAULT_SIMULATION_DISPUTE_WINDOW_MS, assignmentTimeoutMs: 3_600_000 },
     });
     await staff.fundRun(runId, { fundingId: 'customer-1', source: 'customer', amountMsat: String(options.contributors * options.steps * 1_400_000) });
     await staff.fundRun(runId, { fundingId: 'subsidy-1', source: 'subsidy', amountMsat: String(options.contributors * options.steps * 600_000) });
@@ -199,7 +207,12 @@ async function summarize(options: SimulationOptions, staff: StaffClient, runId: 
     if (v.rejection) rejectedByReason[v.rejection.reasonCode] = (rejectedByReason[v.rejection.reasonCode] ?? 0) + 1;
     if (v.resolution) disputesByOutcome[v.resolution.resolution] = (disputesByOutcome[v.resolution.resolution] ?? 0) + 1;
   }
+  // Every reservation returns once its assignment is final: paid, forfeited, or past its dispute window.
+  const windowMs = options.disputeWindowMs ?? DEFAULT_SIMULATION_DISPUTE_WINDOW_MS;
+  options.progress(`simulate: waiting for every reservation to be released (undisputed rejections are final after the ${windowMs} ms dispute window)`);
+  await waitUntil({ ...options, roundTimeoutMs: options.roundTimeoutMs + windowMs }, 'every reservation to be released', async () => BigInt((await staff.getRun(runId)).reservedMsat) === 0n);
   await waitUntilQuiet(options);
+  const run = await staff.getRun(runId);
   const runMetrics = ((await staff.metricsByRun()) as { runId: string; rewardsPaidMsat: string; subsidyRatio: number | null }[]).find((m) => m.runId === runId);
   return {
     runId,
@@ -209,6 +222,8 @@ async function summarize(options: SimulationOptions, staff: StaffClient, runId: 
     disputesByOutcome,
     satsPaid: Number(BigInt(runMetrics?.rewardsPaidMsat ?? '0') / 1000n),
     subsidyRatio: runMetrics?.subsidyRatio ?? null,
+    reservedMsat: BigInt(run.reservedMsat),
+    spentMsat: BigInt(run.spentMsat),
     assignmentIds,
   };
 }
@@ -245,6 +260,8 @@ export function formatSummary(summary: SimulationSummary): string {
     ...Object.entries(summary.rejectedByReason).map(([reason, n]): [string, string] => [`rejected: ${reason}`, String(n)]),
     ...Object.entries(summary.disputesByOutcome).map(([outcome, n]): [string, string] => [`disputes ${outcome}`, String(n)]),
     ['sats paid', summary.satsPaid.toLocaleString('en-US')],
+    ['budget spent (msat)', summary.spentMsat.toLocaleString('en-US')],
+    ['still reserved (msat)', summary.reservedMsat.toLocaleString('en-US')],
     ['subsidy ratio', summary.subsidyRatio === null ? 'n/a (no revenue)' : summary.subsidyRatio.toFixed(3)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -5,12 +5,12 @@ import { pathToFileURL } from 'node:url';
 import { failStart, startCommand } from '../main.js';
 import { failWorker, replayWorkerCommand } from '../replay-worker-main.js';
 import { StaffClient } from '../client/trainledger-client.js';
-import { formatSummary, simulate } from './simulate.js';
+import { DEFAULT_SIMULATION_DISPUTE_WINDOW_MS, formatSummary, simulate } from './simulate.js';
 
 const USAGE = `usage: trainledger <command> [flags]
   start            the whole system, embedded (flags: --port --host --data-dir --database-url)
   replay-worker    replay workers alone (flags: --database-url --data-dir --provider --threads --workers --lease-ms --validator)
-  simulate         drive a real run over HTTP: --contributors N --steps S --cheaters FRACTION [--disputes FRACTION] [--url URL] [--seed N]
+  simulate         drive a real run over HTTP: --contributors N --steps S --cheaters FRACTION [--disputes FRACTION] [--dispute-window-ms MS] [--url URL] [--seed N]
   export           the log as NDJSON on stdout: [--url URL] [--after TX:POS]
 staff commands read the coordinator key from TRAINLEDGER_ADMIN_KEY or --admin-key-file (default ./data/admin-key)`;
 
@@ -45,7 +45,7 @@ async function adminKey(flags: Flags): Promise<string> {
 }
 
 async function simulateCommand(argv: readonly string[]): Promise<void> {
-  const flags = parseFlags(argv, ['contributors', 'steps', 'cheaters', 'disputes', 'url', 'seed', 'admin-key-file', 'timeout-ms']);
+  const flags = parseFlags(argv, ['contributors', 'steps', 'cheaters', 'disputes', 'url', 'seed', 'admin-key-file', 'timeout-ms', 'dispute-window-ms']);
   const summary = await simulate({
     baseUrl: flags.get('url') ?? 'http://127.0.0.1:8080',
     adminKey: await adminKey(flags),
@@ -55,6 +55,7 @@ async function simulateCommand(argv: readonly string[]): Promise<void> {
     disputeShare: fraction(flags, 'disputes', 0.5),
     seed: flags.get('seed') ?? '1',
     roundTimeoutMs: Number(flags.get('timeout-ms') ?? 120_000),
+    disputeWindowMs: Number(flags.get('dispute-window-ms') ?? DEFAULT_SIMULATION_DISPUTE_WINDOW_MS),
     progress: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${formatSummary(summary)}\n`);

@@ -28,6 +28,8 @@ export type SettlerDeps = Readonly<{
   network: string;
   /** A command the deciders refused: a race the log already settled, or a refusal worth an operator's look. */
   onRefused?: (command: Command, error: DomainError) => void;
+  /** Pending assignments settled per sweep (MAX_SETTLED_PER_SWEEP unless a test wants rotation visible). */
+  sweepBatchSize?: number;
 }>;
 
 /** How soon an assignment waiting for a contributor's invoice is looked at again. */
@@ -57,7 +59,7 @@ export class AssignmentSettler {
   /** Settles the pending assignments whose next check is due, oldest first; returns how many commands were appended. */
   async sweep(): Promise<number> {
     const rows = await sql<{ assignment_id: string }>`SELECT assignment_id FROM lightning_pending_assignments
-      WHERE next_check_at_ms <= ${String(this.deps.nowMs())} ORDER BY next_check_at_ms, assignment_id LIMIT ${MAX_SETTLED_PER_SWEEP}`.execute(this.db);
+      WHERE next_check_at_ms <= ${String(this.deps.nowMs())} ORDER BY next_check_at_ms, assignment_id LIMIT ${this.deps.sweepBatchSize ?? MAX_SETTLED_PER_SWEEP}`.execute(this.db);
     let appended = 0;
     for (const row of rows.rows) appended += await this.settle(row.assignment_id);
     return appended;
@@ -84,7 +86,7 @@ export class AssignmentSettler {
     if (release !== null) {
       const reservationId = assignmentReservationId(assignmentId);
       const data = { runId: terms.runId, reservationId, spentMsat: release.spentMsat };
-      progress.appended += await this.command(runDecider, runStreamId(terms.runId), { type: 'ReleaseBudget', data } as RunCommand, `release:${assignmentId}`);
+      progress.appended += await this.command(runDecider, runStreamId(terms.runId), { type: 'ReleaseBudget', data, metadata: { nowMs: this.deps.nowMs() } } as RunCommand, `release:${assignmentId}`);
       return progress.appended + (await this.forget(assignmentId));
     }
     await this.reschedule(view, progress.waiting, nowMs);
@@ -134,12 +136,18 @@ export class AssignmentSettler {
     const height = await this.deps.node.blockHeight();
     const data = { paymentHash, kind: 'escrow' as const, assignmentId: terms.assignmentId, runId: terms.runId, contributorId: terms.contributorId, amountMsat: terms.baseRewardMsat, bolt11, expiresAtMs: checked.expiresAtMs, cltvExpiryHeight: height + checked.cltvDelta, maxFeeMsat: terms.maxFeeMsat };
     const outcome = await this.invoiceCommand({ type: 'OpenInvoice', data, metadata: { nowMs } }, `escrow-open:${terms.assignmentId}`);
+    // Another process opened the same invoice first (its block height differed): that is this step done, not a bad invoice.
+    if (outcome instanceof DomainError && (await this.escrowInvoice(paymentHash)) === bolt11) return;
     if (outcome instanceof DomainError) {
       progress.appended += await this.refuse(view, 'escrow', 0, { code: outcome.code, message: outcome.message, bolt11 });
       progress.waiting = true;
       return;
     }
     progress.appended += outcome;
+  }
+
+  private async escrowInvoice(paymentHash: string): Promise<string | null> {
+    return (await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(paymentHash))).state.terms?.bolt11 ?? null;
   }
 
   private async checkHoldInvoice(bolt11: string, expected: Parameters<typeof verifyEscrowInvoice>[1]): Promise<{ expiresAtMs: number; cltvDelta: number } | InvoiceRefusal> {

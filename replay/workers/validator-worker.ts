@@ -122,7 +122,8 @@ export class ValidatorWorker {
       this.deps,
     ).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
     if (judgement instanceof Error) return this.skip(pass, skipped, errorCode(judgement), judgement.message);
-    await this.record(assignmentId, gradientDigest, judgement, context.run.rewardPolicy.maxBonusMsat);
+    // The assignment's own bound, not the policy's: it is what was reserved (none when the budget could not cover a bonus).
+    await this.record(assignmentId, gradientDigest, judgement, terms.maxBonusMsat);
     pass.judged += 1;
     if (judgement.verdict === 'accepted') pass.accepted += 1;
     else pass.rejected += 1;
@@ -175,7 +176,7 @@ function errorCode(error: Error): string {
   return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'JUDGE_FAILED';
 }
 
-/** The bonus is the quality score's share of the policy's maximum, rounded down to the msat. */
+/** The bonus is the quality score's share of the assignment's reserved maximum, rounded down to the msat. */
 export function bonusFor(qualityScore: number, maxBonusMsat: bigint): bigint {
   const scaled = BigInt(Math.floor(Math.min(1, Math.max(0, qualityScore)) * Number(SCORE_SCALE)));
   return (maxBonusMsat * scaled) / SCORE_SCALE;

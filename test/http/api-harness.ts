@@ -90,7 +90,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
    * A funded softmax-regression run on mnist shards with its initial checkpoint uploaded, a registered
    * contributor, and one assignment to them. Returns what tests need to submit against it.
    */
-  async function seedRun(runId: string, who: SignedContributor, assignmentId: string) {
+  async function seedRun(runId: string, who: SignedContributor, assignmentId: string, fundingMsat = '100000000') {
     const step = referenceStep('softmax-regression');
     const initial = encodeCheckpoint(step.model, initialParameters(step.model, '1'));
     const expectStatus = (response: { statusCode: number; body: string }, status: number) => {
@@ -104,7 +104,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
       verificationPolicy: { replayProbability: 1, maxGradientNorm: 50, minRelativeImprovement: 0.001 },
       escrowPolicy: { cltvDeltaBlocks: 144, invoiceExpirySec: 3600, disputeWindowMs: 86_400_000, assignmentTimeoutMs: 3_600_000 },
     } }), 201);
-    expectStatus(await staff('coordinator', { method: 'POST', url: `/v1/runs/${runId}/fundings`, payload: { fundingId: 'f1', source: 'customer', amountMsat: '100000000' } }), 201);
+    expectStatus(await staff('coordinator', { method: 'POST', url: `/v1/runs/${runId}/fundings`, payload: { fundingId: 'f1', source: 'customer', amountMsat: fundingMsat } }), 201);
     const registered = await signed(who, { method: 'POST', url: '/v1/contributors', json: { contributorId: who.contributorId, signingPublicKeyHex: who.publicKeyHex, lightningNodePubkeyHex: who.nodeKeyHex } });
     if (registered.statusCode !== 201 && registered.statusCode !== 200) throw new Error(`seedRun: register ${registered.statusCode} ${registered.body}`);
     expectStatus(await staff('coordinator', { method: 'POST', url: '/v1/assignments', payload: { assignmentId, runId, contributorId: who.contributorId, step: 1, shardId: 'mnist-00', batchIndex: 0, seed: '42' } }), 201);

@@ -36,6 +36,14 @@ afterAll(async () => {
 const escrowInvoiceOf = (assignmentId: string) => events.find((e) => e.type === 'InvoiceOpened' && e.data.kind === 'escrow' && e.data.assignmentId === assignmentId)!;
 
 describe('a small simulation over a real socket', () => {
+  it('ends with every assignment final and every reservation released: nothing is left reserved, nothing overspent', () => {
+    expect(summary.reservedMsat).toBe(0n);
+    const released = events.filter((e) => e.type === 'BudgetReleased' && e.data.runId === summary.runId);
+    expect(new Set(released.map((e) => e.data.assignmentId))).toEqual(new Set(summary.assignmentIds));
+    for (const e of released) expect(BigInt(e.data.spentMsat)).toBeLessThanOrEqual(BigInt(e.data.reservedMsat));
+    expect(released.reduce((sum, e) => sum + BigInt(e.data.spentMsat), 0n)).toBe(summary.spentMsat);
+  });
+
   it('accepts the honest contributors and rejects every cheater with a reason; disputes of cheats are upheld', () => {
     expect(summary.assignments).toBe(8);
     expect(summary.accepted).toBe(4);

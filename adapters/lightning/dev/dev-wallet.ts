@@ -1,7 +1,7 @@
 // A contributor's simulated wallet (ContributorWallet port): hold and plain invoices signed with its own dev key.
 
 import { createHash } from 'node:crypto';
-import type { ContributorWallet, HoldInvoiceState } from '../../../domain/ports/lightning.js';
+import { LightningError, type ContributorWallet, type HoldInvoiceState } from '../../../domain/ports/lightning.js';
 import { encodeRequest } from './bolt11.js';
 import type { DevNodeRef } from './dev-faults.js';
 import { assertHashUnused, cancel, holdView, requireHash, settle, validateNewInvoice, type NewInvoice } from './dev-invoices.js';
@@ -68,6 +68,20 @@ export class DevContributorWallet implements ContributorWallet {
 
   cancelHoldInvoice(paymentHash: string): Promise<void> {
     return this.runtime.exclusive(this.node, () => cancel(this.runtime.state, this.name, paymentHash));
+  }
+
+  /**
+   * As LND's DeleteCanceledInvoice: forgets a canceled invoice so its hash can back a fresh one,
+   * which is how a contributor replaces a hold invoice the coordinator refused (the escrow's hash is fixed).
+   */
+  deleteCanceledInvoice(paymentHash: string): Promise<void> {
+    return this.runtime.exclusive(this.node, () => {
+      requireHash(paymentHash);
+      const invoice = this.invoices().get(paymentHash);
+      if (invoice === undefined) return;
+      if (invoice.status !== 'canceled') throw new LightningError('INVOICE_NOT_CANCELED', `invoice ${paymentHash} is ${invoice.status}; only a canceled invoice can be deleted`, false);
+      this.invoices().delete(paymentHash);
+    });
   }
 
   private invoices(): Map<string, DevInvoice> {
