@@ -39,11 +39,13 @@ export class EscrowEngine {
   }
 
   /**
-   * Takes the lease (waiting while another process holds it), then runs rounds of: react to new
-   * events, settle assignments whose deadline or recheck is due, refresh the outbox, perform every
-   * unfinished intent; until a round changes nothing or the round limit ends the pass. At
-   * start-up this is the reconciler: whatever a crash interrupted is asked of the node again
-   * and brought to a final state.
+   * Takes the lease (waiting while another process holds it), then runs rounds of: react to one
+   * bounded batch of new events, settle assignments whose deadline or recheck is due, refresh the
+   * outbox, perform the next batch of unfinished intents; until a round changes nothing, the round
+   * limit ends the pass, or a stop is requested. Reading, deciding and paying interleave in
+   * bounded batches, so under a sustained append rate payments still go out every round instead
+   * of waiting for the log to fall quiet. At start-up this is the reconciler: whatever a crash
+   * interrupted is asked of the node again and brought to a final state.
    */
   async runUntilQuiet(stopped: () => boolean = () => false): Promise<QuietReport> {
     if (!(await this.lease.acquire(stopped))) return { rounds: 0, reactedEvents: 0, outcomesRecorded: 0, settled: 0, quiet: false };
@@ -51,8 +53,9 @@ export class EscrowEngine {
     let outcomesRecorded = 0;
     let settled = 0;
     for (let round = 1; round <= MAX_ESCROW_ROUNDS; round += 1) {
+      if (stopped()) return { rounds: round - 1, reactedEvents, outcomesRecorded, settled, quiet: false };
       await this.lease.check();
-      const reacted = await this.react();
+      const reacted = await this.reactOnce();
       const swept = await this.reactor.sweep();
       await this.outbox.catchUp();
       const recorded = await this.dispatcher.dispatchOnce();
@@ -70,17 +73,13 @@ export class EscrowEngine {
     await this.lease.release();
   }
 
-  /** Feeds the reactor every event after its checkpoint; the checkpoint moves only after a batch is handled. */
-  private async react(): Promise<number> {
+  /** Feeds the reactor the next batch after its checkpoint; the checkpoint moves only after the batch is handled. */
+  private async reactOnce(): Promise<number> {
     const { store } = this.deps;
-    let handled = 0;
-    for (let after = await store.loadCheckpoint(ESCROW_REACTOR_SUBSCRIPTION); ; ) {
-      const batch = await store.readAll({ after, maxCount: ESCROW_REACT_BATCH });
-      if (batch.length === 0) return handled;
-      await this.reactor.handle(batch);
-      after = batch[batch.length - 1]!.position;
-      await store.saveCheckpoint(ESCROW_REACTOR_SUBSCRIPTION, after);
-      handled += batch.length;
-    }
+    const batch = await store.readAll({ after: await store.loadCheckpoint(ESCROW_REACTOR_SUBSCRIPTION), maxCount: ESCROW_REACT_BATCH });
+    if (batch.length === 0) return 0;
+    await this.reactor.handle(batch);
+    await store.saveCheckpoint(ESCROW_REACTOR_SUBSCRIPTION, batch[batch.length - 1]!.position);
+    return batch.length;
   }
 }

@@ -1,5 +1,6 @@
 // Regression tests for the money path (issue 11), on PGlite and PostgreSQL: one bad input never stops escrow, no run is overdrawn, every payout reaches a final state.
 
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DevContributorWallet } from '../../adapters/lightning/dev/dev-wallet.js';
@@ -254,5 +255,35 @@ describe.each(MONEY_ENGINES)('the money path on %s', (engine) => {
     await second.runUntilQuiet();
     expect((await w.streamTypes(`invoice-${w.escrowHash('a-1')}`)).at(-1)).toBe('InvoiceSettled');
     expect((await w.events('InvoiceSettled')).length).toBe(1);
+  });
+});
+
+describe.each(MONEY_ENGINES)('liveness under load on %s (issue 12)', (engine) => {
+  it('defect 1: locks and settles escrow while the log never falls quiet: reading, deciding and paying interleave in bounded batches', async () => {
+    w = await moneyWorld(engine, { devAnswers: ['bob'] });
+    await w.register('bob');
+    await w.assign('a-1', 'bob');
+    await w.submit('a-1', 'bob');
+    // Every read of the log finds more new events than one batch holds: there is always something new.
+    const readAll = w.store.readAll.bind(w.store);
+    let filler = 0;
+    w.store.readAll = async (options) => {
+      // Fundings of another run: events the escrow engine reads past, as under any real load.
+      const events = Array.from({ length: 250 }, () => ({ eventId: randomUUID(), type: 'RunFunded', data: { runId: 'filler', fundingId: `f${(filler += 1)}`, source: 'customer', amountMsat: '1', atMs: w!.clock.nowMs } }));
+      await w!.store.append('run-filler', events, { expectedRevision: 'any' });
+      return readAll(options);
+    };
+    const engineA = await w.escrowEngine();
+    const escrowStatus = async () => (await w!.streamTypes(`invoice-${w!.escrowHash('a-1')}`)).at(-1);
+    await engineA.runUntilQuiet();
+    expect(await escrowStatus()).toBe('InvoiceHeld');
+    await w.accept('a-1', 0n);
+    let passes = 0;
+    while ((await escrowStatus()) !== 'InvoiceSettled' && passes < 3) {
+      await engineA.runUntilQuiet();
+      passes += 1;
+    }
+    expect(await escrowStatus()).toBe('InvoiceSettled');
+    expect(filler).toBeGreaterThan(250);
   });
 });
