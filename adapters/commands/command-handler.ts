@@ -86,6 +86,71 @@ export async function handleCommand<C extends Command, E extends Event, S>(
   throw new ConcurrencyConflictError(streamId, maxAttempts);
 }
 
+/** One command of an atomic multi-stream step: its decider, its stream and its own idempotency key. */
+export type AtomicPart = Readonly<{ decider: Decider<any, any, any>; streamId: string; command: Command; idempotencyKey?: string }>;
+
+/**
+ * Decides several commands, each against its own stream, and appends what they decide in one
+ * transaction when the store can (PostgreSQL, PGlite): either every stream changes or none does,
+ * so a crash can never leave one half (a reservation without its assignment, say). Parts whose
+ * key already recorded an outcome answer with it; the rest are decided and appended together.
+ * Without `appendAtomically` (EventStoreDB) the parts are handled one after another, in order.
+ */
+export async function handleCommandsAtomically(store: EventStore, parts: readonly AtomicPart[], options: Omit<HandleOptions, 'idempotencyKey'>): Promise<CommandOutcome<Event>[]> {
+  if (!store.appendAtomically) {
+    const outcomes: CommandOutcome<Event>[] = [];
+    for (const part of parts) outcomes.push(await handleCommand(store, part.decider, part.streamId, part.command, { ...options, ...(part.idempotencyKey ? { idempotencyKey: part.idempotencyKey } : {}) }));
+    return outcomes;
+  }
+  const claims = parts.map((part) => (part.idempotencyKey ? { key: part.idempotencyKey, requestDigest: commandDigest(part.command) } : undefined));
+  const replays = await Promise.all(claims.map((claim) => (claim ? replayIdempotent<Event>(store, claim) : null)));
+  if (replays.every((r) => r !== null)) return replays as CommandOutcome<Event>[];
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_COMMAND_ATTEMPTS;
+  for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
+    const decided = await Promise.all(parts.map(async (part, index) => (replays[index] ? null : decidePart(store, part, options, claims[index]))));
+    const pending = decided.flatMap((d, index) => (d !== null && d.append !== null ? [{ index, d }] : []));
+    try {
+      const results = pending.length === 0 ? [] : await store.appendAtomically(pending.map(({ d }) => d.append!));
+      const outcomes = parts.map((part, index): CommandOutcome<Event> => {
+        const replay = replays[index];
+        if (replay) return replay;
+        const d = decided[index]!;
+        const at = pending.findIndex((p) => p.index === index);
+        if (at < 0) return { status: 'no-op', streamId: part.streamId, events: [], lastRevision: d.lastRevision, position: null };
+        const result = results[at]!;
+        return { status: result.status === 'duplicate' ? 'duplicate' : 'appended', streamId: part.streamId, events: d.events, lastRevision: result.lastRevision, position: result.position };
+      });
+      return outcomes;
+    } catch (error) {
+      if (error instanceof WrongExpectedRevisionError) continue;
+      // A concurrent request with the same keys won the race: answer with its outcomes.
+      if (isUniqueViolation(error)) {
+        const again = await Promise.all(claims.map((claim) => (claim ? replayIdempotent<Event>(store, claim) : null)));
+        if (again.every((r) => r !== null)) return again as CommandOutcome<Event>[];
+      }
+      throw error;
+    }
+  }
+  throw new ConcurrencyConflictError(parts.map((p) => p.streamId).join('+'), maxAttempts);
+}
+
+type DecidedPart = { events: Event[]; lastRevision: number | null; append: { streamId: string; events: NewEvent[]; options: { expectedRevision: number | 'no_stream'; idempotency?: { key: string; requestDigest: string } } } | null };
+
+async function decidePart(store: EventStore, part: AtomicPart, options: Omit<HandleOptions, 'idempotencyKey'>, claim: { key: string; requestDigest: string } | undefined): Promise<DecidedPart> {
+  const { state, lastRevision } = await loadAggregate(store, part.decider, part.streamId);
+  const events = part.decider.decide(part.command, state) as Event[];
+  if (events.length === 0) return { events, lastRevision, append: null };
+  // Fold before writing: an event its own evolve rejects is a decider bug and must never reach the log.
+  events.reduce(part.decider.evolve, state);
+  const newEvents: NewEvent[] = events.map((event) => ({
+    eventId: options.newEventId(),
+    type: event.type,
+    data: toWire(event.data) as JsonObject,
+    metadata: { commandType: part.command.type, ...(claim ? { idempotencyKey: claim.key } : {}) },
+  }));
+  return { events, lastRevision, append: { streamId: part.streamId, events: newEvents, options: { expectedRevision: lastRevision ?? 'no_stream', ...(claim ? { idempotency: claim } : {}) } } };
+}
+
 export async function loadAggregate<C extends Command, E extends Event, S>(
   store: EventStore,
   decider: Decider<C, E, S>,

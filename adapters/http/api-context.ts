@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import type { Command, Decider, Event } from '../../domain/decider.js';
 import { toWire } from '../../domain/codec.js';
 import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
-import { handleCommand, type CommandOutcome } from '../commands/command-handler.js';
+import { handleCommand, handleCommandsAtomically, type CommandOutcome } from '../commands/command-handler.js';
 import type { PreimageDeriver } from '../lightning/preimages.js';
 import type { BlobStore } from '../../replay/ports/blob-store.js';
 import type { AuthDeps } from './auth/authenticate.js';
@@ -20,7 +20,7 @@ export type ApiLimits = Readonly<{
   jsonBodyLimitBytes: number;
   /** Checkpoint uploads: the largest reference checkpoint with room to spare. */
   blobBodyLimitBytes: number;
-  /** Requests per minute per API key or contributor key (per IP before authentication). */
+  /** Requests per minute per verified API key or contributor (each IP gets four times this, counted before authentication). */
   requestsPerMinute: number;
   /** How far a signature's `created` may be from the server clock. */
   signatureMaxSkewSec: number;
@@ -70,11 +70,31 @@ export async function runCommand<C extends Command, E extends Event, S>(
   type: C['type'],
   data: C['data'],
 ): Promise<CommandOutcome<E>> {
-  const header = request.headers['idempotency-key'];
-  // Hashed: caller and header together can exceed the store's key length; the hash cannot.
-  const key = typeof header === 'string' ? `http:${createHash('sha256').update(`${request.principal ?? 'anonymous'}\n${header}`).digest('hex')}:${type}` : undefined;
+  const key = commandKey(request, type);
   const command = { type, data, metadata: { nowMs: deps.nowMs() } } as unknown as C;
   return handleCommand(deps.store, decider, streamId, command, { newEventId: deps.newEventId, ...(key ? { idempotencyKey: key } : {}) });
+}
+
+/** The command-level idempotency key of a request: its caller and Idempotency-Key header, per command type. */
+function commandKey(request: FastifyRequest, type: string): string | undefined {
+  const header = request.headers['idempotency-key'];
+  // Hashed: caller and header together can exceed the store's key length; the hash cannot.
+  return typeof header === 'string' ? `http:${createHash('sha256').update(`${request.principal ?? 'anonymous'}\n${header}`).digest('hex')}:${type}` : undefined;
+}
+
+export type RequestPart = Readonly<{ decider: Decider<any, any, any>; streamId: string; type: string; data: object }>;
+
+/** Several commands of one request, appended all or nothing (see handleCommandsAtomically), each under its own derived key. */
+export async function runCommandsAtomically(deps: ApiDeps, request: FastifyRequest, parts: readonly RequestPart[]): Promise<CommandOutcome<Event>[]> {
+  const nowMs = deps.nowMs();
+  return handleCommandsAtomically(
+    deps.store,
+    parts.map((part) => {
+      const key = commandKey(request, part.type);
+      return { decider: part.decider, streamId: part.streamId, command: { type: part.type, data: part.data, metadata: { nowMs } }, ...(key ? { idempotencyKey: key } : {}) };
+    }),
+    { newEventId: deps.newEventId },
+  );
 }
 
 /** Events as the API shows them: amounts as decimal strings, like the log. */

@@ -36,6 +36,8 @@ export type SettlerDeps = Readonly<{
 export const INVOICE_RECHECK_MS = 5_000;
 /** How soon an assignment whose money moves by events alone is looked at again, in case an event's reaction was lost to a crash. */
 export const IDLE_RECHECK_MS = 60_000;
+/** How long a reservation may stand without its assignment before it is released. */
+export const ORPHAN_RESERVATION_MS = 10 * 60_000;
 /** Pending assignments settled per sweep: bounds one pass, and rescheduling rotates the rest to the front. */
 export const MAX_SETTLED_PER_SWEEP = 200;
 
@@ -73,7 +75,7 @@ export class AssignmentSettler {
     const nowMs = this.deps.nowMs();
     let view = await this.view(assignmentId);
     const terms = view.assignment.terms;
-    if (terms === null) return this.forget(assignmentId);
+    if (terms === null) return this.settleOrphanReservation(assignmentId, nowMs);
     const progress: Progress = { appended: 0, waiting: false };
     if (view.assignment.status === 'assigned' && nowMs > terms.deadlineMs) {
       progress.appended += await this.assignmentCommand('ExpireAssignment', { assignmentId }, `expire:${assignmentId}`);
@@ -91,6 +93,35 @@ export class AssignmentSettler {
     }
     await this.reschedule(view, progress.waiting, nowMs);
     return progress.appended;
+  }
+
+  /** Notes a reservation as soon as it is logged, so one that never gets its assignment can be found and released. */
+  async trackReservation(assignmentId: string, runId: string): Promise<void> {
+    await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms, run_id, first_seen_at_ms)
+      VALUES (${assignmentId}, 0, ${runId}, ${String(this.deps.nowMs())})
+      ON CONFLICT (assignment_id) DO UPDATE SET run_id = excluded.run_id, first_seen_at_ms = COALESCE(lightning_pending_assignments.first_seen_at_ms, excluded.first_seen_at_ms)`.execute(this.db);
+  }
+
+  /**
+   * A reservation whose assignment never came (a store without atomic appends, and a crash between
+   * the two) is released once it has stood alone ORPHAN_RESERVATION_MS by this process's own clock.
+   * The API refuses to assign work under a released reservation, so nothing is ever paid from it.
+   */
+  private async settleOrphanReservation(assignmentId: string, nowMs: number): Promise<number> {
+    const rows = await sql<{ run_id: string | null; first_seen_at_ms: string | null }>`SELECT run_id, first_seen_at_ms FROM lightning_pending_assignments WHERE assignment_id = ${assignmentId}`.execute(this.db);
+    const row = rows.rows[0];
+    if (row?.run_id == null || row.first_seen_at_ms == null) return this.forget(assignmentId);
+    const run = (await loadAggregate(this.deps.store, runDecider, runStreamId(row.run_id))).state;
+    const reservationId = assignmentReservationId(assignmentId);
+    if (run.status === 'none' || !run.openReservations.has(reservationId)) return this.forget(assignmentId);
+    const dueAtMs = Number(row.first_seen_at_ms) + ORPHAN_RESERVATION_MS;
+    if (nowMs < dueAtMs) {
+      await sql`UPDATE lightning_pending_assignments SET next_check_at_ms = ${String(dueAtMs)} WHERE assignment_id = ${assignmentId}`.execute(this.db);
+      return 0;
+    }
+    const data = { runId: row.run_id, reservationId, spentMsat: 0n };
+    const appended = await this.command(runDecider, runStreamId(row.run_id), { type: 'ReleaseBudget', data, metadata: { nowMs } } as RunCommand, `orphan-release:${assignmentId}`);
+    return appended + (await this.forget(assignmentId));
   }
 
   private async view(assignmentId: string): Promise<MoneyView> {

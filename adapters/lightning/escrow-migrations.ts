@@ -55,4 +55,14 @@ export const ESCROW_REACTOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
         SELECT substring(stream_id from 12), 0 FROM streams WHERE stream_id LIKE 'assignment-%' ON CONFLICT DO NOTHING`.execute(db);
     },
   },
+  /**
+   * A reservation seen without its assignment: where a store has no multi-stream transactions
+   * (or a crash split an older append), the settler releases it once it has stood alone long enough.
+   */
+  '0003_orphan_reservations': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('lightning_pending_assignments').addColumn('run_id', 'text').execute();
+      await db.schema.alterTable('lightning_pending_assignments').addColumn('first_seen_at_ms', 'int8').execute();
+    },
+  },
 };

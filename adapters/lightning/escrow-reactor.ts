@@ -40,6 +40,12 @@ export class EscrowReactor {
     let appended = 0;
     const touched = new Set<string>();
     for (const recorded of batch) {
+      if (recorded.type === 'BudgetReserved') {
+        const { assignmentId, runId } = recorded.data as { assignmentId: string; runId: string };
+        await this.settler.trackReservation(assignmentId, runId);
+        touched.add(assignmentId);
+        continue;
+      }
       const assignmentId = assignmentIdOf(recorded);
       if (assignmentId === null) continue;
       touched.add(assignmentId);

@@ -15,6 +15,7 @@ import {
   type LogPosition,
   type NewEvent,
   type ReadAllOptions,
+  type StreamAppend,
   type ReadStreamOptions,
   type RecordedEvent,
   type StoredIdempotentResult,
@@ -77,6 +78,23 @@ export class PostgresEventStore implements EventStore {
     const result = await this.db.transaction().execute((trx) => this.appendInTransaction(trx, streamId, events, options));
     if (result.status === 'appended') this.appended.emit('appended');
     return result;
+  }
+
+  /**
+   * Several streams in one transaction. Streams are locked in id order, so two atomic appends
+   * over the same streams can never deadlock each other.
+   */
+  async appendAtomically(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
+    const order = appends.map((a, index) => ({ a, index })).sort((x, y) => (x.a.streamId < y.a.streamId ? -1 : x.a.streamId > y.a.streamId ? 1 : 0));
+    const streamIds = new Set(appends.map((a) => a.streamId));
+    if (streamIds.size !== appends.length) throw new InvalidAppendError('an atomic append names a stream twice; give each stream one part');
+    const results = await this.db.transaction().execute(async (trx) => {
+      const out: AppendResult[] = new Array(appends.length);
+      for (const { a, index } of order) out[index] = await this.appendInTransaction(trx, a.streamId, a.events, a.options);
+      return out;
+    });
+    if (results.some((r) => r.status === 'appended')) this.appended.emit('appended');
+    return results;
   }
 
   /**

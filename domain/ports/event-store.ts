@@ -90,8 +90,18 @@ export type ChainVerification =
       detail: string;
     }>;
 
+/** One stream's part of an atomic multi-stream append. */
+export type StreamAppend = Readonly<{ streamId: string; events: readonly NewEvent[]; options: AppendOptions }>;
+
 export interface EventStore {
   append(streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult>;
+  /**
+   * Appends to several streams in one transaction: all commit or none do, each with its own
+   * expected revision and idempotency claim. Optional: a store without multi-stream
+   * transactions (EventStoreDB) leaves it out, and callers fall back to one append per stream
+   * with a recovery reaction for what a crash between them leaves half done.
+   */
+  appendAtomically?(appends: readonly StreamAppend[]): Promise<AppendResult[]>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /** Reads committed events in checkpoint order, never past the oldest in-progress writer. */
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;

@@ -131,6 +131,25 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
       });
     });
 
+    describe('atomic multi-stream appends (where the store offers them)', () => {
+      it('commits every stream or none: a stale expectation on one leaves the others untouched', async () => {
+        if (!store.appendAtomically) {
+          console.warn(`event store contract [${options.engine}]: no appendAtomically; callers fall back to one append per stream`);
+          return;
+        }
+        const [a, b] = [uniqueStream(), uniqueStream()];
+        await store.append(b, [event()], { expectedRevision: 'no_stream' });
+        await expectCode(store.appendAtomically([{ streamId: a, events: [event()], options: { expectedRevision: 'no_stream' } }, { streamId: b, events: [event()], options: { expectedRevision: 'no_stream' } }]), 'WRONG_EXPECTED_REVISION');
+        expect(await store.readStream(a)).toEqual([]);
+        expect(await store.readStream(b)).toHaveLength(1);
+        const results = await store.appendAtomically([{ streamId: b, events: [event()], options: { expectedRevision: 0 } }, { streamId: a, events: [event(), event()], options: { expectedRevision: 'no_stream' } }]);
+        expect(results.map((r) => [r.status, r.firstRevision, r.lastRevision])).toEqual([['appended', 1, 1], ['appended', 0, 1]]);
+        // One transaction: both parts share it, so a reader sees both or neither.
+        expect(results[0]!.position.transactionId).toBe(results[1]!.position.transactionId);
+        await expectCode(store.appendAtomically([{ streamId: a, events: [event()], options: { expectedRevision: 'any' } }, { streamId: a, events: [event()], options: { expectedRevision: 'any' } }]), 'INVALID_APPEND');
+      });
+    });
+
     describe('idempotency keys', () => {
       it('returns the original result for the same key and payload, and refuses another payload', async () => {
         const streamId = uniqueStream();

@@ -5,7 +5,10 @@ import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DevContributorWallet } from '../../adapters/lightning/dev/dev-wallet.js';
 import { DEFAULT_DISPATCHER_LIMITS } from '../../adapters/lightning/dispatcher-limits.js';
-import { INVOICE_RECHECK_MS } from '../../adapters/lightning/assignment-settler.js';
+import { handleCommand } from '../../adapters/commands/command-handler.js';
+import { INVOICE_RECHECK_MS, ORPHAN_RESERVATION_MS } from '../../adapters/lightning/assignment-settler.js';
+import { runDecider, runStreamId, type RunCommand } from '../../domain/run/index.js';
+import { RUN_ID } from '../domain/fixtures.js';
 import { PostgresAdvisoryLease, InProcessLease } from '../../adapters/lightning/escrow-lease.js';
 import { DomainError } from '../../domain/errors.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
@@ -259,6 +262,23 @@ describe.each(MONEY_ENGINES)('the money path on %s', (engine) => {
 });
 
 describe.each(MONEY_ENGINES)('liveness under load on %s (issue 12)', (engine) => {
+  it('defect 5: releases a reservation that stood without its assignment, by this process\'s clock, and leaves a fresh one alone', async () => {
+    w = await moneyWorld(engine);
+    const reserve = (assignmentId: string) =>
+      handleCommand(w!.store, runDecider, runStreamId(RUN_ID), { type: 'ReserveBudget', data: { runId: RUN_ID, reservationId: `rsv-${assignmentId}`, assignmentId, amountMsat: 1_000n }, metadata: { nowMs: w!.clock.nowMs } } as RunCommand, { newEventId: randomUUID });
+    await reserve('a-orphan');
+    const engineA = await w.escrowEngine();
+    await engineA.runUntilQuiet();
+    expect((await w.runState()).openReservations.has('rsv-a-orphan')).toBe(true);
+    w.clock.nowMs += ORPHAN_RESERVATION_MS;
+    await reserve('a-young');
+    await (await w.escrowEngine()).runUntilQuiet();
+    const run = await w.runState();
+    expect(run.openReservations.has('rsv-a-orphan')).toBe(false);
+    expect(run.openReservations.has('rsv-a-young')).toBe(true);
+    expect((await w.events('BudgetReleased')).map((e) => [e.data.assignmentId, e.data.spentMsat])).toEqual([['a-orphan', '0']]);
+  });
+
   it('defect 1: locks and settles escrow while the log never falls quiet: reading, deciding and paying interleave in bounded batches', async () => {
     w = await moneyWorld(engine, { devAnswers: ['bob'] });
     await w.register('bob');

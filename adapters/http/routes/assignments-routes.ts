@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { loadAggregate } from '../../commands/command-handler.js';
-import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, worstCaseCostMsat, type AssignmentCommand, type AssignmentState } from '../../../domain/assignment/index.js';
+import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, worstCaseCostMsat, type AssignmentCommand, type AssignmentState, type WorkTerms } from '../../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../../domain/contributor/index.js';
 import { invoiceDecider, invoiceStreamId, type InvoiceState, type PayoutKind } from '../../../domain/invoice/index.js';
 import { LightningError } from '../../../domain/ports/lightning.js';
@@ -13,7 +13,7 @@ import { sql } from 'kysely';
 import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice, verifyPayoutInvoice } from '../../lightning/verify-escrow-invoice.js';
 import { DEFAULT_DISPATCHER_LIMITS, maxFeeMsat as maxFeeMsatFor } from '../../lightning/dispatcher-limits.js';
 import { assignmentReservationId, payoutLines, type PayoutLine } from '../../../domain/reactions/payouts.js';
-import { authDeps, eventsView, runCommand, wire, type ApiDeps } from '../api-context.js';
+import { authDeps, eventsView, runCommand, runCommandsAtomically, wire, type ApiDeps } from '../api-context.js';
 import { asContributor, asStaff, asStaffOrContributor, callerOf, contributorCallerOf, staffCallerOf, type Caller } from '../auth/authenticate.js';
 import { MAX_BOLT11_CHARS } from '../hold-invoice-box.js';
 import { ApiError } from '../problem.js';
@@ -72,15 +72,25 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       deadlineMs: nowMs + run.escrowPolicy.assignmentTimeoutMs,
       disputeWindowMs: run.escrowPolicy.disputeWindowMs,
     };
-    // The terms are decided (without writing) before the budget moves: a refusal must reserve nothing.
     const current = (await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(body.assignmentId))).state;
+    // A retry (after a crash lost the first response, say) is the same request: the terms the server derived
+    // then (deadline, bonus bound, fee ceiling) stand, so it replays instead of clashing with itself.
+    if (current.terms !== null && sameClientTerms(current.terms, body, terms)) Object.assign(terms, serverDerivedTerms(current.terms));
+    // A reservation released because it stood without its assignment (a store without atomic appends, a crash) is never reused.
+    if (current.terms === null && run.releasedReservationIds.has(assignmentReservationId(body.assignmentId))) {
+      throw new ApiError(409, 'RESERVATION_RELEASED', `assignment ${body.assignmentId}'s reservation was released while it had no assignment; assign the work under a new assignmentId`);
+    }
+    // The terms are decided (without writing) before the budget moves: a refusal must reserve nothing.
     assignmentDecider.decide({ type: 'AssignWork', data: terms, metadata: { nowMs } } as AssignmentCommand, current);
-    // Budget first, for the worst case (base, largest bonus, one fee ceiling per payment): what is not reserved is never paid.
+    // Budget for the worst case (base, largest bonus, one fee ceiling per payment), in the same transaction as the
+    // assignment where the store allows: what is not reserved is never paid, and no reservation stands alone.
     const reservation = { runId: body.runId, reservationId: assignmentReservationId(body.assignmentId), assignmentId: body.assignmentId, amountMsat: worstCaseCostMsat(terms) };
-    await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(body.runId), 'ReserveBudget', reservation);
-    const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(body.assignmentId), 'AssignWork', terms);
+    const [, outcome] = await runCommandsAtomically(deps, request, [
+      { decider: runDecider, streamId: runStreamId(body.runId), type: 'ReserveBudget', data: reservation },
+      { decider: assignmentDecider, streamId: assignmentStreamId(body.assignmentId), type: 'AssignWork', data: terms },
+    ]);
     reply.code(201);
-    return { status: outcome.status, events: eventsView(outcome), paymentHash: deps.preimages.escrow(body.assignmentId).paymentHash };
+    return { status: outcome!.status, events: eventsView(outcome!), paymentHash: deps.preimages.escrow(body.assignmentId).paymentHash };
   });
 
   api.get('/v1/assignments/:assignmentId', { preHandler: asStaffOrContributor(auth, ['assignments:read', 'assignments:write', 'events:read']), schema: { params: AssignmentParams } }, async (request) => {
@@ -209,6 +219,24 @@ async function checkHoldInvoice(deps: ApiDeps, terms: NonNullable<AssignmentStat
     if (error instanceof LightningError && !error.retryable) throw new ApiError(422, error.code, error.message);
     throw error;
   }
+}
+
+type AssignRequest = Readonly<{ assignmentId: string; runId: string; contributorId: string; step: number; shardId: string; batchIndex: number; seed: string; baseCheckpointDigest?: string; baseRewardMsat?: string }>;
+
+/** Whether an existing assignment is what this request asks for, on every field the client chose. */
+function sameClientTerms(existing: WorkTerms, body: AssignRequest, derived: WorkTerms): boolean {
+  return (
+    existing.runId === body.runId && existing.contributorId === body.contributorId && existing.step === body.step &&
+    existing.shardId === body.shardId && existing.batchIndex === body.batchIndex && existing.seed === body.seed &&
+    existing.baseRewardMsat === derived.baseRewardMsat &&
+    (body.baseCheckpointDigest === undefined || existing.baseCheckpointDigest === body.baseCheckpointDigest)
+  );
+}
+
+/** The terms the server chose when it first took the request: a clock, the budget then, the run's last checkpoint then. */
+function serverDerivedTerms(existing: WorkTerms): Pick<WorkTerms, 'deadlineMs' | 'disputeWindowMs' | 'maxBonusMsat' | 'maxFeeMsat' | 'baseCheckpointDigest'> {
+  const { deadlineMs, disputeWindowMs, maxBonusMsat, maxFeeMsat, baseCheckpointDigest } = existing;
+  return { deadlineMs, disputeWindowMs, maxBonusMsat, maxFeeMsat, baseCheckpointDigest };
 }
 
 /**
