@@ -35,7 +35,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerProblemHandler(app);
   await app.register(async (instance) => healthRoutes(instance, deps));
   await prometheusRoutes(app, deps);
-  if (deps.api) await registerApi(app, deps.api);
+  if (deps.api) await registerApi(app, deps.api, deps.engine);
   return app;
 }
 
@@ -45,10 +45,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
  * verified caller's budget), the body parser, preValidation (the signed body's digest, then the
  * Idempotency-Key), schema validation, preHandler (the idempotency claim) and the handler.
  */
-async function registerApi(app: FastifyInstance, api: ApiDeps): Promise<void> {
+async function registerApi(app: FastifyInstance, api: ApiDeps, engine: string): Promise<void> {
   await registerRateLimits(app, { maxPerMinute: api.limits.requestsPerMinute });
   registerAuthFirst(app);
-  await registerIdempotency(app, { db: api.db, nowMs: api.nowMs });
+  // The engine tells the plugin how to see that a claim's process died, so its retries need not wait out the lease.
+  await registerIdempotency(app, { db: api.db, nowMs: api.nowMs, ...(engine === 'postgres' || engine === 'pglite' ? { engine } : {}) });
   // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
   app.removeContentTypeParser('text/plain');
   await app.register(swagger, {

@@ -1,6 +1,6 @@
 // The IETF Idempotency-Key header for state-changing routes: one kept outcome per (caller, key), replayed byte for byte.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
 import { migrateToLatest } from '../postgres/database.js';
@@ -22,7 +22,11 @@ declare module 'fastify' {
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
 export const IDEMPOTENT_REPLAYED_HEADER = 'idempotent-replayed';
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
-/** An in-flight claim older than this is taken to be abandoned (its process died) and may be claimed again. */
+/**
+ * The last resort: an in-flight claim older than this is taken to be abandoned and may be claimed again. A claim
+ * whose process is known to be gone (see Claimants) is taken over at once; this covers claims whose process cannot be
+ * told, such as rows written before claims named their instance.
+ */
 export const DEFAULT_IN_FLIGHT_LEASE_MS = 5 * 60 * 1000;
 /** Larger response bodies are not kept: a replay then answers 409 IDEMPOTENT_RESPONSE_NOT_KEPT. */
 export const MAX_KEPT_RESPONSE_BYTES = 1024 * 1024;
@@ -51,6 +55,13 @@ export type IdempotencyOptions = {
   ttlMs?: number;
   inFlightLeaseMs?: number;
   maxKeptResponseBytes?: number;
+  /**
+   * How to tell that the process behind an in-flight claim is gone: 'postgres', its session advisory lock is free;
+   * 'pglite', it is not a live instance of this process (one process opens a PGlite database). Absent: the lease alone.
+   */
+  engine?: 'postgres' | 'pglite';
+  /** This process's claimant id, recorded on its claims; random by default. */
+  instanceId?: string;
 };
 
 type StoredHeaders = Record<string, string | string[]>;
@@ -65,10 +76,13 @@ type IdempotencyTables = {
     response_body: ColumnType<Uint8Array | null, Buffer | null, Buffer | null>;
     /** int8 comes back as a decimal string from both engines; read it through Number(). */
     created_at_ms: ColumnType<string | number, number, number>;
+    /** The instance (server process) that made the claim; null on rows from before migration 0002. */
+    instance_id: string | null;
   };
 };
 type Row = IdempotencyTables['http_idempotency'] & { response_headers: StoredHeaders | null; response_body: Uint8Array | null; created_at_ms: string | number };
-type Claim = { principal: string; key: string; fingerprint: string; createdAtMs: number; state: 'owner' | 'finished' };
+type Claim = { principal: string; key: string; fingerprint: string; createdAtMs: number; instanceId: string; state: 'owner' | 'finished' };
+type WantedClaim = Omit<Claim, 'createdAtMs' | 'instanceId' | 'state'>;
 
 export const IDEMPOTENCY_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_http_idempotency': {
@@ -87,6 +101,11 @@ export const IDEMPOTENCY_MIGRATIONS: Readonly<Record<string, Migration>> = {
         .addCheckConstraint('http_idempotency_done_has_status', sql`status = 'in_flight' or response_status is not null`)
         .execute();
       await db.schema.createIndex('http_idempotency_created_at_ms_idx').on('http_idempotency').column('created_at_ms').execute();
+    },
+  },
+  '0002_http_idempotency_instance': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('http_idempotency').addColumn('instance_id', 'text').execute();
     },
   },
 };
@@ -111,7 +130,8 @@ export function registerRawBody(app: FastifyInstance): void {
 
 /**
  * Creates the table, installs the raw-body parsers and hooks every route declared AFTER this call
- * whose config says `idempotent: true`. Call it on the root instance before the routes.
+ * whose config says `idempotent: true`. Call it on the root instance before the routes. The instance
+ * starts claiming (on PostgreSQL, takes its lock) when the app is ready, and lets go when it closes.
  */
 export async function registerIdempotency(app: FastifyInstance, options: IdempotencyOptions): Promise<void> {
   const settings = {
@@ -123,8 +143,11 @@ export async function registerIdempotency(app: FastifyInstance, options: Idempot
   await migrateToLatest(options.db, IDEMPOTENCY_MIGRATIONS, 'http_idempotency_migrations');
   registerRawBody(app);
   const ledger = new IdempotencyLedger(options.db as Kysely<IdempotencyTables>, settings.nowMs, settings.ttlMs);
+  const claimants = claimantsFor(options.db, options.engine, options.instanceId ?? randomUUID());
+  app.addHook('onReady', async () => claimants.start());
+  app.addHook('onClose', async () => claimants.close());
   const claims = new WeakMap<FastifyRequest, Claim>();
-  const hooks = idempotencyHooks(ledger, claims, settings);
+  const hooks = idempotencyHooks(ledger, claimants, claims, settings);
   app.addHook('onRoute', (route) => {
     if (route.config?.idempotent !== true) return;
     // The key is checked before schema validation (so a missing key is named as such) but after authentication,
@@ -145,7 +168,7 @@ function hookList(value: unknown): unknown[] {
 
 type Settings = { nowMs: () => number; ttlMs: number; leaseMs: number; maxKeptBytes: number };
 
-function idempotencyHooks(ledger: IdempotencyLedger, claims: WeakMap<FastifyRequest, Claim>, settings: Settings) {
+function idempotencyHooks(ledger: IdempotencyLedger, claimants: Claimants, claims: WeakMap<FastifyRequest, Claim>, settings: Settings) {
   const keys = new WeakMap<FastifyRequest, string>();
   return {
     requireKey: async (request: FastifyRequest) => {
@@ -154,7 +177,7 @@ function idempotencyHooks(ledger: IdempotencyLedger, claims: WeakMap<FastifyRequ
     claim: async (request: FastifyRequest, reply: FastifyReply) => {
       const key = keys.get(request) ?? idempotencyKeyOf(request);
       const principal = request.principal ?? ANONYMOUS_PRINCIPAL;
-      const claim = await claimOrReplay(ledger, settings, reply, { principal, key, fingerprint: fingerprintOf(request) });
+      const claim = await claimOrReplay(ledger, claimants, settings, reply, { principal, key, fingerprint: fingerprintOf(request) });
       if (claim) claims.set(request, claim);
       else return reply;
     },
@@ -203,14 +226,14 @@ export function fingerprintOf(request: FastifyRequest): string {
 }
 
 /** Claims the key (returning the claim), or answers on `reply` with the kept outcome, or throws 409/422. */
-async function claimOrReplay(ledger: IdempotencyLedger, settings: Settings, reply: FastifyReply, wanted: Omit<Claim, 'createdAtMs' | 'state'>): Promise<Claim | null> {
+async function claimOrReplay(ledger: IdempotencyLedger, claimants: Claimants, settings: Settings, reply: FastifyReply, wanted: WantedClaim): Promise<Claim | null> {
   await ledger.sweepExpired();
   for (let attempt = 1; attempt <= MAX_CLAIM_ATTEMPTS; attempt += 1) {
-    const createdAtMs = settings.nowMs();
-    if (await ledger.tryInsert(wanted, createdAtMs)) return { ...wanted, createdAtMs, state: 'owner' };
+    const claim: Claim = { ...wanted, createdAtMs: settings.nowMs(), instanceId: claimants.instanceId, state: 'owner' };
+    if (await ledger.tryInsert(claim)) return claim;
     const row = await ledger.find(wanted.principal, wanted.key);
     if (!row) continue;
-    const ageMs = createdAtMs - Number(row.created_at_ms);
+    const ageMs = claim.createdAtMs - Number(row.created_at_ms);
     if (ageMs >= (row.status === 'done' ? settings.ttlMs : settings.leaseMs)) {
       await ledger.deleteExact(row);
       continue;
@@ -219,6 +242,12 @@ async function claimOrReplay(ledger: IdempotencyLedger, settings: Settings, repl
       throw new ApiError(422, 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was already used for a different request (method, URL or body); use a fresh key for a new operation');
     }
     if (row.status === 'in_flight') {
+      // Its process died mid-request: the retry takes the claim over now. Whatever that request had committed, the
+      // command-level key (derived from the same caller and header) replays instead of doing it again.
+      if (row.instance_id !== null && (await claimants.isGone(row.instance_id))) {
+        await ledger.deleteExact(row);
+        continue;
+      }
       reply.header('retry-after', 1);
       throw new ApiError(409, 'IDEMPOTENCY_REQUEST_IN_FLIGHT', 'the first request with this Idempotency-Key is still being processed; retry shortly for its outcome');
     }
@@ -275,10 +304,13 @@ class IdempotencyLedger {
     private readonly ttlMs: number,
   ) {}
 
-  async tryInsert(claim: Omit<Claim, 'createdAtMs' | 'state'>, createdAtMs: number): Promise<boolean> {
+  async tryInsert(claim: Claim): Promise<boolean> {
     const inserted = await this.db
       .insertInto('http_idempotency')
-      .values({ principal: claim.principal, idem_key: claim.key, request_hash: claim.fingerprint, status: 'in_flight', response_status: null, response_headers: null, response_body: null, created_at_ms: createdAtMs })
+      .values({
+        principal: claim.principal, idem_key: claim.key, request_hash: claim.fingerprint, status: 'in_flight',
+        response_status: null, response_headers: null, response_body: null, created_at_ms: claim.createdAtMs, instance_id: claim.instanceId,
+      })
       .onConflict((oc) => oc.columns(['principal', 'idem_key']).doNothing())
       .returning('principal')
       .executeTakeFirst();
@@ -296,16 +328,17 @@ class IdempotencyLedger {
       .where('principal', '=', claim.principal)
       .where('idem_key', '=', claim.key)
       .where('created_at_ms', '=', claim.createdAtMs)
+      .where('instance_id', '=', claim.instanceId)
       .where('status', '=', 'in_flight')
       .execute();
   }
 
   async release(claim: Claim): Promise<void> {
-    await this.deleteWhere(claim.principal, claim.key, claim.createdAtMs, 'in_flight');
+    await this.deleteWhere(claim.principal, claim.key, claim.createdAtMs, claim.instanceId, 'in_flight');
   }
 
   async deleteExact(row: Row): Promise<void> {
-    await this.deleteWhere(row.principal, row.idem_key, Number(row.created_at_ms), row.status);
+    await this.deleteWhere(row.principal, row.idem_key, Number(row.created_at_ms), row.instance_id, row.status);
   }
 
   /** At most one bounded delete per interval, so expiry never costs a request more than one small statement. */
@@ -319,13 +352,123 @@ class IdempotencyLedger {
         select principal, idem_key from http_idempotency where created_at_ms < ${cutoffMs} order by created_at_ms limit ${EXPIRY_SWEEP_BATCH_ROWS})`.execute(this.db);
   }
 
-  private async deleteWhere(principal: string, key: string, createdAtMs: number, status: Row['status']): Promise<void> {
+  private async deleteWhere(principal: string, key: string, createdAtMs: number, instanceId: string | null, status: Row['status']): Promise<void> {
     await this.db
       .deleteFrom('http_idempotency')
       .where('principal', '=', principal)
       .where('idem_key', '=', key)
       .where('created_at_ms', '=', createdAtMs)
+      .where('instance_id', instanceId === null ? 'is' : '=', instanceId)
       .where('status', '=', status)
       .execute();
   }
+}
+
+/**
+ * The server processes that make claims, each under a random instance id, and whether the one behind a claim is
+ * gone. Nothing compares clocks of different processes: a process is gone when the database says its session ended.
+ */
+export interface Claimants {
+  readonly instanceId: string;
+  /** Begins claiming under `instanceId` (on PostgreSQL, takes its lock); the app calls it when it is ready. */
+  start(): Promise<void>;
+  /** True only when the process behind `instanceId` is certainly gone, so its in-flight claims may be taken over now. */
+  isGone(instanceId: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+function claimantsFor(db: Kysely<any>, engine: IdempotencyOptions['engine'], instanceId: string): Claimants {
+  if (engine === 'postgres') return new AdvisoryLockClaimants(db, instanceId);
+  if (engine === 'pglite') return new InProcessClaimants(db, instanceId);
+  return new LeaseOnlyClaimants(instanceId);
+}
+
+/** The two int4 halves of an instance's advisory lock key: the two-key lock space, apart from hashtext(name) locks. */
+export function instanceLockKeys(instanceId: string): readonly [number, number] {
+  const digest = createHash('sha256').update(`trainledger:http-instance:${instanceId}`).digest();
+  return [digest.readInt32BE(0), digest.readInt32BE(4)];
+}
+
+/**
+ * PostgreSQL: each process holds a session advisory lock keyed by its instance id, on one connection reserved for
+ * its lifetime (as the escrow lease does). The server frees the lock when that session ends, however the process
+ * died, so a claimant whose lock can be taken is gone. The probe takes and drops the lock in one statement.
+ */
+class AdvisoryLockClaimants implements Claimants {
+  private holding: Promise<void> | null = null;
+  private letGo: (() => void) | null = null;
+
+  constructor(private readonly db: Kysely<any>, readonly instanceId: string) {}
+
+  start(): Promise<void> {
+    if (this.holding) return Promise.resolve();
+    const [high, low] = instanceLockKeys(this.instanceId);
+    return new Promise<void>((resolve, reject) => {
+      this.holding = this.db
+        .connection()
+        .execute(async (connection) => {
+          const rows = await sql<{ locked: boolean }>`SELECT pg_try_advisory_lock(${high}::int4, ${low}::int4) AS locked`.execute(connection);
+          if (rows.rows[0]?.locked !== true) throw new Error(`idempotency instance ${this.instanceId} is already held by another session: give each server process its own instance id`);
+          await new Promise<void>((letGo) => {
+            this.letGo = letGo;
+            resolve();
+          });
+          await sql`SELECT pg_advisory_unlock(${high}::int4, ${low}::int4)`.execute(connection).catch(() => {});
+        })
+        .catch((error: unknown) => {
+          this.holding = null;
+          reject(error);
+        });
+    });
+  }
+
+  async isGone(instanceId: string): Promise<boolean> {
+    if (instanceId === this.instanceId) return false;
+    const [high, low] = instanceLockKeys(instanceId);
+    const rows = await sql<{ gone: boolean }>`
+      SELECT CASE WHEN pg_try_advisory_lock(${high}::int4, ${low}::int4) THEN pg_advisory_unlock(${high}::int4, ${low}::int4) ELSE false END AS gone`.execute(this.db);
+    return rows.rows[0]?.gone === true;
+  }
+
+  async close(): Promise<void> {
+    this.letGo?.();
+    this.letGo = null;
+    await this.holding;
+    this.holding = null;
+  }
+}
+
+/** Live instances per embedded database: only this process can have a PGlite database open. */
+const liveInProcess = new WeakMap<object, Set<string>>();
+
+/**
+ * PGlite: one process opens the database, and it serialises every query over one connection (a held lock would pin
+ * it). So a claimant that is not a live instance in this process is gone: it ran in a process that has ended.
+ */
+class InProcessClaimants implements Claimants {
+  constructor(private readonly db: object, readonly instanceId: string) {}
+
+  async start(): Promise<void> {
+    const live = liveInProcess.get(this.db) ?? new Set<string>();
+    live.add(this.instanceId);
+    liveInProcess.set(this.db, live);
+  }
+
+  async isGone(instanceId: string): Promise<boolean> {
+    return liveInProcess.get(this.db)?.has(instanceId) !== true;
+  }
+
+  async close(): Promise<void> {
+    liveInProcess.get(this.db)?.delete(this.instanceId);
+  }
+}
+
+/** No way to tell: every claim waits for the lease. */
+class LeaseOnlyClaimants implements Claimants {
+  constructor(readonly instanceId: string) {}
+  async start(): Promise<void> {}
+  async isGone(): Promise<boolean> {
+    return false;
+  }
+  async close(): Promise<void> {}
 }

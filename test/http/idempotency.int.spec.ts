@@ -2,10 +2,11 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
-import { sql, type Kysely } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyConflictError } from '../../adapters/commands/command-handler.js';
-import { DEFAULT_IN_FLIGHT_LEASE_MS, registerIdempotency } from '../../adapters/http/idempotency.js';
+import { DEFAULT_IN_FLIGHT_LEASE_MS, instanceLockKeys, registerIdempotency, type IdempotencyOptions } from '../../adapters/http/idempotency.js';
 import { registerProblemHandler } from '../../adapters/http/problem.js';
 import { openDatabase, type DatabaseTarget, type OpenedDatabase } from '../../adapters/postgres/database.js';
 import { DomainError } from '../../domain/errors.js';
@@ -31,12 +32,12 @@ class Harness {
   hold: { entered: Deferred; release: Deferred } | null = null;
   app!: FastifyInstance;
 
-  constructor(readonly db: Kysely<any>) {}
+  constructor(readonly db: Kysely<any>, readonly process: Pick<IdempotencyOptions, 'engine' | 'instanceId'> = {}) {}
 
   async start(): Promise<this> {
     const app = Fastify({ bodyLimit: 64 * 1024 });
     registerProblemHandler(app);
-    await registerIdempotency(app, { db: this.db, nowMs: () => this.nowMs, ttlMs: TTL_MS, maxKeptResponseBytes: MAX_KEPT_RESPONSE_BYTES });
+    await registerIdempotency(app, { db: this.db, nowMs: () => this.nowMs, ttlMs: TTL_MS, maxKeptResponseBytes: MAX_KEPT_RESPONSE_BYTES, ...this.process });
     app.addHook('onRequest', async (request) => {
       const principal = request.headers['x-test-principal'];
       if (typeof principal === 'string') request.principal = principal;
@@ -115,13 +116,46 @@ const engines: { name: string; target: () => Promise<DatabaseTarget> }[] = [
   { name: 'postgres', target: async () => ({ engine: 'postgres', connectionString: await createPostgresDatabase('http_idem') }) },
 ];
 
+/**
+ * A second server process on the same database, one that can be killed mid-request: on PostgreSQL its own pool,
+ * whose lock session the test terminates as the server does when a process dies; on PGlite its app, closed.
+ */
+async function otherProcess(where: DatabaseTarget, opened: OpenedDatabase<any>, instanceId: string): Promise<{ h: Harness; kill: () => Promise<void>; close: () => Promise<void> }> {
+  if (where.engine === 'pglite') {
+    const h = await new Harness(opened.db, { engine: 'pglite', instanceId }).start();
+    return { h, kill: () => h.app.close(), close: async () => {} };
+  }
+  const pool = new pg.Pool({ connectionString: where.connectionString, max: 4 });
+  // The killed session's client reports the termination as an error event: this process lives on to watch.
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  const h = await new Harness(db, { engine: 'postgres', instanceId }).start();
+  const [high, low] = instanceLockKeys(instanceId);
+  return {
+    h,
+    kill: async () => {
+      // Waits until the backend has exited, and with it released its session locks: what a SIGKILL ends.
+      const killed = await sql<{ done: boolean }>`
+        select pg_terminate_backend(pid, 10000) as done from pg_locks
+        where locktype = 'advisory' and granted and classid = ${high}::int4::oid and objid = ${low}::int4::oid and objsubid = 2`.execute(opened.db);
+      expect(killed.rows.map((r) => r.done)).toEqual([true]);
+    },
+    close: async () => {
+      await h.app.close();
+      await db.destroy();
+    },
+  };
+}
+
 describe.each(engines)('Idempotency-Key on $name', ({ target }) => {
+  let where: DatabaseTarget;
   let opened: OpenedDatabase<any>;
   let h: Harness;
 
   beforeAll(async () => {
-    opened = await openDatabase<any>(await target());
-    h = await new Harness(opened.db).start();
+    where = await target();
+    opened = await openDatabase<any>(where);
+    h = await new Harness(opened.db, { engine: opened.engine }).start();
   });
 
   afterAll(async () => {
@@ -310,6 +344,52 @@ describe.each(engines)('Idempotency-Key on $name', ({ target }) => {
     await stale;
     const replay = await h.blob(key, bytes);
     expect(replay.rawPayload.equals(takeover.rawPayload)).toBe(true);
+  });
+
+  // Regression (issue 12, defect 4): a claim left by a killed process blocked every retry until the 5-minute lease ran out.
+  it('takes over at once a claim whose process died mid-request, and the dead request cannot overwrite the new outcome', async () => {
+    const key = randomUUID();
+    const bytes = Buffer.from('killed upload');
+    const first = await otherProcess(where, opened, randomUUID());
+    first.h.nowMs = h.nowMs;
+    try {
+      first.h.hold = { entered: deferred(), release: deferred() };
+      const dying = first.h.blob(key, bytes);
+      await first.h.hold.entered.promise;
+      // While that process lives, its claim stands, whichever process is asked.
+      expectProblem(await h.blob(key, bytes), 409, 'IDEMPOTENCY_REQUEST_IN_FLIGHT');
+      await first.kill();
+      const before = h.calls.blobs;
+      const retry = await h.blob(key, bytes);
+      expect(retry.statusCode, retry.body).toBe(201);
+      expect(retry.headers['idempotent-replayed']).toBeUndefined();
+      expect(h.calls.blobs).toBe(before + 1);
+      // The killed request's handler finishing late must not replace the outcome the retry kept.
+      first.h.hold.release.resolve();
+      await dying;
+      const replay = await h.blob(key, bytes);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(replay.rawPayload.equals(retry.rawPayload)).toBe(true);
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('takes over a claim from an instance that is gone, but keeps the lease for a claim that names no instance', async () => {
+    const fingerprint = (bytes: Buffer) => createHash('sha256').update('POST\n/blobs\n').update(bytes).digest('hex');
+    const gone = randomUUID();
+    const goneBytes = Buffer.from('from a process that ended');
+    await sql`insert into http_idempotency (principal, idem_key, request_hash, status, created_at_ms, instance_id)
+      values ('anonymous', ${gone}, ${fingerprint(goneBytes)}, 'in_flight', ${h.nowMs}, ${randomUUID()})`.execute(opened.db);
+    expect((await h.blob(gone, goneBytes)).statusCode).toBe(201);
+
+    const unnamed = randomUUID();
+    const unnamedBytes = Buffer.from('from before claims named their instance');
+    await sql`insert into http_idempotency (principal, idem_key, request_hash, status, created_at_ms)
+      values ('anonymous', ${unnamed}, ${fingerprint(unnamedBytes)}, 'in_flight', ${h.nowMs})`.execute(opened.db);
+    expectProblem(await h.blob(unnamed, unnamedBytes), 409, 'IDEMPOTENCY_REQUEST_IN_FLIGHT');
+    h.nowMs += DEFAULT_IN_FLIGHT_LEASE_MS;
+    expect((await h.blob(unnamed, unnamedBytes)).statusCode).toBe(201);
   });
 
   it('expires outcomes after the TTL and sweeps old rows in bounded batches', async () => {

@@ -1,14 +1,16 @@
 // Gradient submission: a binary body, limited by the run's model, decoded strictly before anything is stored or logged.
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { assignmentDecider, assignmentStreamId, type AssignmentCommand } from '../../../domain/assignment/index.js';
+import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent, type AssignmentState, type SubmitGradient } from '../../../domain/assignment/index.js';
+import { DomainError } from '../../../domain/errors.js';
 import { MAX_COMPUTE_TIME_MS } from '../../../domain/limits.js';
 import { decodeGradient, maxEncodedSizeBytes } from '../../../replay/encoding/decode-gradient.js';
 import { GradientDecodeError } from '../../../replay/encoding/gradient-decode-error.js';
 import { referenceSteps, stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
 import { sha256Hex } from '../../../replay/model/checkpoint.js';
+import type { CommandOutcome } from '../../commands/command-handler.js';
 import { authDeps, eventsView, runCommand, type ApiDeps } from '../api-context.js';
 import { asContributor, contributorCallerOf } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
@@ -57,16 +59,40 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
       const computeTimeMs = Number(request.headers['x-compute-time-ms']);
       if (!Number.isFinite(claimedLoss) || computeTimeMs > MAX_COMPUTE_TIME_MS) throw new ApiError(400, 'VALIDATION_FAILED', 'x-claimed-loss must be finite and x-compute-time-ms within bounds');
       const submission = { assignmentId: terms.assignmentId, contributorId: terms.contributorId, gradientDigest: sha256Hex(body), sizeBytes: body.byteLength, encoding, claimedLoss, computeTimeMs };
-      // Decided (without writing) before the bytes are kept: a refused submission must leave no blob behind.
-      assignmentDecider.decide({ type: 'SubmitGradient', data: submission, metadata: { nowMs: deps.nowMs() } } as AssignmentCommand, assignment);
-      // Bytes first, event second: a logged digest always names stored bytes.
-      const { digest } = await deps.blobs.put(body);
-      if (digest !== submission.gradientDigest) throw new Error('blob store named the gradient by another digest');
-      const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(terms.assignmentId), 'SubmitGradient', submission);
+      const outcome = await submitOnce(deps, request, assignment, submission, body);
       reply.code(201);
       return { status: outcome.status, events: eventsView(outcome) };
     },
   );
+}
+
+/**
+ * Decides (without writing) before the bytes are kept, so a refused submission leaves no blob behind; then bytes
+ * first, event second, so a logged digest always names stored bytes. A refusal may answer the retry of a submission
+ * that was accepted, its response lost in a crash ("already submitted", "deadline passed"): the command-level key
+ * then replays the original events, and only a request it does not know is refused.
+ */
+async function submitOnce(deps: ApiDeps, request: FastifyRequest, assignment: AssignmentState, submission: SubmitGradient['data'], body: Uint8Array): Promise<CommandOutcome<AssignmentEvent>> {
+  const streamId = assignmentStreamId(submission.assignmentId);
+  try {
+    assignmentDecider.decide({ type: 'SubmitGradient', data: submission, metadata: { nowMs: deps.nowMs() } }, assignment);
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    return runCommand<AssignmentCommand, AssignmentEvent, AssignmentState>(deps, request, replayingOnly(error), streamId, 'SubmitGradient', submission);
+  }
+  const { digest } = await deps.blobs.put(body);
+  if (digest !== submission.gradientDigest) throw new Error('blob store named the gradient by another digest');
+  return runCommand<AssignmentCommand, AssignmentEvent, AssignmentState>(deps, request, assignmentDecider, streamId, 'SubmitGradient', submission);
+}
+
+/** The assignment decider that decides nothing new: the command path replays a recorded outcome, or `refusal` stands (no bytes were kept for it). */
+function replayingOnly(refusal: DomainError): typeof assignmentDecider {
+  return {
+    ...assignmentDecider,
+    decide: () => {
+      throw refusal;
+    },
+  };
 }
 
 function bodyBytes(body: unknown): Uint8Array {
