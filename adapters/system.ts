@@ -106,11 +106,13 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
     process.exit(1);
   };
 
+  // Aborted first at stop, so the loops wind down together while the HTTP server drains; each stop below waits for its own.
+  const stopping = new AbortController();
   const { parts } = config;
   const projections = parts.has('projections') ? new ProjectionRunner({ store, projectors: ALL_PROJECTORS, log }) : null;
   if (projections) {
     await projections.prepare();
-    projections.start().catch(fail('PROJECTION'));
+    projections.start({ signal: stopping.signal }).catch(fail('PROJECTION'));
     stops.unshift(() => projections.stop());
   }
 
@@ -125,6 +127,7 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
     // One escrow process per database: a second one started against it waits, and takes over when the first dies.
     lease: leaseFor(db, engine),
     onRefused: (command, error) => log(`escrow: ${command.type} refused: ${error.code}: ${error.message}`),
+    log,
   });
   await escrow.prepare();
   if (parts.has('escrow')) {
@@ -140,7 +143,7 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
     settings: { provider: 'cpu', graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: REFERENCE_SETTINGS.intraOpNumThreads },
     parts: { validator: parts.has('validator'), replayWorkers: parts.has('replay') ? 1 : 0 },
   });
-  await verification.start();
+  await verification.start({ signal: stopping.signal });
   stops.unshift(() => verification.stop());
 
   const apiKeys = new ApiKeyStore(db);
@@ -167,6 +170,7 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
     address,
     lightning: lightning.describe,
     stop: async () => {
+      stopping.abort();
       for (const stop of stops) await stop();
     },
   };

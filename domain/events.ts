@@ -30,6 +30,7 @@ export const EVENT_CATALOG: Readonly<Record<DomainEventType, EventCatalogEntry>>
   ReplayVerdictRecorded: { aggregate: 'assignment', schemaVersion: 1, description: 'The replay job reported match or mismatch with its recipe, metric, tolerance, provider, device and duration.' },
   DisputeResolved: { aggregate: 'assignment', schemaVersion: 1, description: 'The dispute was resolved as the verdict implies: overturned on a match (paid), upheld on a mismatch.' },
   AssignmentExpired: { aggregate: 'assignment', schemaVersion: 1, description: 'The deadline passed with no submission; the assignment can no longer be paid.' },
+  RejectionFinalized: { aggregate: 'assignment', schemaVersion: 1, description: 'The dispute window of a rejection closed with no dispute: the rejection is final and the reward forfeited.' },
   ContributorInvoiceRefused: { aggregate: 'assignment', schemaVersion: 1, description: "A contributor's hold or payout invoice failed the coordinator's check (kind, code and reason); it was set aside and they may post a fresh one." },
   PayoutAbandoned: { aggregate: 'assignment', schemaVersion: 1, description: 'A bonus or compensation payout was given up for good (unclaimed, or every invoice failed); its budget is released.' },
   InvoiceOpened: { aggregate: 'invoice', schemaVersion: 1, description: 'An invoice was recorded for a payment hash: an escrow hold invoice or a bonus/compensation payout.' },

@@ -4,7 +4,7 @@ import { sql, type Kysely } from 'kysely';
 import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, type AssignmentCommand, type AssignmentState } from '../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
 import type { Command, Decider, Event } from '../../domain/decider.js';
-import { DomainError } from '../../domain/errors.js';
+import { DomainError, invariant, InvariantViolation } from '../../domain/errors.js';
 import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type InvoiceState, type PayoutKind } from '../../domain/invoice/index.js';
 import { PAYOUT_CLAIM_WINDOW_MS } from '../../domain/limits.js';
 import { IdempotencyKeyReusedError } from '../../domain/ports/event-store-errors.js';
@@ -30,12 +30,16 @@ export type SettlerDeps = Readonly<{
   onRefused?: (command: Command, error: DomainError) => void;
   /** Pending assignments settled per sweep (MAX_SETTLED_PER_SWEEP unless a test wants rotation visible). */
   sweepBatchSize?: number;
+  /** Where an assignment set aside for one pass is reported. */
+  log?: (line: string) => void;
 }>;
 
 /** How soon an assignment waiting for a contributor's invoice is looked at again. */
 export const INVOICE_RECHECK_MS = 5_000;
 /** How soon an assignment whose money moves by events alone is looked at again, in case an event's reaction was lost to a crash. */
 export const IDLE_RECHECK_MS = 60_000;
+/** How soon a release the run refused (an operator's problem) is tried again. */
+export const REFUSED_RELEASE_RECHECK_MS = 3_600_000;
 /** How long a reservation may stand without its assignment before it is released. */
 export const ORPHAN_RESERVATION_MS = 10 * 60_000;
 /** Pending assignments settled per sweep: bounds one pass, and rescheduling rotates the rest to the front. */
@@ -51,7 +55,7 @@ export class AssignmentSettler {
   private readonly policies = new Map<string, EscrowPolicy>();
 
   constructor(private readonly deps: SettlerDeps) {
-    this.cache = new ContributorInvoiceCache(deps.store.db as Kysely<any>, deps.invoices, deps.node, deps.network);
+    this.cache = new ContributorInvoiceCache(deps.store.db as Kysely<any>, deps.store, deps.invoices, deps.node, deps.network, (id) => deps.preimages.escrow(id).paymentHash);
   }
 
   private get db(): Kysely<any> {
@@ -63,8 +67,26 @@ export class AssignmentSettler {
     const rows = await sql<{ assignment_id: string }>`SELECT assignment_id FROM lightning_pending_assignments
       WHERE next_check_at_ms <= ${String(this.deps.nowMs())} ORDER BY next_check_at_ms, assignment_id LIMIT ${this.deps.sweepBatchSize ?? MAX_SETTLED_PER_SWEEP}`.execute(this.db);
     let appended = 0;
-    for (const row of rows.rows) appended += await this.settle(row.assignment_id);
+    for (const row of rows.rows) appended += await this.settleIsolated(row.assignment_id);
     return appended;
+  }
+
+  /**
+   * Settles one assignment; its trouble stays its own. The node or the database being down is
+   * everyone's and ends the pass; anything else is reported and the assignment is looked at
+   * again after INVOICE_RECHECK_MS, behind every other due one.
+   */
+  async settleIsolated(assignmentId: string): Promise<number> {
+    try {
+      return await this.settle(assignmentId);
+    } catch (error) {
+      if (error instanceof InvariantViolation || !(error instanceof LightningError || error instanceof DomainError)) throw error;
+      if (error instanceof LightningError && error.code === 'NODE_UNAVAILABLE') throw error;
+      this.deps.log?.(`escrow: assignment ${assignmentId} set aside for this pass: ${error.code}: ${error.message}`);
+      await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms) VALUES (${assignmentId}, ${String(this.deps.nowMs() + INVOICE_RECHECK_MS)})
+        ON CONFLICT (assignment_id) DO UPDATE SET next_check_at_ms = excluded.next_check_at_ms`.execute(this.db);
+      return 0;
+    }
   }
 
   /**
@@ -80,19 +102,39 @@ export class AssignmentSettler {
     if (view.assignment.status === 'assigned' && nowMs > terms.deadlineMs) {
       progress.appended += await this.assignmentCommand('ExpireAssignment', { assignmentId }, `expire:${assignmentId}`);
     }
+    // The window's close is an event on the assignment's own stream, so a last-moment dispute and it are ordered by the log.
+    if (view.assignment.status === 'rejected' && view.assignment.rejection !== null && nowMs > view.assignment.rejection.disputeDeadlineMs) {
+      progress.appended += await this.assignmentCommand('FinalizeRejection', { assignmentId }, `finalize:${assignmentId}`);
+    }
     if (progress.appended > 0) view = await this.view(assignmentId);
     await this.openEscrow(view, progress);
     await this.payouts(await this.view(assignmentId), progress);
     view = await this.view(assignmentId);
     const release = budgetRelease(view, nowMs);
-    if (release !== null) {
-      const reservationId = assignmentReservationId(assignmentId);
-      const data = { runId: terms.runId, reservationId, spentMsat: release.spentMsat };
-      progress.appended += await this.command(runDecider, runStreamId(terms.runId), { type: 'ReleaseBudget', data, metadata: { nowMs: this.deps.nowMs() } } as RunCommand, `release:${assignmentId}`);
-      return progress.appended + (await this.forget(assignmentId));
-    }
+    if (release !== null) return progress.appended + (await this.release(assignmentId, terms.runId, release.spentMsat));
     await this.reschedule(view, progress.waiting, nowMs);
     return progress.appended;
+  }
+
+  /**
+   * Releases a final assignment's reservation. No reservation (work assigned outside the API, in
+   * tests) is nothing to release. Any other refusal (spent above what was reserved: assignments
+   * from before the bound existed) is an operator's problem: it is reported and the assignment
+   * stays pending, checked again hourly, instead of vanishing from the schedule.
+   */
+  private async release(assignmentId: string, runId: string, spentMsat: bigint): Promise<number> {
+    const data = { runId, reservationId: assignmentReservationId(assignmentId), spentMsat };
+    const command = { type: 'ReleaseBudget', data, metadata: { nowMs: this.deps.nowMs() } } as RunCommand;
+    try {
+      const appended = await this.append(runDecider, runStreamId(runId), command, `release:${assignmentId}`);
+      return appended + (await this.forget(assignmentId));
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      if (error.code === 'RESERVATION_NOT_FOUND') return this.forget(assignmentId);
+      this.deps.onRefused?.(command, error);
+      await sql`UPDATE lightning_pending_assignments SET next_check_at_ms = ${String(this.deps.nowMs() + REFUSED_RELEASE_RECHECK_MS)} WHERE assignment_id = ${assignmentId}`.execute(this.db);
+      return 0;
+    }
   }
 
   /** Notes a reservation as soon as it is logged, so one that never gets its assignment can be found and released. */
@@ -127,8 +169,10 @@ export class AssignmentSettler {
   private async view(assignmentId: string): Promise<MoneyView> {
     const assignment = (await loadAggregate(this.deps.store, assignmentDecider, assignmentStreamId(assignmentId))).state;
     const escrowState = (await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(this.deps.preimages.escrow(assignmentId).paymentHash))).state;
+    // Only this assignment's escrow is its escrow, whatever else a stream under that hash may hold.
+    const isEscrow = escrowState.terms?.kind === 'escrow' && escrowState.terms.assignmentId === assignmentId;
     const attempts = { bonus: await this.attempts(assignmentId, 'bonus'), compensation: await this.attempts(assignmentId, 'compensation') };
-    return { assignmentId, assignment, escrow: escrowState.status === 'none' ? null : escrowState, attempts };
+    return { assignmentId, assignment, escrow: isEscrow ? escrowState : null, attempts };
   }
 
   /** The logged invoices of a payout kind, in attempt order; a cached invoice not logged yet is the next attempt. */
@@ -136,7 +180,7 @@ export class AssignmentSettler {
     const states: InvoiceState[] = [];
     for (const hash of await this.cache.attemptHashes(assignmentId, kind)) {
       const { state } = await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(hash));
-      if (state.status !== 'none') states.push(state);
+      if (state.terms?.kind === kind && state.terms.assignmentId === assignmentId) states.push(state);
     }
     return states;
   }
@@ -209,13 +253,16 @@ export class AssignmentSettler {
       if (fetched.status === 'ready') known.set(attemptKey(request), fetched.terms);
       if (fetched.status === 'refused') progress.appended += await this.refuse(view, request.kind, request.attempt, fetched.refusal);
     }
-    const actions = payoutActions(view, this.context((r) => known.get(attemptKey(r)) ?? AWAITED, []));
-    for (const command of actions.open) {
-      if (command.type !== 'OpenInvoice' || command.data.paymentHash === AWAITED.paymentHash) {
+    // One payoutInvoice call per OpenInvoice, in order: each command is paired with the request it answers.
+    const asked: PayoutRequest[] = [];
+    const actions = payoutActions(view, this.context((r) => known.get(attemptKey(r)) ?? AWAITED, asked));
+    for (const [index, command] of actions.open.entries()) {
+      const request = asked[index]!;
+      invariant(command.type === 'OpenInvoice' && command.data.kind === request.kind, `payout command ${index} does not answer its request`);
+      if (command.data.paymentHash === AWAITED.paymentHash) {
         progress.waiting = true;
         continue;
       }
-      const request = wanted.find((r) => known.get(attemptKey(r))?.paymentHash === command.data.paymentHash)!;
       const outcome = await this.invoiceCommand(command, `payout-open:${attemptKey(request)}`);
       if (outcome instanceof DomainError) {
         // The log refused it (a payment hash used elsewhere, say): set it aside like any bad invoice.
@@ -225,16 +272,19 @@ export class AssignmentSettler {
       } else progress.appended += outcome;
     }
     for (const kind of actions.exhausted) progress.appended += await this.abandon(view, kind, 'PAYOUT_ATTEMPTS_EXHAUSTED', 'every invoice tried for this payout failed or expired unpaid');
-    if (progress.waiting) progress.appended += await this.abandonUnclaimed(view);
+    // Read again: what was just opened above is no longer waiting, and must not be abandoned as unclaimed.
+    if (progress.waiting) progress.appended += await this.abandonUnclaimed(await this.view(view.assignmentId));
   }
 
   /** A payout that has waited for the contributor's invoice longer than the claim window is given up, so its budget returns. */
   private async abandonUnclaimed(view: MoneyView): Promise<number> {
     const since = await this.invoiceNeededSince(view.assignmentId);
-    if (since === null || this.deps.nowMs() - since <= PAYOUT_CLAIM_WINDOW_MS) return 0;
+    const nowMs = this.deps.nowMs();
     let appended = 0;
-    for (const line of payoutLines(view, this.deps.nowMs())) {
+    for (const line of payoutLines(view, nowMs)) {
       if (line.state !== 'invoice-needed' || line.kind === 'escrow') continue;
+      const waitedSince = since[line.kind];
+      if (waitedSince === null || nowMs - waitedSince <= PAYOUT_CLAIM_WINDOW_MS) continue;
       appended += await this.abandon(view, line.kind, 'PAYOUT_UNCLAIMED', `no usable ${line.kind} invoice was posted within ${PAYOUT_CLAIM_WINDOW_MS} ms`);
     }
     return appended;
@@ -272,19 +322,28 @@ export class AssignmentSettler {
     const times = [nowMs + (waiting ? INVOICE_RECHECK_MS : IDLE_RECHECK_MS)];
     if (assignment.status === 'assigned' && assignment.terms) times.push(assignment.terms.deadlineMs + 1);
     if (assignment.status === 'rejected' && assignment.rejection) times.push(assignment.rejection.disputeDeadlineMs + 1);
-    const needsInvoice = payoutLines(view, nowMs).some((line) => line.state === 'invoice-needed');
-    const since = needsInvoice ? ((await this.invoiceNeededSince(view.assignmentId)) ?? nowMs) : null;
-    if (since !== null) times.push(since + PAYOUT_CLAIM_WINDOW_MS + 1);
+    // Each payout kind's claim window runs from when that kind first needed an invoice, and restarts when it needs one again.
+    const needing = new Set(payoutLines(view, nowMs).filter((line) => line.state === 'invoice-needed').map((line) => line.kind));
+    const previous = await this.invoiceNeededSince(view.assignmentId);
+    const since = {
+      bonus: needing.has('bonus') ? (previous.bonus ?? nowMs) : null,
+      compensation: needing.has('compensation') ? (previous.compensation ?? nowMs) : null,
+    };
+    for (const value of [since.bonus, since.compensation]) if (value !== null) times.push(value + PAYOUT_CLAIM_WINDOW_MS + 1);
     const next = Math.max(nowMs + 1, Math.min(...times));
-    await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms, invoice_needed_since_ms)
-      VALUES (${view.assignmentId}, ${String(next)}, ${since === null ? null : String(since)})
-      ON CONFLICT (assignment_id) DO UPDATE SET next_check_at_ms = excluded.next_check_at_ms, invoice_needed_since_ms = excluded.invoice_needed_since_ms`.execute(this.db);
+    const text = (value: number | null) => (value === null ? null : String(value));
+    await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms, bonus_needed_since_ms, compensation_needed_since_ms)
+      VALUES (${view.assignmentId}, ${String(next)}, ${text(since.bonus)}, ${text(since.compensation)})
+      ON CONFLICT (assignment_id) DO UPDATE SET next_check_at_ms = excluded.next_check_at_ms,
+        bonus_needed_since_ms = excluded.bonus_needed_since_ms, compensation_needed_since_ms = excluded.compensation_needed_since_ms`.execute(this.db);
   }
 
-  private async invoiceNeededSince(assignmentId: string): Promise<number | null> {
-    const rows = await sql<{ since: string | null }>`SELECT invoice_needed_since_ms AS since FROM lightning_pending_assignments WHERE assignment_id = ${assignmentId}`.execute(this.db);
-    const since = rows.rows[0]?.since;
-    return since === null || since === undefined ? null : Number(since);
+  private async invoiceNeededSince(assignmentId: string): Promise<Record<PayoutKind, number | null>> {
+    const rows = await sql<{ bonus: string | null; compensation: string | null }>`SELECT bonus_needed_since_ms AS bonus, compensation_needed_since_ms AS compensation
+      FROM lightning_pending_assignments WHERE assignment_id = ${assignmentId}`.execute(this.db);
+    const row = rows.rows[0];
+    const number = (value: string | null | undefined) => (value === null || value === undefined ? null : Number(value));
+    return { bonus: number(row?.bonus), compensation: number(row?.compensation) };
   }
 
   private async forget(assignmentId: string): Promise<number> {

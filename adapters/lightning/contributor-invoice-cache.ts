@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { ContributorInvoiceKind } from '../../domain/assignment/index.js';
+import type { EventStore } from '../../domain/ports/event-store.js';
 import { LightningError, type CoordinatorNode } from '../../domain/ports/lightning.js';
 import type { PayoutInvoiceTerms, PayoutRequest } from '../../domain/reactions/escrow.js';
 import { MIN_INVOICE_REMAINING_MS, verifyPayoutInvoice } from './verify-escrow-invoice.js';
@@ -32,9 +33,12 @@ export function invoiceDigest(bolt11: string): string {
 export class ContributorInvoiceCache {
   constructor(
     private readonly db: Kysely<any>,
+    private readonly store: EventStore,
     private readonly source: ContributorInvoiceSource,
     private readonly node: CoordinatorNode,
     private readonly network: string,
+    /** The escrow hash of an assignment: a payout may never be paid through it. */
+    private readonly escrowHashOf: (assignmentId: string) => string,
   ) {}
 
   /**
@@ -46,7 +50,7 @@ export class ContributorInvoiceCache {
     const cached = await this.find(request);
     const bolt11 = cached ?? (await this.source.payoutInvoice(request));
     if (bolt11 === null) return { status: 'awaited' };
-    const checked = await this.check(bolt11, request.amountMsat, destination, nowMs);
+    const checked = await this.check(bolt11, request, destination, nowMs);
     if ('code' in checked) {
       await this.forget(request, bolt11);
       return { status: 'refused', refusal: checked };
@@ -74,16 +78,30 @@ export class ContributorInvoiceCache {
     await this.source.discardInvoice({ assignmentId: request.assignmentId, kind: request.kind, attempt: request.attempt, bolt11 });
   }
 
+  /**
+   * A payment hash backs one payment, ever: not an escrow (that would settle or strand it), not
+   * another payout's attempt (two payouts, one payment), not an invoice already in the log.
+   */
+  private async hashInUse(paymentHash: string, request: PayoutRequest): Promise<string | null> {
+    if (paymentHash === this.escrowHashOf(request.assignmentId)) return "is this assignment's escrow hash";
+    const cached = await sql<{ assignment_id: string; kind: string; attempt: number }>`SELECT assignment_id, kind, attempt FROM lightning_contributor_invoices WHERE payment_hash = ${paymentHash}`.execute(this.db);
+    if (cached.rows.some((r) => r.assignment_id !== request.assignmentId || r.kind !== request.kind || r.attempt !== request.attempt)) return 'backs another payout';
+    if ((await this.store.readStream(`invoice-${paymentHash}`, { maxCount: 1 })).length > 0) return 'is used by an invoice in the log';
+    return null;
+  }
+
   private async find(request: PayoutRequest): Promise<string | undefined> {
     const rows = await sql<{ bolt11: string }>`SELECT bolt11 FROM lightning_contributor_invoices
       WHERE assignment_id = ${request.assignmentId} AND kind = ${request.kind} AND attempt = ${request.attempt}`.execute(this.db);
     return rows.rows[0]?.bolt11;
   }
 
-  private async check(bolt11: string, amountMsat: bigint, destination: string, nowMs: number): Promise<PayoutInvoiceTerms | InvoiceRefusal> {
+  private async check(bolt11: string, request: PayoutRequest, destination: string, nowMs: number): Promise<PayoutInvoiceTerms | InvoiceRefusal> {
     try {
       const decoded = await this.node.decodeInvoice(bolt11);
-      verifyPayoutInvoice(decoded, { amountMsat, destination, nowMs, minRemainingMs: MIN_INVOICE_REMAINING_MS, network: this.network });
+      verifyPayoutInvoice(decoded, { amountMsat: request.amountMsat, destination, nowMs, minRemainingMs: MIN_INVOICE_REMAINING_MS, network: this.network });
+      const inUse = await this.hashInUse(decoded.paymentHash, request);
+      if (inUse !== null) return { code: 'INVOICE_HASH_IN_USE', message: `the invoice's payment hash ${decoded.paymentHash} already ${inUse}; create a new invoice for the payout`, bolt11 };
       return { paymentHash: decoded.paymentHash, bolt11, expiresAtMs: decoded.expiresAtMs };
     } catch (error) {
       // A node that is down is retried; an invoice the node or the check refuses is the contributor's to fix.

@@ -2,8 +2,8 @@
 
 import type { Kysely } from 'kysely';
 import { invoiceDecider, invoiceStreamId, type InvoiceCommand } from '../../domain/invoice/index.js';
-import { invariant } from '../../domain/errors.js';
-import type { ContributorChannel, CoordinatorNode, PaymentState } from '../../domain/ports/lightning.js';
+import { invariant, InvariantViolation } from '../../domain/errors.js';
+import { LightningError, type ContributorChannel, type CoordinatorNode, type PaymentState } from '../../domain/ports/lightning.js';
 import type { OutboxTables } from '../../projections/outbox/schema.js';
 import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
 import { handleCommand } from '../commands/command-handler.js';
@@ -21,6 +21,8 @@ export type DispatcherDeps = Readonly<{
   limits?: DispatcherLimits;
   /** Fault injection: runs right after a side effect, before its outcome is logged (a crash there). */
   afterEffect?: (step: DispatchStep, paymentHash: string) => void | Promise<void>;
+  /** Where a row set aside for one pass is reported. */
+  log?: (line: string) => void;
 }>;
 
 export type OutboxRow = Readonly<{
@@ -37,6 +39,9 @@ export type OutboxRow = Readonly<{
   /** The fee ceiling reserved for this payment; null on invoices logged before ceilings were recorded. */
   maxFeeMsat: bigint | null;
 }>;
+
+/** How long after a payout invoice's expiry the node's "unknown" is taken to mean it was never paid. */
+export const ABANDON_GRACE_MS = 10 * 60_000;
 
 /** Statuses that still owe a Lightning side effect or an outcome. */
 const UNFINISHED = ['open', 'held', 'releasing', 'canceling', 'failed'] as const;
@@ -61,8 +66,30 @@ export class LightningDispatcher {
    */
   async dispatchOnce(): Promise<number> {
     let recorded = 0;
-    for (const row of await this.unfinished()) recorded += await this.handle(row);
+    for (const row of await this.unfinished()) recorded += await this.isolated(row);
     return recorded;
+  }
+
+  /**
+   * One row's trouble stays that row's. The node being down is everyone's, so it ends the pass
+   * (the loop retries). An invoice the node refuses to pay for good is given up in the log: a
+   * payout is abandoned (a fresh invoice may follow), an escrow never paid is canceled (the
+   * base then goes by compensation). Anything else about one row is reported and the row is
+   * tried again next pass, after every other row had its turn.
+   */
+  private async isolated(row: OutboxRow): Promise<number> {
+    try {
+      return await this.handle(row);
+    } catch (error) {
+      if (error instanceof LightningError && error.code === 'NODE_UNAVAILABLE') throw error;
+      if (error instanceof InvariantViolation) throw error;
+      if (error instanceof LightningError && !error.retryable) {
+        if (row.kind !== 'escrow') return this.abandon(row, error.code.slice(0, 64), error.message.slice(0, 1024));
+        if (row.status === 'open' && !row.wasHeld) return this.record(row, { type: 'CancelInvoice', data: { paymentHash: row.paymentHash, reason: `the node refused to pay it: ${error.code}` } });
+      }
+      this.deps.log?.(`escrow: ${row.kind} ${row.paymentHash} (${row.status}) set aside for this pass: ${error instanceof Error ? error.message : String(error)}`);
+      return 0;
+    }
   }
 
   /** Start-up reconciliation: passes until nothing more can be brought to a final state now. */
@@ -178,7 +205,13 @@ export class LightningDispatcher {
     if (settledFailure && row.status === 'failed' && row.failedAttempts >= this.limits.maxPayoutAttempts) {
       return this.abandon(row, 'PAYMENT_ATTEMPTS_EXHAUSTED', `${row.failedAttempts} payment attempts failed, the last with ${known.status === 'failed' ? known.failureCode : 'no outcome at the node'}`);
     }
-    if (settledFailure && this.deps.nowMs() >= row.expiresAtMs) return this.abandon(row, 'INVOICE_EXPIRED', 'the invoice expired before it could be paid');
+    // Expired: the node's word that it failed is final; its silence is trusted only well after expiry,
+    // once no payment started just before it (a timed-out send, say) can still be in flight.
+    const expiredFor = this.deps.nowMs() - row.expiresAtMs;
+    if ((known.status === 'failed' && expiredFor >= 0) || (known.status === 'unknown' && expiredFor >= ABANDON_GRACE_MS)) {
+      return this.abandon(row, 'INVOICE_EXPIRED', 'the invoice expired before it could be paid');
+    }
+    if (known.status === 'unknown' && expiredFor >= 0) return 0;
     const retry = known.status === 'unknown' || (known.status === 'failed' && row.status === 'failed');
     const state = retry ? await this.deps.node.pay(await this.payRequest(row)) : known;
     await this.deps.afterEffect?.('pay-payout', row.paymentHash);

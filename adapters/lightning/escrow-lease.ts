@@ -58,13 +58,29 @@ export class PostgresAdvisoryLease implements SingleWriterLease {
     });
   }
 
+  /**
+   * Proves the lock is still this session's: advisory locks are re-entrant, so taking it again on
+   * the holding connection succeeds only if that session still holds it (then the extra hold is
+   * dropped). A dead session fails the query. Either way a lost lease is let go entirely, so the
+   * next acquire starts over on a fresh connection instead of trusting a dead one.
+   */
   async check(): Promise<void> {
-    if (this.connection === null) throw new Error('the escrow lease is not held');
-    const rows = await sql<{ held: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted) AS held`.execute(this.connection);
-    if (rows.rows[0]?.held !== true) throw new Error('the escrow lease was lost; another process may hold it now');
+    const connection = this.connection;
+    if (connection === null) throw new Error('the escrow lease is not held');
+    let held = false;
+    try {
+      held = await tryLock(connection);
+      if (held) await sql`SELECT pg_advisory_unlock(hashtext(${LEASE_NAME}))`.execute(connection);
+    } catch {
+      held = false;
+    }
+    if (held) return;
+    await this.release();
+    throw new Error('the escrow lease was lost (its session ended); it will be taken again before the next pass acts');
   }
 
   async release(): Promise<void> {
+    this.connection = null;
     this.letGo?.();
     this.letGo = null;
     await this.holding?.catch(() => {});

@@ -65,4 +65,12 @@ export const ESCROW_REACTOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('lightning_pending_assignments').addColumn('first_seen_at_ms', 'int8').execute();
     },
   },
+  /** The claim window per payout kind: a bonus waiting since yesterday does not shorten a compensation's week. */
+  '0004_claim_window_per_kind': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('lightning_pending_assignments').addColumn('bonus_needed_since_ms', 'int8').execute();
+      await db.schema.alterTable('lightning_pending_assignments').addColumn('compensation_needed_since_ms', 'int8').execute();
+      await sql`UPDATE lightning_pending_assignments SET compensation_needed_since_ms = invoice_needed_since_ms, bonus_needed_since_ms = invoice_needed_since_ms`.execute(db);
+    },
+  },
 };

@@ -51,7 +51,7 @@ export class EscrowReactor {
       touched.add(assignmentId);
       appended += await this.react(recorded);
     }
-    for (const assignmentId of touched) appended += await this.settler.settle(assignmentId);
+    for (const assignmentId of touched) appended += await this.settler.settleIsolated(assignmentId);
     return appended;
   }
 

@@ -27,6 +27,10 @@ export async function openDatabase<DB>(target: DatabaseTarget): Promise<OpenedDa
       connectionString: target.connectionString,
       max: target.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     });
+    // A connection the server ends (a restart, pg_terminate_backend, a network cut) must fail the query
+    // that uses it, never the process: pg emits such errors as events, which are fatal when nobody listens.
+    pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', close: () => db.destroy() };
   }

@@ -59,6 +59,8 @@ export type RequestReplay = Command<'RequestReplay', Ref & { replayJobId: string
 export type RecordReplayVerdict = Command<'RecordReplayVerdict', Ref & ReplayVerdict>;
 export type ResolveDispute = Command<'ResolveDispute', Ref & { resolution: DisputeResolution }>;
 export type ExpireAssignment = Command<'ExpireAssignment', Ref>;
+/** Closes an undisputed rejection's window: after it the rejection is final and no dispute is taken. */
+export type FinalizeRejection = Command<'FinalizeRejection', Ref>;
 export type RecordInvoiceRefused = Command<'RecordInvoiceRefused', Ref & { kind: ContributorInvoiceKind; code: string; message: string }>;
 export type AbandonPayout = Command<'AbandonPayout', Ref & { kind: 'bonus' | 'compensation'; code: string; message: string }>;
 
@@ -72,6 +74,7 @@ export type AssignmentCommand =
   | RecordReplayVerdict
   | ResolveDispute
   | ExpireAssignment
+  | FinalizeRejection
   | RecordInvoiceRefused
   | AbandonPayout;
 
@@ -96,6 +99,8 @@ export function decide(command: AssignmentCommand, state: AssignmentState): Assi
       return resolveDispute(command, state, nowMs);
     case 'ExpireAssignment':
       return expireAssignment(command, state, nowMs);
+    case 'FinalizeRejection':
+      return finalizeRejection(command, state, nowMs);
     case 'RecordInvoiceRefused':
       return recordInvoiceRefused(command, state, nowMs);
     case 'AbandonPayout':
@@ -110,7 +115,7 @@ export function decide(command: AssignmentCommand, state: AssignmentState): Assi
 /** What each stage-bound command needs; null marks the one status it runs in, a code says why any other refuses. */
 type StageRule = Readonly<Record<AssignmentStatus, string | null>>;
 const COMMON = { none: 'ASSIGNMENT_NOT_FOUND', expired: 'ASSIGNMENT_EXPIRED' } as const;
-const AFTER_REJECTION = { disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED' } as const;
+const AFTER_REJECTION = { disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', forfeited: 'ALREADY_REJECTED' } as const;
 
 const STAGE_RULES = {
   SubmitGradient: { ...COMMON, ...AFTER_REJECTION, assigned: null, submitted: 'ALREADY_SUBMITTED', accepted: 'ALREADY_SUBMITTED', rejected: 'ALREADY_SUBMITTED' },
@@ -126,6 +131,7 @@ const STAGE_RULES = {
     replaying: 'ALREADY_DISPUTED',
     replayed: 'ALREADY_DISPUTED',
     resolved: 'ALREADY_DISPUTED',
+    forfeited: 'DISPUTE_WINDOW_CLOSED',
   },
   RequestReplay: {
     ...COMMON,
@@ -137,6 +143,7 @@ const STAGE_RULES = {
     replaying: 'REPLAY_ALREADY_REQUESTED',
     replayed: 'REPLAY_ALREADY_REQUESTED',
     resolved: 'REPLAY_ALREADY_REQUESTED',
+    forfeited: 'NOT_DISPUTED',
   },
   RecordReplayVerdict: {
     ...COMMON,
@@ -148,6 +155,7 @@ const STAGE_RULES = {
     replaying: null,
     replayed: 'VERDICT_ALREADY_RECORDED',
     resolved: 'VERDICT_ALREADY_RECORDED',
+    forfeited: 'NOT_DISPUTED',
   },
   ResolveDispute: {
     ...COMMON,
@@ -159,6 +167,7 @@ const STAGE_RULES = {
     replaying: 'REPLAY_VERDICT_MISSING',
     replayed: null,
     resolved: 'DISPUTE_ALREADY_RESOLVED',
+    forfeited: 'NOT_DISPUTED',
   },
   ExpireAssignment: {
     none: 'ASSIGNMENT_NOT_FOUND',
@@ -171,8 +180,9 @@ const STAGE_RULES = {
     replayed: 'NOT_EXPIRABLE',
     resolved: 'NOT_EXPIRABLE',
     expired: 'ALREADY_EXPIRED',
+    forfeited: 'NOT_EXPIRABLE',
   },
-} as const satisfies Record<Exclude<AssignmentCommand['type'], 'AssignWork' | 'RecordInvoiceRefused' | 'AbandonPayout'>, StageRule>;
+} as const satisfies Record<Exclude<AssignmentCommand['type'], 'AssignWork' | 'FinalizeRejection' | 'RecordInvoiceRefused' | 'AbandonPayout'>, StageRule>;
 
 /** A person-facing sentence per refusal code: what is wrong and what to do instead. */
 const STAGE_ADVICE: Readonly<Record<string, string>> = {
@@ -470,4 +480,14 @@ function abandonPayout(command: AbandonPayout, state: AssignmentState, nowMs: nu
     { assignmentId },
   );
   return [{ type: 'PayoutAbandoned', data: { ...refOf(terms, nowMs), kind, code, message } }];
+}
+
+function finalizeRejection(command: FinalizeRejection, state: AssignmentState, nowMs: number): AssignmentEvent[] {
+  const assignmentId = requireId(command.data.assignmentId, 'assignmentId');
+  const terms = termsOf(state, assignmentId);
+  if (state.status === 'forfeited') return [];
+  require_(state.status === 'rejected', 'NOT_REJECTED', `assignment ${assignmentId} (${state.status}) has no undisputed rejection to finalize`, { assignmentId, status: state.status });
+  const deadlineMs = state.rejection?.disputeDeadlineMs ?? 0;
+  require_(nowMs > deadlineMs, 'DISPUTE_WINDOW_OPEN', `assignment ${assignmentId}'s dispute window is open until ${deadlineMs}; a rejection is final only after it`, { assignmentId, disputeDeadlineMs: deadlineMs });
+  return [{ type: 'RejectionFinalized', data: { ...refOf(terms, nowMs), disputeDeadlineMs: deadlineMs } }];
 }

@@ -2,7 +2,7 @@
 
 import type { Event } from '../decider.js';
 import { invariant, InvariantViolation } from '../errors.js';
-import { MAX_MONEY_MSAT, routingFeeLimitMsat } from '../money.js';
+import { routingFeeLimitMsat } from '../money.js';
 
 export const ASSIGNMENT_STATUSES = [
   'none',
@@ -15,6 +15,8 @@ export const ASSIGNMENT_STATUSES = [
   'replayed',
   'resolved',
   'expired',
+  /** Rejected, and the dispute window closed undisputed: final, ordered against any dispute by the log. */
+  'forfeited',
 ] as const;
 export type AssignmentStatus = (typeof ASSIGNMENT_STATUSES)[number];
 
@@ -98,6 +100,8 @@ export type DisputeResolved = Event<
   AssignmentRef & { disputeId: string; replayJobId: string; outcome: ReplayOutcome; resolution: DisputeResolution; baseRewardMsat: bigint }
 >;
 export type AssignmentExpired = Event<'AssignmentExpired', AssignmentRef & { deadlineMs: number }>;
+/** The dispute window of a rejection closed with no dispute: the rejection is final, and a later dispute is refused. */
+export type RejectionFinalized = Event<'RejectionFinalized', AssignmentRef & { disputeDeadlineMs: number }>;
 /** Whom a contributor's invoice is for: the escrow hold invoice, or a bonus or compensation payout. */
 export type ContributorInvoiceKind = 'escrow' | 'bonus' | 'compensation';
 /** A contributor's invoice failed the coordinator's check (wrong terms, expiring): it was set aside and they may post a fresh one. */
@@ -115,6 +119,7 @@ export type AssignmentEvent =
   | ReplayVerdictRecorded
   | DisputeResolved
   | AssignmentExpired
+  | RejectionFinalized
   | ContributorInvoiceRefused
   | PayoutAbandoned;
 
@@ -134,6 +139,8 @@ export type AssignmentState = Readonly<{
   /** Contributor invoices refused so far per kind, with the last reason, shown to the contributor. */
   invoiceRefusals: Readonly<Partial<Record<ContributorInvoiceKind, Readonly<{ count: number; code: string; message: string; atMs: number }>>>>;
   abandonedPayouts: Readonly<Partial<Record<'bonus' | 'compensation', Readonly<{ code: string; message: string; atMs: number }>>>>;
+  /** Assigned before WorkAssigned carried a bonus bound: its terms' bound is 0 from now on. */
+  legacyTerms: boolean;
 }>;
 
 export const initialState = (): AssignmentState => ({
@@ -150,6 +157,7 @@ export const initialState = (): AssignmentState => ({
   expiredAtMs: null,
   invoiceRefusals: {},
   abandonedPayouts: {},
+  legacyTerms: false,
 });
 
 /** Money-side events: they record what happened to an assignment's payments and leave its status alone. */
@@ -167,6 +175,7 @@ const TRANSITIONS: Readonly<Record<Exclude<AssignmentEvent, MoneyEvent>['type'],
   ReplayVerdictRecorded: ['replaying', 'replayed'],
   DisputeResolved: ['replayed', 'resolved'],
   AssignmentExpired: ['assigned', 'expired'],
+  RejectionFinalized: ['rejected', 'forfeited'],
 };
 
 export function evolve(state: AssignmentState, event: AssignmentEvent): AssignmentState {
@@ -178,10 +187,12 @@ export function evolve(state: AssignmentState, event: AssignmentEvent): Assignme
   invariant(state.status === from, `${event.type} cannot follow a ${state.status} assignment (needs ${from})`);
   if (event.type === 'WorkAssigned') {
     const { atMs, ...terms } = event.data;
-    // Events written before the bonus bound existed carry neither field: their bonus was unbounded, their fee the default ceiling.
-    const maxBonusMsat = terms.maxBonusMsat ?? MAX_MONEY_MSAT;
+    // Events written before the bonus bound existed carry neither field. They reserved the base alone, so from
+    // now on they may pay no bonus (bound 0) and the default fee ceiling; bonuses they were already granted still fold.
+    const legacyTerms = terms.maxBonusMsat === undefined;
+    const maxBonusMsat = terms.maxBonusMsat ?? 0n;
     const maxFeeMsat = terms.maxFeeMsat ?? routingFeeLimitMsat(terms.baseRewardMsat);
-    return { ...state, status: to, terms: { ...terms, maxBonusMsat, maxFeeMsat }, assignedAtMs: atMs };
+    return { ...state, status: to, terms: { ...terms, maxBonusMsat, maxFeeMsat }, legacyTerms, assignedAtMs: atMs };
   }
   const terms = termsFor(state, event as Exclude<AssignmentEvent, WorkAssigned>);
   return { ...applyStage(state, terms, event as Exclude<AssignmentEvent, WorkAssigned | MoneyEvent>), status: to };
@@ -221,7 +232,7 @@ function applyStage(state: AssignmentState, terms: WorkTerms, event: Exclude<Ass
     case 'SubmissionAccepted': {
       const { validatorId, qualityScore, bonusMsat, evidence, atMs } = event.data;
       invariant(bonusMsat >= 0n, 'SubmissionAccepted with a negative bonus');
-      invariant(bonusMsat <= terms.maxBonusMsat, `SubmissionAccepted bonus ${bonusMsat} exceeds the reserved ${terms.maxBonusMsat}`);
+      invariant(bonusMsat <= terms.maxBonusMsat || state.legacyTerms, `SubmissionAccepted bonus ${bonusMsat} exceeds the reserved ${terms.maxBonusMsat}`);
       return { ...state, acceptance: { validatorId, qualityScore, bonusMsat, evidence, acceptedAtMs: atMs } };
     }
     case 'SubmissionRejected': {
@@ -244,6 +255,9 @@ function applyStage(state: AssignmentState, terms: WorkTerms, event: Exclude<Ass
     case 'AssignmentExpired':
       invariant(event.data.atMs > terms.deadlineMs, `AssignmentExpired at ${event.data.atMs}, before the deadline ${terms.deadlineMs}`);
       return { ...state, expiredAtMs: event.data.atMs };
+    case 'RejectionFinalized':
+      invariant(state.rejection !== null && event.data.atMs > state.rejection.disputeDeadlineMs, 'RejectionFinalized inside the dispute window');
+      return state;
     default: {
       const unknown: never = event;
       throw new InvariantViolation(`assignment evolve: unknown event type ${(unknown as AssignmentEvent).type}`);

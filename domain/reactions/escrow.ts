@@ -51,6 +51,7 @@ export function impliedSettlement(assignment: AssignmentState, nowMs?: number): 
     case 'resolved':
       return assignment.resolution?.resolution === 'overturned' ? 'pay' : 'forfeit';
     case 'expired':
+    case 'forfeited':
       return 'forfeit';
     case 'rejected': {
       const deadlineMs = assignment.rejection?.disputeDeadlineMs;

@@ -128,7 +128,8 @@ export type BudgetRelease = Readonly<{ spentMsat: bigint }>;
  */
 export function budgetRelease(inputs: PayoutInputs, nowMs: number): BudgetRelease | null {
   const { assignment, escrow, attempts } = inputs;
-  if (assignment.terms === null || impliedSettlement(assignment, nowMs) === 'pending') return null;
+  // Without the clock: a rejection is final only once RejectionFinalized is in the log, ordered against any dispute.
+  if (assignment.terms === null || impliedSettlement(assignment) === 'pending') return null;
   if (escrow !== null && !ESCROW_FINAL.includes(escrow.status)) return null;
   if (!payoutLines(inputs, nowMs).every((line) => line.state === 'paid' || line.state === 'abandoned')) return null;
   const payouts = [...attempts.bonus, ...attempts.compensation];

@@ -167,6 +167,7 @@ const assignmentCommandArb: fc.Arbitrary<Omit<Step<AssignmentCommand>, 'dtMs'>> 
   { weight: 3, arbitrary: verdictArb },
   { weight: 3, arbitrary: step<AssignmentCommand>('ResolveDispute', fc.record({ assignmentId: fc.constant(ASSIGNMENT), resolution: fc.constantFrom('upheld' as const, 'overturned' as const) })) },
   { weight: 1, arbitrary: step<AssignmentCommand>('ExpireAssignment', fc.record({ assignmentId: fc.constant(ASSIGNMENT) })) },
+  { weight: 1, arbitrary: step<AssignmentCommand>('FinalizeRejection', fc.record({ assignmentId: fc.constant(ASSIGNMENT) })) },
   {
     weight: 1,
     arbitrary: step<AssignmentCommand>('RecordInvoiceRefused', fc.record({ assignmentId: fc.constant(ASSIGNMENT), kind: fc.constantFrom('escrow' as const, 'bonus' as const), code: fc.constantFrom('INVOICE_EXPIRES_TOO_SOON', 'bad'), message: fc.constantFrom('expired', '') })),

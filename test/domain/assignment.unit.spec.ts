@@ -36,6 +36,7 @@ const PATHS: Record<AssignmentStatus, AssignmentCommand[]> = {
   replayed: [c.assign(), c.submit(), c.reject(), c.dispute(), c.requestReplay(), c.verdict('match')],
   resolved: [c.assign(), c.submit(), c.reject(), c.dispute(), c.requestReplay(), c.verdict('match'), c.resolve('overturned')],
   expired: [c.assign(), c.expire()],
+  forfeited: [c.assign(), c.submit(), c.reject(), c.finalize()],
 };
 
 const stateAt = (status: AssignmentStatus): AssignmentState => given(assignmentDecider, PATHS[status]).state;
@@ -199,35 +200,35 @@ describe('assignment: ExpireAssignment', () => {
 const MATRIX: Record<string, [AssignmentCommand, Record<AssignmentStatus, string | null>]> = {
   submit: [
     c.submit(),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: null, submitted: 'ALREADY_SUBMITTED', accepted: 'ALREADY_SUBMITTED', rejected: 'ALREADY_SUBMITTED', disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: null, submitted: 'ALREADY_SUBMITTED', accepted: 'ALREADY_SUBMITTED', rejected: 'ALREADY_SUBMITTED', disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'ALREADY_REJECTED' },
   ],
   accept: [
     c.accept(),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_SUBMITTED', submitted: null, accepted: 'ALREADY_ACCEPTED', rejected: 'ALREADY_REJECTED', disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_SUBMITTED', submitted: null, accepted: 'ALREADY_ACCEPTED', rejected: 'ALREADY_REJECTED', disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'ALREADY_REJECTED' },
   ],
   reject: [
     c.reject(),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_SUBMITTED', submitted: null, accepted: 'ALREADY_ACCEPTED', rejected: 'ALREADY_REJECTED', disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_SUBMITTED', submitted: null, accepted: 'ALREADY_ACCEPTED', rejected: 'ALREADY_REJECTED', disputed: 'ALREADY_REJECTED', replaying: 'ALREADY_REJECTED', replayed: 'ALREADY_REJECTED', resolved: 'ALREADY_REJECTED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'ALREADY_REJECTED' },
   ],
   dispute: [
     c.dispute(),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_REJECTED', submitted: 'NOT_REJECTED', accepted: 'NOT_REJECTED', rejected: null, disputed: 'ALREADY_DISPUTED', replaying: 'ALREADY_DISPUTED', replayed: 'ALREADY_DISPUTED', resolved: 'ALREADY_DISPUTED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_REJECTED', submitted: 'NOT_REJECTED', accepted: 'NOT_REJECTED', rejected: null, disputed: 'ALREADY_DISPUTED', replaying: 'ALREADY_DISPUTED', replayed: 'ALREADY_DISPUTED', resolved: 'ALREADY_DISPUTED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'DISPUTE_WINDOW_CLOSED' },
   ],
   requestReplay: [
     c.requestReplay(),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_DISPUTED', submitted: 'NOT_DISPUTED', accepted: 'NOT_DISPUTED', rejected: 'NOT_DISPUTED', disputed: null, replaying: 'REPLAY_ALREADY_REQUESTED', replayed: 'REPLAY_ALREADY_REQUESTED', resolved: 'REPLAY_ALREADY_REQUESTED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_DISPUTED', submitted: 'NOT_DISPUTED', accepted: 'NOT_DISPUTED', rejected: 'NOT_DISPUTED', disputed: null, replaying: 'REPLAY_ALREADY_REQUESTED', replayed: 'REPLAY_ALREADY_REQUESTED', resolved: 'REPLAY_ALREADY_REQUESTED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'NOT_DISPUTED' },
   ],
   verdict: [
     c.verdict('match'),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_DISPUTED', submitted: 'NOT_DISPUTED', accepted: 'NOT_DISPUTED', rejected: 'NOT_DISPUTED', disputed: 'REPLAY_NOT_REQUESTED', replaying: null, replayed: 'VERDICT_ALREADY_RECORDED', resolved: 'VERDICT_ALREADY_RECORDED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_DISPUTED', submitted: 'NOT_DISPUTED', accepted: 'NOT_DISPUTED', rejected: 'NOT_DISPUTED', disputed: 'REPLAY_NOT_REQUESTED', replaying: null, replayed: 'VERDICT_ALREADY_RECORDED', resolved: 'VERDICT_ALREADY_RECORDED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'NOT_DISPUTED' },
   ],
   resolve: [
     c.resolve('overturned'),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_DISPUTED', submitted: 'NOT_DISPUTED', accepted: 'NOT_DISPUTED', rejected: 'NOT_DISPUTED', disputed: 'REPLAY_VERDICT_MISSING', replaying: 'REPLAY_VERDICT_MISSING', replayed: null, resolved: 'DISPUTE_ALREADY_RESOLVED', expired: 'ASSIGNMENT_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: 'NOT_DISPUTED', submitted: 'NOT_DISPUTED', accepted: 'NOT_DISPUTED', rejected: 'NOT_DISPUTED', disputed: 'REPLAY_VERDICT_MISSING', replaying: 'REPLAY_VERDICT_MISSING', replayed: null, resolved: 'DISPUTE_ALREADY_RESOLVED', expired: 'ASSIGNMENT_EXPIRED', forfeited: 'NOT_DISPUTED' },
   ],
   expire: [
     c.expire(),
-    { none: 'ASSIGNMENT_NOT_FOUND', assigned: null, submitted: 'NOT_EXPIRABLE', accepted: 'NOT_EXPIRABLE', rejected: 'NOT_EXPIRABLE', disputed: 'NOT_EXPIRABLE', replaying: 'NOT_EXPIRABLE', replayed: 'NOT_EXPIRABLE', resolved: 'NOT_EXPIRABLE', expired: 'ALREADY_EXPIRED' },
+    { none: 'ASSIGNMENT_NOT_FOUND', assigned: null, submitted: 'NOT_EXPIRABLE', accepted: 'NOT_EXPIRABLE', rejected: 'NOT_EXPIRABLE', disputed: 'NOT_EXPIRABLE', replaying: 'NOT_EXPIRABLE', replayed: 'NOT_EXPIRABLE', resolved: 'NOT_EXPIRABLE', expired: 'ALREADY_EXPIRED', forfeited: 'NOT_EXPIRABLE' },
   ],
 };
 
@@ -274,5 +275,34 @@ describe('assignment: streamId', () => {
   it('names the stream assignment-<id>', () => {
     expect(streamId('asg-1')).toBe('assignment-asg-1');
     expectCode(() => streamId('x'.repeat(200)), 'INVALID_ID');
+  });
+});
+
+describe('assignment: FinalizeRejection', () => {
+  it('finalizes an undisputed rejection only after its window, once; a dispute then is refused', () => {
+    const rejected = stateAt('rejected');
+    const deadlineMs = rejected.rejection!.disputeDeadlineMs;
+    expectCode(() => assignmentDecider.decide(c.finalize(deadlineMs), rejected), 'DISPUTE_WINDOW_OPEN');
+    const [event] = assignmentDecider.decide(c.finalize(deadlineMs + 1), rejected);
+    expect(event).toEqual({ type: 'RejectionFinalized', data: { ...ref, atMs: deadlineMs + 1, disputeDeadlineMs: deadlineMs } });
+    const forfeited = assignmentDecider.evolve(rejected, event!);
+    expect(forfeited.status).toBe('forfeited');
+    expect(assignmentDecider.decide(c.finalize(deadlineMs + 2), forfeited)).toEqual([]);
+    expectCode(() => assignmentDecider.decide(c.dispute(deadlineMs), forfeited), 'DISPUTE_WINDOW_CLOSED');
+    expectCode(() => assignmentDecider.decide(c.finalize(), stateAt('disputed')), 'NOT_REJECTED');
+  });
+});
+
+describe('assignment: terms logged before the bonus bound existed', () => {
+  it('fold with no bonus bound from now on and the default fee ceiling, while bonuses already granted still fold', () => {
+    const { maxBonusMsat: _bound, maxFeeMsat: _fee, ...legacyData } = c.assign().data as AssignmentCommand['data'] & { maxBonusMsat: bigint; maxFeeMsat: bigint };
+    const legacy: AssignmentEvent = { type: 'WorkAssigned', data: { ...legacyData, atMs: T0 } } as AssignmentEvent;
+    const assigned = assignmentDecider.evolve(assignmentDecider.initialState(), legacy);
+    expect(assigned.terms).toMatchObject({ maxBonusMsat: 0n, maxFeeMsat: 5_000n + 1_000_000n * 5_000n / 1_000_000n });
+    const submitted = assignmentDecider.evolve(assigned, assignmentDecider.decide(c.submit(), assigned)[0]!);
+    // It reserved the base alone: no new bonus is paid from money nobody set aside.
+    expectCode(() => assignmentDecider.decide(c.accept(T0 + 2000, 1n), submitted), 'BONUS_EXCEEDS_MAX');
+    const granted = { type: 'SubmissionAccepted', data: { ...ref, atMs: T0 + 2000, validatorId: 'v', qualityScore: 1, bonusMsat: 250_000n, evidence: {}, baseRewardMsat: 1_000_000n } } as AssignmentEvent;
+    expect(assignmentDecider.evolve(submitted, granted).acceptance?.bonusMsat).toBe(250_000n);
   });
 });

@@ -57,9 +57,9 @@ describe('free-form objects', () => {
 
 describe('event catalog', () => {
   it('lists every event once, with its aggregate and schema version 1', () => {
-    expect(DOMAIN_EVENT_TYPES).toHaveLength(29);
+    expect(DOMAIN_EVENT_TYPES).toHaveLength(30);
     const count = (aggregate: string) => Object.values(EVENT_CATALOG).filter((entry) => entry.aggregate === aggregate).length;
-    expect([count('run'), count('contributor'), count('assignment'), count('invoice')]).toEqual([6, 2, 11, 10]);
+    expect([count('run'), count('contributor'), count('assignment'), count('invoice')]).toEqual([6, 2, 12, 10]);
     for (const entry of Object.values(EVENT_CATALOG)) {
       expect(entry.schemaVersion).toBe(1);
       expect(entry.description.length).toBeGreaterThan(20);

@@ -19,7 +19,7 @@ import { type InvoiceCommand, invoiceDecider, type InvoiceEvent, type InvoiceSta
 import { assignmentCommands as c, assignWorkData, ESCROW_HASH, ESCROW_PREIMAGE, hex64, openInvoiceData, paymentHashOf, T0 } from './fixtures.js';
 
 export type ModelAction =
-  | { kind: 'submit' | 'reject' | 'dispute' | 'requestReplay' | 'expireAssignment' }
+  | { kind: 'submit' | 'reject' | 'dispute' | 'requestReplay' | 'expireAssignment' | 'finalize' }
   | { kind: 'accept'; bonusMsat: bigint }
   | { kind: 'verdict'; outcome: 'match' | 'mismatch' }
   | { kind: 'resolve'; agree: boolean }
@@ -232,6 +232,7 @@ export class EscrowModel {
         return this.assign(c.resolve(action.agree ? agreeing : agreeing === 'upheld' ? 'overturned' : 'upheld', now));
       }
       case 'expireAssignment': return this.assign(c.expire(now));
+      case 'finalize': return this.assign(c.finalize(now));
       case 'openEscrow': return this.config.escrowAtStart === 'late' ? this.openEscrow() : undefined;
       case 'nodeHold': return this.node('MarkInvoiceHeld');
       case 'nodeExpire': return this.node('ExpireInvoice');
@@ -253,6 +254,12 @@ export class EscrowModel {
    * every payout.
    */
   drain(): void {
+    // As the settler does once a rejection's window has closed undisputed.
+    const rejection = this.assignment.state.status === 'rejected' ? this.assignment.state.rejection : null;
+    if (rejection) {
+      this.nowMs = Math.max(this.nowMs, rejection.disputeDeadlineMs + 1);
+      this.assign(c.finalize(this.nowMs));
+    }
     for (let round = 0; round < 20; round += 1) {
       while (this.outbox.length > 0) this.deliver();
       const escrow = this.escrow;
@@ -302,6 +309,7 @@ const noiseArb: fc.Arbitrary<ModelAction | { kind: 'plan' }> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('match' as const, 'mismatch' as const).map((outcome) => ({ kind: 'verdict' as const, outcome })) },
   { weight: 1, arbitrary: fc.boolean().map((agree) => ({ kind: 'resolve' as const, agree })) },
   { weight: 1, arbitrary: fc.constant({ kind: 'expireAssignment' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'finalize' as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'openEscrow' as const }) },
   { weight: 4, arbitrary: fc.constant({ kind: 'nodeHold' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'nodeExpire' as const }) },

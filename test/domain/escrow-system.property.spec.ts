@@ -9,11 +9,11 @@ import { EscrowModel, scenarioArb } from './escrow-model.js';
 /** PROPERTY_RUNS raises the effort for a deeper search (the default keeps the suite fast). */
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
 
-type Outcome = 'accepted' | 'overturned' | 'upheld' | 'expired' | 'other';
+type Outcome = 'accepted' | 'overturned' | 'upheld' | 'expired' | 'forfeited' | 'other';
 
 function outcomeOf(model: EscrowModel): Outcome {
   const { status, resolution } = model.assignment.state;
-  if (status === 'accepted' || status === 'expired') return status;
+  if (status === 'accepted' || status === 'expired' || status === 'forfeited') return status;
   if (status === 'resolved') return resolution?.resolution === 'overturned' ? 'overturned' : 'upheld';
   return 'other';
 }
@@ -26,7 +26,7 @@ function checkStep(model: EscrowModel): void {
 }
 
 function checkFinal(model: EscrowModel, outcome: Outcome): void {
-  if (outcome === 'upheld' || outcome === 'expired') {
+  if (outcome === 'upheld' || outcome === 'expired' || outcome === 'forfeited') {
     expect(model.basePayments()).toBe(0);
     expect(model.escrow?.status).not.toBe('settled');
     expect(model.compensationInvoices()).toBe(0);

@@ -141,6 +141,8 @@ export const assignmentCommands = {
     ),
   resolve: (resolution: 'upheld' | 'overturned', nowMs = T0 + 6000): AssignmentCommand => command('ResolveDispute', { assignmentId: ASSIGNMENT_ID, resolution }, nowMs),
   expire: (nowMs = DEADLINE_MS + 1): AssignmentCommand => command('ExpireAssignment', { assignmentId: ASSIGNMENT_ID }, nowMs),
+  /** Defaults to just after the window of a rejection made by `reject()` at its default time. */
+  finalize: (nowMs = T0 + 2000 + DISPUTE_WINDOW_MS + 1): AssignmentCommand => command('FinalizeRejection', { assignmentId: ASSIGNMENT_ID }, nowMs),
 };
 
 export const ESCROW_PREIMAGE = hex64('escrow-preimage');

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DevContributorWallet } from '../../adapters/lightning/dev/dev-wallet.js';
+import { ABANDON_GRACE_MS } from '../../adapters/lightning/dispatcher.js';
 import { DEFAULT_DISPATCHER_LIMITS } from '../../adapters/lightning/dispatcher-limits.js';
 import { handleCommand } from '../../adapters/commands/command-handler.js';
 import { INVOICE_RECHECK_MS, ORPHAN_RESERVATION_MS } from '../../adapters/lightning/assignment-settler.js';
@@ -11,6 +12,7 @@ import { runDecider, runStreamId, type RunCommand } from '../../domain/run/index
 import { RUN_ID } from '../domain/fixtures.js';
 import { PostgresAdvisoryLease, InProcessLease } from '../../adapters/lightning/escrow-lease.js';
 import { DomainError } from '../../domain/errors.js';
+import { LightningError, type CoordinatorNode } from '../../domain/ports/lightning.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
 import { ProjectionRunner } from '../../projections/runner.js';
 import { BASE_MSAT, FEE_CEILING_MSAT, MONEY_ENGINES, moneyWorld, type MoneyWorld } from './money-world.js';
@@ -154,7 +156,11 @@ describe.each(MONEY_ENGINES)('the money path on %s', (engine) => {
     await w.postPayoutInvoice('a-alice', 'alice', 'bonus', 100_000n, 0, 120);
     // The invoice is logged, then the pass that would pay it comes only after it expired (a long outage, say).
     await engineA.reactor.settler.settle('a-alice');
-    w.clock.nowMs += 200_000;
+    // Past expiry the node's silence counts only after a grace period: a send that timed out may still be under way.
+    w.clock.nowMs += 120_000;
+    await engineA.runUntilQuiet();
+    expect((await w.events('PaymentAbandoned')).filter((e) => e.data.assignmentId === 'a-alice')).toEqual([]);
+    w.clock.nowMs += ABANDON_GRACE_MS;
     await engineA.runUntilQuiet();
     expect((await w.events('PaymentAbandoned')).filter((e) => e.data.assignmentId === 'a-alice').map((e) => e.data.code)).toEqual(['INVOICE_EXPIRED']);
     await w.postPayoutInvoice('a-alice', 'alice', 'bonus', 100_000n, 1);
@@ -258,6 +264,76 @@ describe.each(MONEY_ENGINES)('the money path on %s', (engine) => {
     await second.runUntilQuiet();
     expect((await w.streamTypes(`invoice-${w.escrowHash('a-1')}`)).at(-1)).toBe('InvoiceSettled');
     expect((await w.events('InvoiceSettled')).length).toBe(1);
+  });
+});
+
+describe.each(MONEY_ENGINES)('what the money-path review found, on %s', (engine) => {
+  it('sets aside an invoice the node refuses to pay for good, and keeps paying everyone else', async () => {
+    w = await moneyWorld(engine);
+    for (const who of ['alice', 'bob']) {
+      await w.register(who);
+      await w.assign(`a-${who}`, who);
+      await w.submit(`a-${who}`, who);
+      await w.accept(`a-${who}`, 0n);
+    }
+    const real = w.network.coordinator();
+    const poisoned = await w.postPayoutInvoice('a-bob', 'bob', 'compensation', BASE_MSAT, 0);
+    const poisonedHash = (await real.decodeInvoice(poisoned)).paymentHash;
+    // The real node, except that it refuses Bob's invoice as LND refuses one it cannot pay (an unknown feature bit, say).
+    const node: CoordinatorNode = Object.assign(Object.create(real) as CoordinatorNode, {
+      pay: (request: Parameters<CoordinatorNode['pay']>[0]) =>
+        request.paymentHash === poisonedHash ? Promise.reject(new LightningError('INVOICE_INVALID', 'invoice has unknown required features', false)) : real.pay(request),
+    });
+    await w.postPayoutInvoice('a-alice', 'alice', 'compensation', BASE_MSAT, 0);
+    await (await w.escrowEngine({ node })).runUntilQuiet();
+    expect((await w.events('PaymentSent')).map((e) => e.data.assignmentId)).toEqual(['a-alice']);
+    expect((await w.events('PaymentAbandoned')).map((e) => [e.data.paymentHash, e.data.code])).toEqual([[poisonedHash, 'INVOICE_INVALID']]);
+    // Bob's payout asks for a fresh invoice; paid through it.
+    await w.postPayoutInvoice('a-bob', 'bob', 'compensation', BASE_MSAT, 1);
+    await (await w.escrowEngine()).runUntilQuiet();
+    expect((await w.events('PaymentSent')).map((e) => e.data.assignmentId).sort()).toEqual(['a-alice', 'a-bob']);
+    expect((await w.runState()).reservedMsat).toBe(0n);
+  });
+
+  it('never takes the escrow\'s hash, or another payout\'s, as a payout invoice', async () => {
+    w = await moneyWorld(engine);
+    await w.register('alice');
+    await w.assign('a-1', 'alice', { maxBonusMsat: BASE_MSAT });
+    await w.submit('a-1', 'alice');
+    await w.accept('a-1', BASE_MSAT);
+    // Her hold invoice for the escrow hash, posted as the compensation; and one invoice posted for both payouts of equal amount.
+    const hold = await w.network.wallet('alice').createHoldInvoice({ paymentHash: w.escrowHash('a-1'), amountMsat: BASE_MSAT, expirySec: 3_600, cltvDelta: 40, description: 'escrow' });
+    await w.box.postPayout('a-1', 'compensation', 0, hold, w.clock.nowMs);
+    const engineA = await w.escrowEngine();
+    await engineA.runUntilQuiet();
+    expect((await w.assignmentState('a-1')).invoiceRefusals.compensation).toMatchObject({ code: 'INVOICE_HASH_IN_USE' });
+    expect(await w.streamTypes(`invoice-${w.escrowHash('a-1')}`)).toEqual([]);
+    const { bolt11 } = await w.network.wallet('alice').createInvoice({ amountMsat: BASE_MSAT, expirySec: 3_600, description: 'both' });
+    await w.box.postPayout('a-1', 'compensation', 0, bolt11, w.clock.nowMs);
+    await w.box.postPayout('a-1', 'bonus', 0, bolt11, w.clock.nowMs);
+    await engineA.runUntilQuiet();
+    expect((await w.assignmentState('a-1')).invoiceRefusals.bonus).toMatchObject({ code: 'INVOICE_HASH_IN_USE' });
+    await w.postPayoutInvoice('a-1', 'alice', 'bonus', BASE_MSAT, 0);
+    await engineA.runUntilQuiet();
+    const sent = await w.events('PaymentSent');
+    expect(sent.map((e) => e.data.kind).sort()).toEqual(['bonus', 'compensation']);
+    const released = (await w.events('BudgetReleased'))[0]!;
+    const paid = sent.reduce((sum, e) => sum + BigInt(e.data.amountMsat as string) + BigInt(e.data.feeMsat as string), 0n);
+    expect(BigInt(released.data.spentMsat as string)).toBe(paid);
+  });
+
+  it('lets go of a lease whose session died, and takes it again for the next pass', async () => {
+    if (engine !== 'postgres') return; // PGlite's lease lives in the process: it has no session to lose.
+    w = await moneyWorld(engine, { devAnswers: ['bob'] });
+    await w.register('bob');
+    const engineA = await w.escrowEngine();
+    await engineA.runUntilQuiet();
+    // The holder's session ends under it (a network cut, a server restart).
+    await sql`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`.execute(w.db);
+    await w.assign('a-1', 'bob');
+    await expect(engineA.runUntilQuiet()).rejects.toThrow(/lease was lost/);
+    await engineA.runUntilQuiet();
+    expect(await w.streamTypes(`invoice-${w.escrowHash('a-1')}`)).toEqual(['InvoiceOpened', 'InvoiceHeld']);
   });
 });
 

@@ -540,6 +540,8 @@ function* rejectedLife(life: Life): Process<Outcome> {
   }
   const deadlineMs = assignmentState(life)?.rejection?.disputeDeadlineMs ?? sim.nowMs;
   yield Math.max(1, deadlineMs - sim.nowMs) + minutes(rand, 1, 60);
+  // The escrow engine closes the window in the log; a history written before it did leaves the rejection open.
+  if (rand.chance(0.8)) sim.assignment('FinalizeRejection', { assignmentId: life.assignmentId });
   yield* voidEscrow(life, 'rejection stands');
   return 0n;
 }

@@ -12,7 +12,7 @@ import { availableMsat, runDecider, runStreamId, type RunCommand } from '../../.
 import { sql } from 'kysely';
 import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice, verifyPayoutInvoice } from '../../lightning/verify-escrow-invoice.js';
 import { DEFAULT_DISPATCHER_LIMITS, maxFeeMsat as maxFeeMsatFor } from '../../lightning/dispatcher-limits.js';
-import { assignmentReservationId, payoutLines, type PayoutLine } from '../../../domain/reactions/payouts.js';
+import { assignmentReservationId, attemptsExhausted, payoutLines, type PayoutLine } from '../../../domain/reactions/payouts.js';
 import { authDeps, eventsView, runCommand, runCommandsAtomically, wire, type ApiDeps } from '../api-context.js';
 import { asContributor, asStaff, asStaffOrContributor, callerOf, contributorCallerOf, staffCallerOf, type Caller } from '../auth/authenticate.js';
 import { MAX_BOLT11_CHARS } from '../hold-invoice-box.js';
@@ -130,6 +130,7 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const { kind } = request.params;
       const line = (await payoutsOf(deps, assignment)).find((p) => p.kind === kind);
       if (!line) throw new ApiError(409, 'NO_PAYOUT_DUE', `assignment ${terms.assignmentId} owes no ${kind} payout; GET the assignment to see its payouts`);
+      if (attemptsExhausted(line)) throw new ApiError(409, 'PAYOUT_ATTEMPTS_EXHAUSTED', `the ${kind} payout of assignment ${terms.assignmentId} went through its ${line.attempts} invoices; it is being abandoned`);
       if (line.state !== 'invoice-needed') {
         throw new ApiError(409, `PAYOUT_${line.state.toUpperCase().replace('-', '_')}`, `the ${kind} payout of assignment ${terms.assignmentId} is ${line.state}; it takes an invoice only while its state is invoice-needed`);
       }
@@ -281,6 +282,11 @@ async function checkPayoutInvoice(deps: ApiDeps, terms: NonNullable<AssignmentSt
   try {
     const decoded = await deps.lightning.node.decodeInvoice(bolt11);
     verifyPayoutInvoice(decoded, { amountMsat, destination: contributor.lightningNodePubkeyHex, nowMs: deps.nowMs(), minRemainingMs: MIN_INVOICE_REMAINING_MS, network: deps.lightning.network });
+    // A payment hash backs one payment: never the escrow's, never one already in the log.
+    const inLog = (await deps.store.readStream(invoiceStreamId(decoded.paymentHash), { maxCount: 1 })).length > 0;
+    if (decoded.paymentHash === deps.preimages.escrow(terms.assignmentId).paymentHash || inLog) {
+      throw new ApiError(422, 'INVOICE_HASH_IN_USE', `the invoice's payment hash ${decoded.paymentHash} is already used by another invoice; create a new invoice for the payout`);
+    }
   } catch (error) {
     if (error instanceof LightningError && !error.retryable) throw new ApiError(422, error.code, error.message);
     throw error;
