@@ -2,7 +2,7 @@
 
 import type { Kysely } from 'kysely';
 import { invoiceDecider, invoiceStreamId, type InvoiceCommand } from '../../domain/invoice/index.js';
-import { invariant, InvariantViolation } from '../../domain/errors.js';
+import { DomainError, invariant, InvariantViolation } from '../../domain/errors.js';
 import { LightningError, type ContributorChannel, type CoordinatorNode, type PaymentState } from '../../domain/ports/lightning.js';
 import type { OutboxTables } from '../../projections/outbox/schema.js';
 import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
@@ -74,15 +74,16 @@ export class LightningDispatcher {
    * One row's trouble stays that row's. The node being down is everyone's, so it ends the pass
    * (the loop retries). An invoice the node refuses to pay for good is given up in the log: a
    * payout is abandoned (a fresh invoice may follow), an escrow never paid is canceled (the
-   * base then goes by compensation). Anything else about one row is reported and the row is
+   * base then goes by compensation). Any other refusal about one row is reported and the row is
    * tried again next pass, after every other row had its turn.
    */
   private async isolated(row: OutboxRow): Promise<number> {
     try {
       return await this.handle(row);
     } catch (error) {
+      // Only what is about this row is this row's: the node down, a database fault or a crash is everyone's.
+      if (!(error instanceof LightningError || error instanceof DomainError) || error instanceof InvariantViolation) throw error;
       if (error instanceof LightningError && error.code === 'NODE_UNAVAILABLE') throw error;
-      if (error instanceof InvariantViolation) throw error;
       if (error instanceof LightningError && !error.retryable) {
         if (row.kind !== 'escrow') return this.abandon(row, error.code.slice(0, 64), error.message.slice(0, 1024));
         if (row.status === 'open' && !row.wasHeld) return this.record(row, { type: 'CancelInvoice', data: { paymentHash: row.paymentHash, reason: `the node refused to pay it: ${error.code}` } });
