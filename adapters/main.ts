@@ -13,15 +13,26 @@ export async function startCommand(argv: readonly string[], env: NodeJS.ProcessE
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal is someone who will not wait: leave now rather than after the deadline.
+      system.app.log.error(`${signal} received again while shutting down; exiting now`);
+      process.exit(1);
+    }
     stopping = true;
-    system.app.log.info(`${signal} received: closing HTTP, workers, escrow, projections, then the event store`);
+    const startedMs = Date.now();
+    system.app.log.info(`${signal} received: closing HTTP, workers, escrow, projections, then the event store (each loop stops after its batch in progress)`);
     const forced = setTimeout(() => {
       system.app.log.error(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
       process.exit(1);
     }, config.shutdownTimeoutMs);
     forced.unref();
-    await system.stop();
+    try {
+      await system.stop();
+    } catch (error) {
+      system.app.log.error(`shutdown failed after ${Date.now() - startedMs} ms: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(1);
+    }
+    system.app.log.info(`stopped in ${Date.now() - startedMs} ms`);
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -13,7 +13,7 @@ import {
 import { decodeForProjection } from './decode.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { prepareProjectorSchema } from './schemas.js';
-import { PassLoop } from '../adapters/pass-loop.js';
+import { PassLoop, type StopRequested } from '../adapters/pass-loop.js';
 
 export const DEFAULT_PROJECTION_BATCH_SIZE = 500;
 export const DEFAULT_PROJECTION_POLL_INTERVAL_MS = 200;
@@ -144,11 +144,22 @@ function formatPosition(position: LogPosition): string {
 
 type ProjectorState = { stop: ProjectionStop | null; transientFailures: number };
 
+/** A projector's turn in a pass: what it applied, and whether it is out of this pass (stopped, or the database failing for now). */
+type Turn = Readonly<{ applied: number; out: boolean }>;
+
+const NEVER_STOPPED: StopRequested = () => false;
+
+/** What the runner has applied since it was made, and how many batches it finished after the last stop request. */
+export type RunnerProgress = Readonly<{ batches: number; events: number; batchesAfterStopRequest: number | null }>;
+
 export class ProjectionRunner {
   private loop: PassLoop | null = null;
   private readonly batchSize: number;
   private readonly nowMs: () => number;
   private readonly states = new Map<string, ProjectorState>();
+  private batches = 0;
+  private events = 0;
+  private batchesAtStopRequest: number | null = null;
 
   constructor(private readonly options: RunnerOptions) {
     this.batchSize = options.batchSize ?? DEFAULT_PROJECTION_BATCH_SIZE;
@@ -166,6 +177,10 @@ export class ProjectionRunner {
     return this.states.get(projector.name)!;
   }
 
+  private zeroes(): Record<string, number> {
+    return Object.fromEntries(this.options.projectors.map((p) => [p.name, 0]));
+  }
+
   /** Creates each projector's schema and runs its migrations. */
   async prepare(): Promise<void> {
     for (const projector of this.options.projectors) await prepareProjectorSchema(this.db, projector);
@@ -173,7 +188,7 @@ export class ProjectionRunner {
 
   /** One batch for one projector, in its own transaction. */
   async step(projector: Projector, batchSize = this.batchSize, onRead?: (recorded: readonly RecordedEvent[]) => void): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    const applied = await this.db.transaction().execute(async (trx) => {
       await lockProjection(trx, projector.name);
       return applyBatchIn(trx, projector, projector.name, {
         batchSize,
@@ -182,63 +197,97 @@ export class ProjectionRunner {
         ...(onRead ? { onRead } : {}),
       });
     });
+    if (applied > 0) {
+      this.batches += 1;
+      this.events += applied;
+    }
+    return applied;
   }
 
   /**
    * Applies everything visible now to every projector and returns the events
    * applied per projector; the first error rejects it. A one-shot for callers
    * that must not go on past a failure (the escrow engine's outbox, tests); it
-   * neither reads nor sets the stopped state that pass() keeps.
+   * neither reads nor sets the stopped state that pass() keeps. Batches go
+   * round-robin, as in pass(), and it returns after a turn in which no
+   * projector found anything new: all of them at the head together.
    */
   async catchUp(): Promise<Record<string, number>> {
-    const applied: Record<string, number> = {};
-    for (const projector of this.options.projectors) {
-      applied[projector.name] = 0;
-      for (let n = await this.step(projector); n > 0; n = await this.step(projector)) applied[projector.name]! += n;
+    const applied = this.zeroes();
+    for (let round = -1; round !== 0; ) {
+      round = 0;
+      for (const projector of this.options.projectors) {
+        const n = await this.step(projector);
+        applied[projector.name]! += n;
+        round += n;
+      }
     }
     return applied;
   }
 
   /**
-   * One pass of the running service: brings each running projector up to the
-   * log head on its own. A projector whose batch fails with an error that is
-   * not transient (an InvariantViolation, an unknown event type, ...) is
-   * stopped alone, at the checkpoint just before the event it cannot apply,
-   * and is not tried again until its checkpoint moves (a rebuild swapped fresh
-   * tables in, or another process applied past the event), resume() is called,
-   * or the process restarts. A transient database error leaves it running, to
-   * be retried at the next pass. Returns the events applied per projector;
-   * it rejects only if the runner itself fails, never for a projector's error.
+   * One pass of the running service: round-robin, one bounded batch per
+   * running projector per turn, until a turn in which none of them found
+   * anything new, or `stopped()` holds. No projector waits for another's
+   * backlog, and one at the head keeps its turn and takes in new appends while
+   * the others work through theirs, so under a sustained append rate every lag
+   * stays bounded; `stopped()` is checked before every batch, so a stop request
+   * waits for the batch in progress at most.
+   *
+   * A projector whose batch fails with an error that is not transient (an
+   * InvariantViolation, an unknown event type, ...) is stopped alone, at the
+   * checkpoint just before the event it cannot apply, and is not tried again
+   * until its checkpoint moves (a rebuild swapped fresh tables in, or another
+   * process applied past the event), resume() is called, or the process
+   * restarts. A transient database error takes it out of this pass only, to be
+   * retried at the next. Returns the events applied per projector; it rejects
+   * only if the runner itself fails, never for a projector's error.
    */
-  async pass(): Promise<Record<string, number>> {
-    const applied: Record<string, number> = {};
-    for (const projector of this.options.projectors) applied[projector.name] = await this.passOne(projector);
+  async pass(stopped: StopRequested = NEVER_STOPPED): Promise<Record<string, number>> {
+    const applied = this.zeroes();
+    let active: Projector[] = [];
+    for (const projector of this.options.projectors) if (await this.runnable(projector)) active.push(projector);
+    for (let round = -1; active.length > 0 && round !== 0; ) {
+      round = 0;
+      const next: Projector[] = [];
+      for (const projector of active) {
+        if (stopped()) return applied;
+        const turn = await this.turn(projector, stopped);
+        applied[projector.name]! += turn.applied;
+        round += turn.applied;
+        if (!turn.out) next.push(projector);
+      }
+      active = next;
+    }
     return applied;
   }
 
-  private async passOne(projector: Projector): Promise<number> {
+  /** Whether the projector takes part in this pass: running, or stopped but its checkpoint has moved since. */
+  private async runnable(projector: Projector): Promise<boolean> {
+    const stop = this.state(projector).stop;
+    if (!stop) return true;
+    return this.checkpointMoved(projector, stop).catch((error: unknown) => {
+      if (!isTransientDatabaseError(error)) throw error;
+      return false;
+    });
+  }
+
+  /** One batch for one projector; a failure is handled here (retried at the next pass, or isolated), never thrown. */
+  private async turn(projector: Projector, stopped: StopRequested): Promise<Turn> {
     const state = this.state(projector);
-    if (state.stop) {
-      const moved = await this.checkpointMoved(projector, state.stop).catch((error: unknown) => {
-        if (!isTransientDatabaseError(error)) throw error;
-        return false;
-      });
-      if (!moved) return 0;
-    }
-    let applied = 0;
     try {
-      for (let n = await this.step(projector); n > 0; n = await this.step(projector)) applied += n;
+      const applied = await this.step(projector);
       if (state.transientFailures > 0) this.log(`projection ${projector.name}: database reachable again after ${state.transientFailures} failed pass(es)`);
       state.transientFailures = 0;
+      return { applied, out: false };
     } catch (error) {
       if (isTransientDatabaseError(error)) {
         state.transientFailures += 1;
         if (state.transientFailures === 1) this.log(`projection ${projector.name}: ${describeError(error)}; retrying at the next pass`);
-        return applied;
+        return { applied: 0, out: true };
       }
-      applied += await this.isolate(projector, error);
+      return this.isolate(projector, error, stopped);
     }
-    return applied;
   }
 
   /** A stopped projector resumes once its checkpoint is no longer where it stopped. */
@@ -253,14 +302,16 @@ export class ProjectionRunner {
   /**
    * After a batch failed for good: applies its events one at a time so the
    * ones before the culprit are kept and the culprit is named, then stops the
-   * projector there. Returns the events it applied.
+   * projector there. A stop request between two of them leaves it running:
+   * the next pass fails on the same batch and isolates it again.
    */
-  private async isolate(projector: Projector, batchError: unknown): Promise<number> {
+  private async isolate(projector: Projector, batchError: unknown, stopped: StopRequested): Promise<Turn> {
     let applied = 0;
     let read: RecordedEvent | null = null;
     let failure: unknown = batchError;
     try {
       for (let i = 0; i < this.batchSize; i += 1) {
+        if (stopped()) return { applied, out: true };
         read = null;
         const n = await this.step(projector, 1, (recorded) => (read = recorded[0] ?? null));
         if (n === 0) break;
@@ -268,12 +319,12 @@ export class ProjectionRunner {
       }
       // Every event of the failed batch applied on its own: nothing to stop on.
       this.log(`projection ${projector.name}: a batch failed (${describeError(batchError)}) but its events applied one at a time; carrying on`);
-      return applied;
+      return { applied, out: false };
     } catch (error) {
       if (isTransientDatabaseError(error)) {
         this.state(projector).transientFailures += 1;
         this.log(`projection ${projector.name}: ${describeError(error)}; retrying at the next pass`);
-        return applied;
+        return { applied, out: true };
       }
       failure = error;
     }
@@ -284,7 +335,7 @@ export class ProjectionRunner {
       if (!isTransientDatabaseError(error)) throw error;
       // Where it stands is unknown for now: not stopped, the next pass fails on the same event and stops it then.
       this.state(projector).transientFailures += 1;
-      return applied;
+      return { applied, out: true };
     }
     const culprit = read as RecordedEvent | null;
     const stop: ProjectionStop = {
@@ -297,7 +348,7 @@ export class ProjectionRunner {
     this.state(projector).stop = stop;
     const at = stop.event ? ` on ${stop.event.type} ${stop.event.streamId}@${stop.event.revision} (position ${formatPosition(stop.event.position)})` : '';
     this.log(`projection ${projector.name}: PROJECTION_STOPPED at checkpoint ${formatPosition(stop.checkpoint)}${at}: ${stop.reason}; the other projectors keep running`);
-    return applied;
+    return { applied, out: true };
   }
 
   /** The projectors stopped on an event they cannot apply, with why. */
@@ -315,27 +366,47 @@ export class ProjectionRunner {
   }
 
   /**
-   * Runs until stop(): a pass, then a wait for an append in this process or the
-   * poll interval. A projector that fails stops alone (see pass()); the loop and
-   * its promise carry on. The promise rejects only if the runner itself fails
-   * with an error that is not transient.
+   * Runs until stop() or `signal` aborts: a pass, then a wait for an append in
+   * this process or the poll interval. A projector that fails stops alone (see
+   * pass()); the loop and its promise carry on. The promise rejects only if the
+   * runner itself fails with an error that is not transient.
    */
-  start(): Promise<void> {
+  start(options: Readonly<{ signal?: AbortSignal }> = {}): Promise<void> {
     invariant(this.loop === null, 'projection runner already started');
-    this.loop = new PassLoop({
-      pass: () => this.pass(),
+    const { signal } = options;
+    const loop = new PassLoop({
+      pass: (stopped) => this.pass(stopped),
       store: this.options.store,
       pollIntervalMs: this.options.pollIntervalMs ?? DEFAULT_PROJECTION_POLL_INTERVAL_MS,
       onError: (error) => (isTransientDatabaseError(error) ? 'retry' : 'stop'),
+      ...(signal ? { signal } : {}),
     });
-    return this.loop.start();
+    this.loop = loop;
+    this.batchesAtStopRequest = null;
+    signal?.addEventListener('abort', () => {
+      if (this.loop === loop) this.noteStopRequest();
+    }, { once: true });
+    return loop.start();
   }
 
   /** Stops after the batch in progress; the runner may be started again (stopped projectors stay stopped). */
   async stop(): Promise<void> {
     const loop = this.loop;
+    if (!loop) return;
+    this.noteStopRequest();
     this.loop = null;
-    await loop?.stop();
+    await loop.stop();
+    this.log(`projections: stopped ${this.progress().batchesAfterStopRequest} batch(es) after the stop request (${this.events} event(s) applied by this runner)`);
+  }
+
+  private noteStopRequest(): void {
+    this.batchesAtStopRequest ??= this.batches;
+  }
+
+  /** Batches and events applied by this runner, and the batches it finished after the stop request (null before one). */
+  progress(): RunnerProgress {
+    const at = this.batchesAtStopRequest;
+    return { batches: this.batches, events: this.events, batchesAfterStopRequest: at === null ? null : this.batches - at };
   }
 
   /** How far each projector trails the log (events not yet applied, and the age of the oldest of them), and whether it runs. */

@@ -9,7 +9,7 @@ import type { SessionSettings } from '../../replay/step/execution-providers.js';
 import { StepRunner } from '../../replay/step/step-runner.js';
 import { ValidatorWorker } from '../../replay/workers/validator-worker.js';
 import { feedReplayJobs, ReplayWorker } from '../../replay/workers/replay-worker.js';
-import { PassLoop } from '../pass-loop.js';
+import { PassLoop, type StopRequested } from '../pass-loop.js';
 import { PostgresReplayJobQueue } from './postgres-replay-jobs.js';
 
 export type VerificationParts = Readonly<{ validator: boolean; replayWorkers: number }>;
@@ -37,10 +37,13 @@ export const DEFAULT_REPLAY_LEASE_MS = 60_000;
 export class VerificationService {
   private readonly loops: PassLoop[] = [];
   private readonly runners: StepRunner[] = [];
+  private signal: AbortSignal | undefined;
 
   constructor(private readonly deps: VerificationServiceDeps) {}
 
-  async start(): Promise<void> {
+  /** Starts the loops; an abort of `signal` asks each to stop between items, as stop() does, and stop() waits for them. */
+  async start(options: Readonly<{ signal?: AbortSignal }> = {}): Promise<void> {
+    this.signal = options.signal;
     const { store, db, blobs, settings, parts, nowMs, log } = this.deps;
     const calibration = loadCalibration();
     const jobs = new PostgresReplayJobQueue(db);
@@ -51,14 +54,14 @@ export class VerificationService {
       // The validator's replay draws come from the process's CSPRNG, never from anything a contributor can see.
       const validator = new ValidatorWorker({ store, db, blobs, runner, calibration, random: secureRandom, validatorId: `${this.deps.workerIdPrefix}-validator`, nowMs, newEventId, onSkipped: (id, reason, code) => log(`validator: left ${id} unjudged (${code}): ${reason}`) });
       await validator.prepare();
-      this.loop('validator', async () => void (await validator.runOnce()));
+      this.loop('validator', async (stopped) => void (await validator.runOnce(stopped)));
     }
     if (parts.replayWorkers > 0) {
-      this.loop('replay-feeder', async () => void (await feedReplayJobs({ store, jobs, nowMs, newEventId })));
+      this.loop('replay-feeder', async (stopped) => void (await feedReplayJobs({ store, jobs, nowMs, newEventId }, stopped)));
       for (let i = 0; i < parts.replayWorkers; i += 1) {
         const worker = new ReplayWorker({ store, jobs, blobs, runner: this.runner(settings), calibration, workerId: `${this.deps.workerIdPrefix}-replay-${i}-${randomUUID().slice(0, 8)}`, leaseMs: this.deps.leaseMs, nowMs, newEventId });
-        this.loop(`replay-worker-${i}`, async () => {
-          for (const outcome of await worker.drain()) log(`replay: ${outcome.jobId} ${outcome.result}${outcome.detail ? `: ${outcome.detail}` : ''}`);
+        this.loop(`replay-worker-${i}`, async (stopped) => {
+          for (const outcome of await worker.drain(undefined, stopped)) log(`replay: ${outcome.jobId} ${outcome.result}${outcome.detail ? `: ${outcome.detail}` : ''}`);
         });
       }
     }
@@ -76,11 +79,12 @@ export class VerificationService {
   }
 
   /** A failing pass is logged and retried at the next wake-up; too many in a row stop it, loudly. */
-  private loop(name: string, pass: () => Promise<void>): void {
+  private loop(name: string, pass: (stopped: StopRequested) => Promise<void>): void {
     const loop = new PassLoop({
       pass,
       store: this.deps.store,
       pollIntervalMs: DEFAULT_PASS_INTERVAL_MS,
+      ...(this.signal ? { signal: this.signal } : {}),
       onError: (error, failures) => {
         this.deps.log(`${name}: pass failed (${failures}/${MAX_CONSECUTIVE_FAILURES}): ${error instanceof Error ? error.message : String(error)}`);
         return failures >= MAX_CONSECUTIVE_FAILURES ? 'stop' : 'retry';

@@ -22,12 +22,15 @@ export function replayJobIdFor(disputeId: string): string {
 }
 
 /** RejectionDisputed → RequestReplay; ReplayRequested → a queued job. Both idempotent, so re-reading the log is harmless. */
-export async function feedReplayJobs(deps: ReplayFeederDeps): Promise<number> {
+export async function feedReplayJobs(deps: ReplayFeederDeps, stopped: () => boolean = () => false): Promise<number> {
   let fed = 0;
-  for (let after = await deps.store.loadCheckpoint(REPLAY_FEEDER_SUBSCRIPTION); ; ) {
+  for (let after = await deps.store.loadCheckpoint(REPLAY_FEEDER_SUBSCRIPTION); !stopped(); ) {
     const batch = await deps.store.readAll({ after, maxCount: FEEDER_BATCH_SIZE });
     if (batch.length === 0) return fed;
+    let done = 0;
     for (const recorded of batch) {
+      // A stop request is seen between events; the checkpoint then moves to the last one handled.
+      if (stopped()) break;
       const event = decodeEvent<AssignmentEvent>(recorded);
       if (event.type === 'RejectionDisputed') {
         const { assignmentId, disputeId } = event.data;
@@ -37,10 +40,13 @@ export async function feedReplayJobs(deps: ReplayFeederDeps): Promise<number> {
         const { assignmentId, disputeId, replayJobId } = event.data;
         if (await deps.jobs.enqueue({ jobId: replayJobId, assignmentId, disputeId, enqueuedAtMs: deps.nowMs() })) fed += 1;
       }
+      done += 1;
     }
-    after = batch[batch.length - 1]!.position;
+    if (done === 0) return fed;
+    after = batch[done - 1]!.position;
     await deps.store.saveCheckpoint(REPLAY_FEEDER_SUBSCRIPTION, after);
   }
+  return fed;
 }
 
 export type ReplayWorkerDeps = Readonly<{
@@ -88,10 +94,10 @@ export class ReplayWorker {
     }
   }
 
-  /** Runs jobs until none is ready. */
-  async drain(maxJobs = 1_000): Promise<JobOutcome[]> {
+  /** Runs jobs until none is ready, `maxJobs` ran, or `stopped()` holds (checked between jobs). */
+  async drain(maxJobs = 1_000, stopped: () => boolean = () => false): Promise<JobOutcome[]> {
     const outcomes: JobOutcome[] = [];
-    for (let i = 0; i < maxJobs; i += 1) {
+    for (let i = 0; i < maxJobs && !stopped(); i += 1) {
       const outcome = await this.runOne();
       if (!outcome) break;
       outcomes.push(outcome);

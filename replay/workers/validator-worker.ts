@@ -76,17 +76,28 @@ export class ValidatorWorker {
     await migrateToLatest(this.deps.db, VALIDATOR_MIGRATIONS, 'validator_migrations');
   }
 
-  /** Judges every submission after the checkpoint; the checkpoint moves after each batch. */
-  async runOnce(): Promise<ValidatorPass> {
+  /**
+   * Judges every submission after the checkpoint; the checkpoint moves after each batch. Once
+   * `stopped()` holds it returns between two submissions, with the checkpoint on the last one
+   * judged, so a shutdown waits for one judgement at most.
+   */
+  async runOnce(stopped: () => boolean = () => false): Promise<ValidatorPass> {
     const { store } = this.deps;
     const pass = { judged: 0, accepted: 0, rejected: 0, skipped: 0 };
-    for (let after = await store.loadCheckpoint(VALIDATOR_SUBSCRIPTION); ; ) {
+    for (let after = await store.loadCheckpoint(VALIDATOR_SUBSCRIPTION); !stopped(); ) {
       const batch = await store.readAll({ after, maxCount: VALIDATOR_BATCH_SIZE });
       if (batch.length === 0) return pass;
-      for (const recorded of batch) if (recorded.type === 'GradientSubmitted') await this.judge(recorded, pass);
-      after = batch[batch.length - 1]!.position;
+      let done = 0;
+      for (const recorded of batch) {
+        if (stopped()) break;
+        if (recorded.type === 'GradientSubmitted') await this.judge(recorded, pass);
+        done += 1;
+      }
+      if (done === 0) return pass;
+      after = batch[done - 1]!.position;
       await store.saveCheckpoint(VALIDATOR_SUBSCRIPTION, after);
     }
+    return pass;
   }
 
   private async judge(recorded: RecordedEvent, pass: { judged: number; accepted: number; rejected: number; skipped: number }): Promise<void> {
