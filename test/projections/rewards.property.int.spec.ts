@@ -14,7 +14,7 @@ import { appendHistory, generateHistory, historyArbitrary } from './history.js';
 
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 6);
 /** A fixed history that reaches every figure, so the coverage checks below never depend on luck. */
-const COVERING_HISTORY = generateHistory(20261121, { runs: 3, assignments: 60 }, { idPrefix: 'cover-' });
+const COVERING_HISTORY = generateHistory(20261121, { runs: 3, assignments: 150 }, { idPrefix: 'cover-' });
 
 describe.each(PROJECTION_ENGINES)('rewards projection [$name]', (engine) => {
   let store: PostgresEventStore;
