@@ -43,6 +43,9 @@ export type OutboxRow = Readonly<{
 /** How long after a payout invoice's expiry the node's "unknown" is taken to mean it was never paid. */
 export const ABANDON_GRACE_MS = 10 * 60_000;
 
+/** Refusals about one invoice itself, which the node will give for it every time: only these give a row up. */
+const INVOICE_REFUSALS: ReadonlySet<string> = new Set(['INVOICE_INVALID', 'INVOICE_MISMATCH', 'PAY_REQUEST_INVALID', 'INVOICE_EXPIRED']);
+
 /** Statuses that still owe a Lightning side effect or an outcome. */
 const UNFINISHED = ['open', 'held', 'releasing', 'canceling', 'failed'] as const;
 
@@ -83,8 +86,12 @@ export class LightningDispatcher {
     } catch (error) {
       // Only what is about this row is this row's: the node down, a database fault or a crash is everyone's.
       if (!(error instanceof LightningError || error instanceof DomainError) || error instanceof InvariantViolation) throw error;
-      if (error instanceof LightningError && error.code === 'NODE_UNAVAILABLE') throw error;
-      if (error instanceof LightningError && !error.retryable) {
+      // Only a refusal of this very invoice gives it up; a node-wide refusal (credentials, a rejected call) may hide
+      // a payment still in flight, so it is everyone's and ends the pass.
+      if (error instanceof LightningError && !INVOICE_REFUSALS.has(error.code)) {
+        if (!error.retryable || error.code === 'NODE_UNAVAILABLE') throw error;
+      }
+      if (error instanceof LightningError && INVOICE_REFUSALS.has(error.code)) {
         if (row.kind !== 'escrow') return this.abandon(row, error.code.slice(0, 64), error.message.slice(0, 1024));
         if (row.status === 'open' && !row.wasHeld) return this.record(row, { type: 'CancelInvoice', data: { paymentHash: row.paymentHash, reason: `the node refused to pay it: ${error.code}` } });
       }
