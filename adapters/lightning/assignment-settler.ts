@@ -5,7 +5,7 @@ import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, type Assig
 import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
 import type { Command, Decider, Event } from '../../domain/decider.js';
 import { DomainError, invariant, InvariantViolation } from '../../domain/errors.js';
-import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type InvoiceState, type PayoutKind } from '../../domain/invoice/index.js';
+import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type PayoutKind } from '../../domain/invoice/index.js';
 import { PAYOUT_CLAIM_WINDOW_MS } from '../../domain/limits.js';
 import { IdempotencyKeyReusedError } from '../../domain/ports/event-store-errors.js';
 import { LightningError, type CoordinatorNode } from '../../domain/ports/lightning.js';
@@ -16,6 +16,7 @@ import { handleCommand, loadAggregate } from '../commands/command-handler.js';
 import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
 import { ContributorInvoiceCache, invoiceDigest, type ContributorInvoiceSource, type InvoiceRefusal } from './contributor-invoice-cache.js';
 import type { PreimageDeriver } from './preimages.js';
+import { loadPayoutInputs } from './payout-inputs.js';
 import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice } from './verify-escrow-invoice.js';
 
 export type SettlerDeps = Readonly<{
@@ -168,21 +169,7 @@ export class AssignmentSettler {
 
   private async view(assignmentId: string): Promise<MoneyView> {
     const assignment = (await loadAggregate(this.deps.store, assignmentDecider, assignmentStreamId(assignmentId))).state;
-    const escrowState = (await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(this.deps.preimages.escrow(assignmentId).paymentHash))).state;
-    // Only this assignment's escrow is its escrow, whatever else a stream under that hash may hold.
-    const isEscrow = escrowState.terms?.kind === 'escrow' && escrowState.terms.assignmentId === assignmentId;
-    const attempts = { bonus: await this.attempts(assignmentId, 'bonus'), compensation: await this.attempts(assignmentId, 'compensation') };
-    return { assignmentId, assignment, escrow: isEscrow ? escrowState : null, attempts };
-  }
-
-  /** The logged invoices of a payout kind, in attempt order; a cached invoice not logged yet is the next attempt. */
-  private async attempts(assignmentId: string, kind: PayoutKind): Promise<InvoiceState[]> {
-    const states: InvoiceState[] = [];
-    for (const hash of await this.cache.attemptHashes(assignmentId, kind)) {
-      const { state } = await loadAggregate(this.deps.store, invoiceDecider, invoiceStreamId(hash));
-      if (state.terms?.kind === kind && state.terms.assignmentId === assignmentId) states.push(state);
-    }
-    return states;
+    return { assignmentId, ...(await loadPayoutInputs(this.deps.store, this.db, assignment, this.deps.preimages.escrow(assignmentId).paymentHash)) };
   }
 
   /** While work is under way and no escrow exists, asks for the contributor's hold invoice, checks it and logs it. */

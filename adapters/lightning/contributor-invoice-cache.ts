@@ -64,13 +64,6 @@ export class ContributorInvoiceCache {
     return { status: 'ready', terms: checked };
   }
 
-  /** Payment hashes of the attempts cached for (assignment, kind), in attempt order. */
-  async attemptHashes(assignmentId: string, kind: string): Promise<string[]> {
-    const rows = await sql<{ payment_hash: string | null }>`SELECT payment_hash FROM lightning_contributor_invoices
-      WHERE assignment_id = ${assignmentId} AND kind = ${kind} ORDER BY attempt`.execute(this.db);
-    return rows.rows.map((r) => r.payment_hash).filter((h): h is string => h !== null);
-  }
-
   /** Drops an invoice that the log refused or that was found unusable, here and at its source. */
   async forget(request: PayoutRequest, bolt11: string): Promise<void> {
     await sql`DELETE FROM lightning_contributor_invoices WHERE assignment_id = ${request.assignmentId} AND kind = ${request.kind}

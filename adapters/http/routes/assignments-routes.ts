@@ -6,10 +6,10 @@ import { Type } from 'typebox';
 import { loadAggregate } from '../../commands/command-handler.js';
 import { assignmentDecider, assignmentStreamId, MAX_INVOICE_REFUSALS, worstCaseCostMsat, type AssignmentCommand, type AssignmentState, type WorkTerms } from '../../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../../domain/contributor/index.js';
-import { invoiceDecider, invoiceStreamId, type InvoiceState, type PayoutKind } from '../../../domain/invoice/index.js';
+import { invoiceDecider, invoiceStreamId } from '../../../domain/invoice/index.js';
 import { LightningError } from '../../../domain/ports/lightning.js';
-import { availableMsat, runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
-import { sql } from 'kysely';
+import { availableMsat, runDecider, runStreamId } from '../../../domain/run/index.js';
+import { loadPayoutInputs } from '../../lightning/payout-inputs.js';
 import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice, verifyPayoutInvoice } from '../../lightning/verify-escrow-invoice.js';
 import { DEFAULT_DISPATCHER_LIMITS, maxFeeMsat as maxFeeMsatFor } from '../../lightning/dispatcher-limits.js';
 import { assignmentReservationId, attemptsExhausted, payoutLines, type PayoutLine } from '../../../domain/reactions/payouts.js';
@@ -254,22 +254,8 @@ function affordableBonus(run: Awaited<ReturnType<typeof requireRun>>, baseReward
 
 /** The assignment's payouts as its payout state machine says, with each kind's invoice attempts read from the log. */
 async function payoutsOf(deps: ApiDeps, assignment: AssignmentState): Promise<PayoutLine[]> {
-  const terms = assignment.terms!;
-  const escrow = (await loadAggregate(deps.store, invoiceDecider, invoiceStreamId(deps.preimages.escrow(terms.assignmentId).paymentHash))).state;
-  const attempts = { bonus: await payoutAttempts(deps, terms.assignmentId, 'bonus'), compensation: await payoutAttempts(deps, terms.assignmentId, 'compensation') };
-  return payoutLines({ assignment, escrow: escrow.status === 'none' ? null : escrow, attempts }, deps.nowMs());
-}
-
-/** The invoices logged for one payout kind, in the order they were tried (the outbox lists them by assignment). */
-async function payoutAttempts(deps: ApiDeps, assignmentId: string, kind: PayoutKind): Promise<InvoiceState[]> {
-  const rows = await sql<{ payment_hash: string }>`SELECT payment_hash FROM lightning_contributor_invoices
-    WHERE assignment_id = ${assignmentId} AND kind = ${kind} AND payment_hash IS NOT NULL ORDER BY attempt`.execute(deps.db);
-  const states: InvoiceState[] = [];
-  for (const row of rows.rows) {
-    const { state } = await loadAggregate(deps.store, invoiceDecider, invoiceStreamId(row.payment_hash));
-    if (state.status !== 'none') states.push(state);
-  }
-  return states;
+  const inputs = await loadPayoutInputs(deps.store, deps.db, assignment, deps.preimages.escrow(assignment.terms!.assignmentId).paymentHash);
+  return payoutLines(inputs, deps.nowMs());
 }
 
 async function escrowStatus(deps: ApiDeps, assignmentId: string): Promise<string> {
