@@ -831,4 +831,13 @@ describe('fuzzing request content (PGlite)', () => {
       { numRuns: FUZZ_RUNS * 3 },
     );
   });
+  // Found by the property above (seed -375769711): the dispute route spread its body over the path's assignment id.
+  it('lets no body field override the assignment or run named by the path', async () => {
+    const run = await runView(h);
+    const dispute = await h.signed(w.alice, { method: 'POST', url: '/v1/assignments/a-fuzz/disputes', json: { disputeId: `d-${randomUUID()}`, reason: 'fuzz', assignmentId: '-' } });
+    expectNoServerFault(dispute, 'dispute with an assignmentId in its body');
+    const checkpoint = await h.staff('coordinator', { method: 'POST', url: '/v1/runs/run-1/checkpoints', payload: JSON.stringify({ checkpointId: `c-${randomUUID()}`, step: 1_000_000, digest: run.initialCheckpointDigest, runId: 'run-elsewhere' }), headers: { 'content-type': 'application/json' } });
+    expect(checkpoint.statusCode, checkpoint.body).toBe(201);
+    expect(checkpoint.json().events[0].data.runId).toBe('run-1');
+  });
 });

@@ -150,7 +150,9 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const outcome = await runCommand<AssignmentCommand, any, any>(deps, request, assignmentDecider, assignmentStreamId(assignment.terms!.assignmentId), 'DisputeRejection', {
         assignmentId: assignment.terms!.assignmentId,
         contributorId: assignment.terms!.contributorId,
-        ...request.body,
+        // Named, not spread: a body field must never override what the path and the log decide.
+        disputeId: request.body.disputeId,
+        reason: request.body.reason,
       });
       reply.code(201);
       return { status: outcome.status, events: eventsView(outcome) };

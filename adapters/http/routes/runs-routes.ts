@@ -79,7 +79,7 @@ export async function runsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     async (request, reply) => {
       await requireRun(deps, request.params.runId);
       if (!(await deps.blobs.has(request.body.digest))) throw new ApiError(422, 'CHECKPOINT_NOT_UPLOADED', `upload checkpoint ${request.body.digest} (PUT /v1/checkpoints) before publishing it`);
-      const outcome = await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(request.params.runId), 'PublishCheckpoint', { runId: request.params.runId, ...request.body });
+      const outcome = await runCommand<RunCommand, any, any>(deps, request, runDecider, runStreamId(request.params.runId), 'PublishCheckpoint', { runId: request.params.runId, checkpointId: request.body.checkpointId, step: request.body.step, digest: request.body.digest });
       reply.code(201);
       return { status: outcome.status, events: eventsView(outcome) };
     },
