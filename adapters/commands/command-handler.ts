@@ -5,6 +5,7 @@ import type { Command, Decider, Event } from '../../domain/decider.js';
 import { canonicalJson, fromWire, toWire } from '../../domain/codec.js';
 import type { EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError, IdempotencyKeyReusedError, WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
+import { aggregateCacheFor, type CachedAggregate } from './aggregate-cache.js';
 
 export const DEFAULT_MAX_COMMAND_ATTEMPTS = 5;
 /** Stream pages read while loading an aggregate. */
@@ -151,20 +152,40 @@ async function decidePart(store: EventStore, part: AtomicPart, options: Omit<Han
   return { events, lastRevision, append: { streamId: part.streamId, events: newEvents, options: { expectedRevision: lastRevision ?? 'no_stream', ...(claim ? { idempotency: claim } : {}) } } };
 }
 
+/**
+ * The state of `streamId` at its last revision. Folds only what is new since the last load in this
+ * process: a stream is append-only, so the state at revision r is a pure function of events 0..r
+ * and never changes; the cache (per store, bounded, see aggregate-cache.ts) keeps it, and each load
+ * reads from r + 1. The cached prefix is tied to the log by hash: the first new event must link to
+ * the cached revision's hash, or the whole stream is folded again. A state a command decides on is
+ * still checked against the log's head by the append's expected revision, so a stale cache can
+ * cost a retry, never a wrong write.
+ */
 export async function loadAggregate<C extends Command, E extends Event, S>(
   store: EventStore,
   decider: Decider<C, E, S>,
   streamId: string,
 ): Promise<{ state: S; lastRevision: number | null }> {
-  let state = decider.initialState();
-  let lastRevision: number | null = null;
-  for (;;) {
-    const page = await store.readStream(streamId, { fromRevision: lastRevision === null ? 0 : lastRevision + 1, maxCount: LOAD_PAGE_SIZE });
+  const cache = aggregateCacheFor(store);
+  const cached = cache.get(decider, streamId);
+  const folded = cached ? await foldFrom(store, decider, streamId, cached) : null;
+  const result = folded ?? (await foldFrom(store, decider, streamId, { state: decider.initialState(), revision: null, hash: null }))!;
+  if (result.revision !== null && result.revision !== cached?.revision) cache.put(decider, streamId, result);
+  return { state: result.state, lastRevision: result.revision };
+}
+
+/** Folds the events after `from` into its state; null when the first of them does not link to `from`'s hash. */
+async function foldFrom<S>(store: EventStore, decider: Decider<any, any, S>, streamId: string, from: CachedAggregate<S>): Promise<CachedAggregate<S> | null> {
+  let { state, revision, hash } = from;
+  for (let first = true; ; first = false) {
+    const page = await store.readStream(streamId, { fromRevision: revision === null ? 0 : revision + 1, maxCount: LOAD_PAGE_SIZE });
+    if (first && from.hash !== null && page.length > 0 && page[0]!.prevHash !== from.hash) return null;
     for (const recorded of page) {
-      state = decider.evolve(state, decodeEvent<E>(recorded));
-      lastRevision = recorded.revision;
+      state = decider.evolve(state, decodeEvent(recorded));
+      revision = recorded.revision;
+      hash = recorded.hash;
     }
-    if (page.length < LOAD_PAGE_SIZE) return { state, lastRevision };
+    if (page.length < LOAD_PAGE_SIZE) return { state, revision, hash };
   }
 }
 

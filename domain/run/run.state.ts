@@ -1,5 +1,6 @@
 // Run aggregate state: the run's events, its budget ledger, and evolve, which stops on any event that would overdraw the budget.
 
+import { PersistentMap } from '../persistent-map.js';
 import type { Event } from '../decider.js';
 import { invariant, InvariantViolation } from '../errors.js';
 
@@ -49,10 +50,12 @@ export type RunState =
         reservedMsat: bigint;
         /** Sum of what released reservations consumed (paid out). */
         spentMsat: bigint;
-        openReservations: ReadonlyMap<string, Reservation>;
+        // Persistent maps, not copies: a run's stream gains two events per assignment, and copying
+        // these on every event made each new event O(history) (see domain/persistent-map.ts).
+        openReservations: PersistentMap<Reservation>;
         /** Reservation ids are single-use: a released id is never reserved again. */
-        releasedReservationIds: ReadonlySet<string>;
-        fundings: ReadonlyMap<string, Funding>;
+        releasedReservationIds: PersistentMap<true>;
+        fundings: PersistentMap<Funding>;
         lastCheckpoint: Checkpoint | null;
         closedReason: string | null;
       }>);
@@ -121,9 +124,9 @@ function opened(state: RunState, event: RunOpened): RunState {
     funded: { customerMsat: 0n, subsidyMsat: 0n },
     reservedMsat: 0n,
     spentMsat: 0n,
-    openReservations: new Map(),
-    releasedReservationIds: new Set(),
-    fundings: new Map(),
+    openReservations: PersistentMap.empty(),
+    releasedReservationIds: PersistentMap.empty(),
+    fundings: PersistentMap.empty(),
     lastCheckpoint: null,
     closedReason: null,
   };
@@ -133,7 +136,7 @@ function funded(state: ActiveRunState, event: RunFunded): RunState {
   const { fundingId, source, amountMsat } = event.data;
   invariant(amountMsat > 0n, `RunFunded ${fundingId} with a non-positive amount`);
   invariant(!state.fundings.has(fundingId), `RunFunded reuses funding id ${fundingId}`);
-  const fundings = new Map(state.fundings).set(fundingId, { source, amountMsat });
+  const fundings = state.fundings.set(fundingId, { source, amountMsat });
   const customerMsat = state.funded.customerMsat + (source === 'customer' ? amountMsat : 0n);
   const subsidyMsat = state.funded.subsidyMsat + (source === 'subsidy' ? amountMsat : 0n);
   return { ...state, fundings, funded: { customerMsat, subsidyMsat } };
@@ -144,7 +147,7 @@ function reserved(state: ActiveRunState, event: BudgetReserved): RunState {
   invariant(amountMsat > 0n, `BudgetReserved ${reservationId} with a non-positive amount`);
   invariant(!state.openReservations.has(reservationId), `BudgetReserved reopens reservation ${reservationId}`);
   invariant(!state.releasedReservationIds.has(reservationId), `BudgetReserved reuses released reservation ${reservationId}`);
-  const openReservations = new Map(state.openReservations).set(reservationId, { reservationId, assignmentId, amountMsat, reservedAtMs: atMs });
+  const openReservations = state.openReservations.set(reservationId, { reservationId, assignmentId, amountMsat, reservedAtMs: atMs });
   return { ...state, openReservations, reservedMsat: state.reservedMsat + amountMsat };
 }
 
@@ -156,9 +159,8 @@ function released(state: ActiveRunState, event: BudgetReleased): RunState {
   invariant(reservation.amountMsat === reservedMsat, `BudgetReleased ${reservationId} names a different reserved amount`);
   invariant(spentMsat >= 0n && returnedMsat >= 0n, `BudgetReleased ${reservationId} with a negative part`);
   invariant(spentMsat + returnedMsat === reservedMsat, `BudgetReleased ${reservationId}: spent + returned != reserved`);
-  const openReservations = new Map(state.openReservations);
-  openReservations.delete(reservationId);
-  const releasedReservationIds = new Set(state.releasedReservationIds).add(reservationId);
+  const openReservations = state.openReservations.delete(reservationId);
+  const releasedReservationIds = state.releasedReservationIds.set(reservationId, true);
   return {
     ...state,
     openReservations,

@@ -1,6 +1,7 @@
 // Unit tests for the run decider: every command's happy path, every refusal code, and evolve's budget guard.
 
 import { describe, expect, it } from 'vitest';
+import { PersistentMap } from '../../domain/persistent-map.js';
 import { MAX_MONEY_MSAT, MAX_OPEN_RESERVATIONS_PER_RUN, MAX_SHARDS_PER_RUN } from '../../domain/index.js';
 import {
   availableMsat,
@@ -136,7 +137,7 @@ describe('run: ReserveBudget and ReleaseBudget', () => {
 
   it('bounds the number of open reservations', () => {
     const run = active(given(runDecider, funded).state);
-    const many = new Map(Array.from({ length: MAX_OPEN_RESERVATIONS_PER_RUN }, (_, i) => [`r${i}`, { reservationId: `r${i}`, assignmentId: 'a', amountMsat: 0n, reservedAtMs: T0 }]));
+    const many = PersistentMap.from(Array.from({ length: MAX_OPEN_RESERVATIONS_PER_RUN }, (_, i) => [`r${i}`, { reservationId: `r${i}`, assignmentId: 'a', amountMsat: 0n, reservedAtMs: T0 }] as const));
     expectCode(() => runDecider.decide(reserve('one-more', 1n), { ...run, openReservations: many }), 'TOO_MANY_OPEN_RESERVATIONS');
   });
 
