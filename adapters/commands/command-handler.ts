@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { Command, Decider, Event } from '../../domain/decider.js';
 import { canonicalJson, fromWire, toWire } from '../../domain/codec.js';
+import { DomainError } from '../../domain/errors.js';
 import type { EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError, IdempotencyKeyReusedError, WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
 import { aggregateCacheFor, type CachedAggregate } from './aggregate-cache.js';
@@ -17,6 +18,11 @@ export type HandleOptions = Readonly<{
   /** Injected id source for new event ids (UUIDs). */
   newEventId: () => string;
   maxAttempts?: number;
+  /**
+   * The stream's state as the caller just loaded it (with loadAggregate), used for the first
+   * attempt instead of loading it again; a stale one costs a retry, never a wrong write.
+   */
+  loaded?: Readonly<{ state: unknown; lastRevision: number | null }>;
 }>;
 
 export type CommandOutcome<E extends Event> = Readonly<{
@@ -48,14 +54,21 @@ export async function handleCommand<C extends Command, E extends Event, S>(
   options: HandleOptions,
 ): Promise<CommandOutcome<E>> {
   const claim = options.idempotencyKey ? { key: options.idempotencyKey, requestDigest: commandDigest(command) } : undefined;
-  if (claim) {
-    const replay = await replayIdempotent<E>(store, claim);
-    if (replay) return replay;
-  }
+  // The key is looked up only when the decision cannot stand on its own: a refusal, a no-op, or an
+  // append that collides with the key's row. A retry of a command that committed always lands in
+  // one of those (its effect is in the state, or its key row is), so it still gets the original
+  // outcome, and a first attempt saves the round trip.
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_COMMAND_ATTEMPTS;
   for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
-    const { state, lastRevision } = await loadAggregate(store, decider, streamId);
-    const events = decider.decide(command, state);
+    const { state, lastRevision } = attempt === 1 && options.loaded ? (options.loaded as { state: S; lastRevision: number | null }) : await loadAggregate(store, decider, streamId);
+    let events: E[];
+    try {
+      events = decider.decide(command, state);
+    } catch (error) {
+      const replay = claim && error instanceof DomainError ? await replayIdempotent<E>(store, claim) : null;
+      if (replay) return replay;
+      throw error;
+    }
     if (events.length === 0) {
       // A racing request with the same key may have just written what made this a no-op: it owns the answer.
       const replay = claim ? await replayIdempotent<E>(store, claim) : null;
@@ -88,7 +101,7 @@ export async function handleCommand<C extends Command, E extends Event, S>(
 }
 
 /** One command of an atomic multi-stream step: its decider, its stream and its own idempotency key. */
-export type AtomicPart = Readonly<{ decider: Decider<any, any, any>; streamId: string; command: Command; idempotencyKey?: string }>;
+export type AtomicPart = Readonly<{ decider: Decider<any, any, any>; streamId: string; command: Command; idempotencyKey?: string; loaded?: HandleOptions['loaded'] }>;
 
 /**
  * Decides several commands, each against its own stream, and appends what they decide in one
@@ -108,7 +121,7 @@ export async function handleCommandsAtomically(store: EventStore, parts: readonl
   if (replays.every((r) => r !== null)) return replays as CommandOutcome<Event>[];
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_COMMAND_ATTEMPTS;
   for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
-    const decided = await Promise.all(parts.map(async (part, index) => (replays[index] ? null : decidePart(store, part, options, claims[index]))));
+    const decided = await Promise.all(parts.map(async (part, index) => (replays[index] ? null : decidePart(store, part, options, claims[index], attempt === 1 ? part.loaded : undefined))));
     const pending = decided.flatMap((d, index) => (d !== null && d.append !== null ? [{ index, d }] : []));
     try {
       const results = pending.length === 0 ? [] : await store.appendAtomically(pending.map(({ d }) => d.append!));
@@ -137,8 +150,14 @@ export async function handleCommandsAtomically(store: EventStore, parts: readonl
 
 type DecidedPart = { events: Event[]; lastRevision: number | null; append: { streamId: string; events: NewEvent[]; options: { expectedRevision: number | 'no_stream'; idempotency?: { key: string; requestDigest: string } } } | null };
 
-async function decidePart(store: EventStore, part: AtomicPart, options: Omit<HandleOptions, 'idempotencyKey'>, claim: { key: string; requestDigest: string } | undefined): Promise<DecidedPart> {
-  const { state, lastRevision } = await loadAggregate(store, part.decider, part.streamId);
+async function decidePart(
+  store: EventStore,
+  part: AtomicPart,
+  options: Omit<HandleOptions, 'idempotencyKey'>,
+  claim: { key: string; requestDigest: string } | undefined,
+  loaded: HandleOptions['loaded'],
+): Promise<DecidedPart> {
+  const { state, lastRevision } = loaded ?? (await loadAggregate(store, part.decider, part.streamId));
   const events = part.decider.decide(part.command, state) as Event[];
   if (events.length === 0) return { events, lastRevision, append: null };
   // Fold before writing: an event its own evolve rejects is a decider bug and must never reach the log.

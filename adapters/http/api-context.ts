@@ -69,10 +69,11 @@ export async function runCommand<C extends Command, E extends Event, S>(
   streamId: string,
   type: C['type'],
   data: C['data'],
+  options: Readonly<{ loaded?: Readonly<{ state: S; lastRevision: number | null }> }> = {},
 ): Promise<CommandOutcome<E>> {
   const key = commandKey(request, type);
   const command = { type, data, metadata: { nowMs: deps.nowMs() } } as unknown as C;
-  return handleCommand(deps.store, decider, streamId, command, { newEventId: deps.newEventId, ...(key ? { idempotencyKey: key } : {}) });
+  return handleCommand(deps.store, decider, streamId, command, { newEventId: deps.newEventId, ...(key ? { idempotencyKey: key } : {}), ...(options.loaded ? { loaded: options.loaded } : {}) });
 }
 
 /** The command-level idempotency key of a request: its caller and Idempotency-Key header, per command type. */
@@ -82,7 +83,7 @@ function commandKey(request: FastifyRequest, type: string): string | undefined {
   return typeof header === 'string' ? `http:${createHash('sha256').update(`${request.principal ?? 'anonymous'}\n${header}`).digest('hex')}:${type}` : undefined;
 }
 
-export type RequestPart = Readonly<{ decider: Decider<any, any, any>; streamId: string; type: string; data: object }>;
+export type RequestPart = Readonly<{ decider: Decider<any, any, any>; streamId: string; type: string; data: object; loaded?: Readonly<{ state: unknown; lastRevision: number | null }> }>;
 
 /** Several commands of one request, appended all or nothing (see handleCommandsAtomically), each under its own derived key. */
 export async function runCommandsAtomically(deps: ApiDeps, request: FastifyRequest, parts: readonly RequestPart[]): Promise<CommandOutcome<Event>[]> {
@@ -91,7 +92,7 @@ export async function runCommandsAtomically(deps: ApiDeps, request: FastifyReque
     deps.store,
     parts.map((part) => {
       const key = commandKey(request, part.type);
-      return { decider: part.decider, streamId: part.streamId, command: { type: part.type, data: part.data, metadata: { nowMs } }, ...(key ? { idempotencyKey: key } : {}) };
+      return { decider: part.decider, streamId: part.streamId, command: { type: part.type, data: part.data, metadata: { nowMs } }, ...(key ? { idempotencyKey: key } : {}), ...(part.loaded ? { loaded: part.loaded } : {}) };
     }),
     { newEventId: deps.newEventId },
   );

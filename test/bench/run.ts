@@ -12,12 +12,12 @@ import { ALL_PROJECTORS } from '../../projections/index.js';
 import { runAppendBench, type AppendBenchSizes } from './append-bench.js';
 import { runRebuildBench } from './rebuild-bench.js';
 import { runReplayBench } from './replay-bench.js';
-import { MAX_SUBMISSIONS, runSubmissionBench } from './submission-bench.js';
+import { MAX_HISTORY_ASSIGNMENTS, MAX_SUBMISSIONS, runSubmissionBench, type SubmissionBenchSizes } from './submission-bench.js';
 import { PeakMemory } from './stats.js';
 
 type Engine = 'postgres' | 'pglite';
 
-type BenchArgs = { engines: Engine[]; sizes: AppendBenchSizes; rebuildEvents: number; replaySteps: number; submissions: number };
+type BenchArgs = { engines: Engine[]; sizes: AppendBenchSizes; rebuildEvents: number; replaySteps: number; submissions: number; concurrency: number; historyAssignments: number };
 
 function parseArgs(argv: readonly string[]): BenchArgs {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
@@ -36,7 +36,9 @@ function parseArgs(argv: readonly string[]): BenchArgs {
   if (!Number.isInteger(replaySteps) || replaySteps < 0 || replaySteps > 1_000_000) throw new Error('--replay-steps must be an integer from 0 (skip) to 1000000');
   const submissions = Number(args.get('submissions') ?? 300);
   if (!Number.isInteger(submissions) || submissions < 0 || submissions > MAX_SUBMISSIONS) throw new Error(`--submissions must be an integer from 0 (skip) to ${MAX_SUBMISSIONS}`);
-  return { engines, sizes: { singleAppends: int('single', 2000), batchAppends: int('batches', 200), batchSize: int('batch-size', 100) }, rebuildEvents, replaySteps, submissions };
+  const historyAssignments = Number(args.get('history-assignments') ?? 100_000);
+  if (!Number.isInteger(historyAssignments) || historyAssignments < 0 || historyAssignments > MAX_HISTORY_ASSIGNMENTS) throw new Error(`--history-assignments must be an integer from 0 to ${MAX_HISTORY_ASSIGNMENTS}`);
+  return { engines, sizes: { singleAppends: int('single', 2000), batchAppends: int('batches', 200), batchSize: int('batch-size', 100) }, rebuildEvents, replaySteps, submissions, concurrency: int('concurrency', 16), historyAssignments };
 }
 
 /** Runs `fn` against a brand-new database on DATABASE_URL's server, or on a throwaway cluster. */
@@ -88,10 +90,10 @@ async function benchEngine(engine: Engine, args: BenchArgs) {
 }
 
 /** The whole embedded system on `engine` (a new PostgreSQL database, or PGlite in the bench's own temporary folder), N signed submissions. */
-async function benchSubmissions(engine: Engine, count: number) {
+async function benchSubmissions(engine: Engine, sizes: SubmissionBenchSizes) {
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  if (engine === 'postgres') return withPostgres((connectionString) => runSubmissionBench({ engine: 'postgres', connectionString }, count, log));
-  return runSubmissionBench({ engine: 'pglite' }, count, log);
+  if (engine === 'postgres') return withPostgres((connectionString) => runSubmissionBench({ engine: 'postgres', connectionString }, sizes, log));
+  return runSubmissionBench({ engine: 'pglite' }, sizes, log);
 }
 
 async function main(): Promise<void> {
@@ -103,12 +105,12 @@ async function main(): Promise<void> {
   for (const engine of engines) {
     process.stderr.write(`bench: appends on ${engine} (${sizes.singleAppends} single, ${sizes.batchAppends} x ${sizes.batchSize})...\n`);
     results[engine] = await benchEngine(engine, args);
-    if (args.submissions > 0) submissions[engine] = await benchSubmissions(engine, args.submissions);
+    if (args.submissions > 0) submissions[engine] = await benchSubmissions(engine, { submissions: args.submissions, concurrency: args.concurrency, historyAssignments: args.historyAssignments });
   }
   const replay = args.replaySteps > 0 ? await runReplayBench(args.replaySteps, (line) => process.stderr.write(`${line}\n`)) : null;
   const report = {
     benchmark: 'event-store appends, projection rebuilds, signed gradient submissions and step replay',
-    command: `npm run bench -- --engines=${engines.length > 0 ? engines.join(',') : 'none'} --single=${sizes.singleAppends} --batches=${sizes.batchAppends} --batch-size=${sizes.batchSize} --rebuild-events=${args.rebuildEvents} --replay-steps=${args.replaySteps} --submissions=${args.submissions}`,
+    command: `npm run bench -- --engines=${engines.length > 0 ? engines.join(',') : 'none'} --single=${sizes.singleAppends} --batches=${sizes.batchAppends} --batch-size=${sizes.batchSize} --rebuild-events=${args.rebuildEvents} --replay-steps=${args.replaySteps} --submissions=${args.submissions} --concurrency=${args.concurrency} --history-assignments=${args.historyAssignments}`,
     machine: { node: process.version, cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30) },
     notes: [
       'appends: sequential single writer; storeToRawRatio = store events/s / raw multi-row INSERT events/s into a plain table, same engine, same run.',

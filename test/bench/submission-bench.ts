@@ -1,240 +1,330 @@
-// Submission benchmark: signed ~64 KiB sparseloco gradients through the whole embedded system over a real socket, beside a bare fastify route that discards the same bodies.
+// Submission benchmark: signed ~64 KiB gradients from 16 concurrent contributors into the API part alone, beside a floor route, on a new run and on one with a long history.
 
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
 import Fastify, { type FastifyInstance } from 'fastify';
+import pg from 'pg';
 import { ContributorClient, StaffClient } from '../../adapters/client/trainledger-client.js';
+import { loadAggregate } from '../../adapters/commands/command-handler.js';
+import type { HistoryEvent } from '../projections/history.js';
+import { bulkLoad } from './bulk-load.js';
 import { loadConfig } from '../../adapters/config.js';
+import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import { DEFAULT_API_LIMITS } from '../../adapters/http/api-context.js';
-import { generateEd25519KeyPair } from '../../adapters/http/auth/http-signature.js';
+import { BOOTSTRAP_KEY_ID } from '../../adapters/http/auth/api-keys.js';
+import { contentDigest, generateEd25519KeyPair } from '../../adapters/http/auth/http-signature.js';
 import { startSystem, type RunningSystem } from '../../adapters/system.js';
+import { runDecider, runStreamId } from '../../domain/run/index.js';
 import { mnistShardDigests } from '../../replay/data/mnist.js';
 import { encodeSparseLoco, MAX_SPARSELOCO_CHUNK_SIZE_ELEMENTS, SPARSELOCO_FILE_HEADER_SIZE_BYTES, sparseLocoSizeBytes, type SparseLocoOptions } from '../../replay/encoding/sparseloco.js';
 import { referenceStep } from '../../replay/graphs/reference-steps.js';
-import { encodeCheckpoint, initialParameters } from '../../replay/model/checkpoint.js';
+import { encodeCheckpoint, initialParameters, sha256Hex } from '../../replay/model/checkpoint.js';
 import { elementCount, type ModelSpec, type ParameterSet } from '../../replay/model/model-spec.js';
 import { createPrng } from '../../replay/model/prng.js';
-import { percentile, round, timeSequential, type Timing } from './stats.js';
+import { percentile, round } from './stats.js';
 
 /** Where the system keeps its events: PGlite in the bench's temporary data folder, or a PostgreSQL database made for this run. */
 export type SubmissionBenchDatabase = Readonly<{ engine: 'pglite' }> | Readonly<{ engine: 'postgres'; connectionString: string }>;
 
+export type SubmissionBenchSizes = Readonly<{
+  /** Timed submissions per phase (new run, long run), spread over the contributors. */
+  submissions: number;
+  /** Contributors submitting at once, each its own assignments one after another. */
+  concurrency: number;
+  /** Completed assignments already in the long run's history before its timing. */
+  historyAssignments: number;
+}>;
+
 /** Bounds, so a typo cannot start a run that never ends. */
 export const MAX_SUBMISSIONS = 100_000;
+export const MAX_HISTORY_ASSIGNMENTS = 1_000_000;
 export const TARGET_BODY_BYTES = 64 * 1024;
-/** Untimed requests on each side first: JIT, connection pools, prepared statements. */
-const WARM_UP_REQUESTS = 20;
-/** Submissions timed one at a time, each after the log has gone quiet: the API's own cost with no background backlog (the loops still poll each second). */
-const ISOLATED_SAMPLES = 10;
-/**
- * Assignments per run, and per timed wave. Every open assignment holds an escrow HTLC that the
- * escrow dispatcher looks at on each pass, and the gradient route replays the run's stream (one
- * budget reservation per assignment) on every submission; waves of a fixed size keep both, and so
- * the figure, independent of N. Each wave's run and assignments are made before its timing starts.
- */
-const ASSIGNMENTS_PER_RUN = 100;
+/** Untimed requests on each side first, per contributor: JIT, connection pools, the first fold of each run. */
+const WARM_UP_PER_CONTRIBUTOR = 3;
 const BASE_REWARD_MSAT = 1_000n;
+/** Covers an assignment's worst case (base, bonus bound, routing fees) with room to spare. */
+const FUNDING_PER_ASSIGNMENT_MSAT = 20_000n;
 const GRADIENT_SEED = '65536';
 /** Gradient values are uniform in ±GRADIENT_SCALE. */
 const GRADIENT_SCALE = 0.01;
-/**
- * The validator judges every submission in this same process (integrity, then two held-out MLP
- * evaluations), and the escrow then settles the HTLC. A random gradient barely moves the held-out
- * loss, so the improvement floor is -1 (any gradient that does not double the loss passes): every
- * verdict is an acceptance, the usual path. No replay draws, so the replay worker stays idle. Bonus
- * 0, so no payout invoices. Verdicts are never part of the timing.
- */
+/** The run policy accepts what it sees; no verdict is timed here (the API part alone runs no validator). */
 const VERIFICATION_POLICY = Object.freeze({ replayProbability: 0, maxGradientNorm: 50, minRelativeImprovement: -1 });
+const ESCROW_POLICY = Object.freeze({ cltvDeltaBlocks: 144, invoiceExpirySec: 3600, disputeWindowMs: 86_400_000, assignmentTimeoutMs: 3_600_000 });
 /** Per-caller limit while benchmarking: the limiter still runs on every request, it just never refuses. */
 const UNTHROTTLED_REQUESTS_PER_MINUTE = 100_000_000;
-/** The log is quiet when its head has not moved for this long (the system's loops poll every second). */
-const QUIET_WINDOW_MS = 1_500;
-const QUIET_POLL_MS = 100;
-/** Background work per assignment set up (escrow HTLC on the dev network, projections) gets this long. */
-const QUIET_TIMEOUT_BASE_MS = 60_000;
-const QUIET_TIMEOUT_PER_ASSIGNMENT_MS = 100;
 /** Byte offset of the first tensor's `shift` (f32): file header, then the tensor header's field at 8. */
 const FIRST_TENSOR_SHIFT_OFFSET = SPARSELOCO_FILE_HEADER_SIZE_BYTES + 8;
 
-type Rate = { perSec: number; latencyMsP50: number; latencyMsP99: number };
+type Rate = { perSec: number; latencyMsP50: number; latencyMsP99: number; operations: number };
+type PhaseResult = { assignments: Rate; submissions: Rate };
 
 export type SubmissionBenchResult = {
   bodySizeBytes: number;
   sparseloco: SparseLocoOptions & { targetBytes: number };
-  requests: number;
-  /** N sequential submissions, in waves of ASSIGNMENTS_PER_RUN, with the whole system reacting to each. */
-  submissions: Rate;
-  /** Single submissions, each after the log went quiet. */
-  isolatedSubmissions: { samples: number; latencyMsP50: number; latencyMsP99: number };
-  bareRoute: Rate;
-  apiToBareRatio: number;
-  /** False when the system's background work had not settled before some timing began (see stderr). */
-  quietBeforeTiming: boolean;
+  concurrency: number;
+  /** 16 contributors into the API part alone (no projections, validator or escrow in this process), on a new run. */
+  api: Rate;
+  /** The same bodies, the same concurrency: read the body, verify one ed25519 signature over its digest, commit one single-row INSERT. */
+  floor: Rate;
+  vsFloor: number;
+  history: {
+    historyAssignments: number;
+    newRun: PhaseResult;
+    longRun: PhaseResult;
+    /** Long-run rate divided by new-run rate: 1 is perfectly flat. */
+    historyFlatness: { submissions: number; assignments: number };
+    seedMs: number;
+  };
 };
 
-export async function runSubmissionBench(database: SubmissionBenchDatabase, count: number, log: (line: string) => void): Promise<SubmissionBenchResult> {
-  if (!Number.isInteger(count) || count < 1 || count > MAX_SUBMISSIONS) throw new Error(`submissions must be an integer from 1 to ${MAX_SUBMISSIONS}`);
+export async function runSubmissionBench(database: SubmissionBenchDatabase, sizes: SubmissionBenchSizes, log: (line: string) => void): Promise<SubmissionBenchResult> {
+  const { submissions, concurrency, historyAssignments } = sizes;
+  if (!Number.isInteger(submissions) || submissions < 1 || submissions > MAX_SUBMISSIONS) throw new Error(`submissions must be an integer from 1 to ${MAX_SUBMISSIONS}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new Error('concurrency must be an integer from 1 to 256');
+  if (!Number.isInteger(historyAssignments) || historyAssignments < 0 || historyAssignments > MAX_HISTORY_ASSIGNMENTS) throw new Error(`historyAssignments must be an integer from 0 to ${MAX_HISTORY_ASSIGNMENTS}`);
   const step = referenceStep('mlp');
   const options = closestSparseLocoOptions(step.model, TARGET_BODY_BYTES);
   const bodies = new DistinctBodies(encodeSparseLoco(step.model, seededGradient(step.model, GRADIENT_SEED), options));
-  log(`bench: submissions on ${database.engine}: ${count} signed sparseloco bodies of ${bodies.sizeBytes} bytes (chunkSize ${options.chunkSize}, topK ${options.topK})...`);
+  log(`bench: submissions on ${database.engine}: ${concurrency} contributors, ${submissions} signed sparseloco bodies of ${bodies.sizeBytes} bytes per phase, long run history ${historyAssignments} assignments...`);
 
   const dataDir = mkdtempSync(join(tmpdir(), 'trainledger-submission-bench-'));
   const adminKey = `tl_coordinator_${randomBytes(32).toString('base64url')}`;
+  const argv = ['--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--parts', 'api', ...(database.engine === 'postgres' ? ['--database-url', database.connectionString] : [])];
+  const config = loadConfig(argv, {});
   let system: RunningSystem | null = null;
-  let bare: FastifyInstance | null = null;
+  let floor: Floor | null = null;
   try {
-    // PGlite's files go in the data folder (loadConfig's layout); PostgreSQL through --database-url.
-    const argv = ['--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...(database.engine === 'postgres' ? ['--database-url', database.connectionString] : [])];
-    system = await startSystem({
-      config: loadConfig(argv, {}),
-      env: { TRAINLEDGER_ADMIN_KEY: adminKey },
-      log: (line) => log(`system: ${line}`),
-      limits: { ...DEFAULT_API_LIMITS, requestsPerMinute: UNTHROTTLED_REQUESTS_PER_MINUTE },
-    });
-    const baseUrl = system.address;
-    const seeder = await Seeder.open(baseUrl, adminKey);
-    let quiet = true;
-    const settle = async (what: string, assignments: number) => {
-      const timeoutMs = QUIET_TIMEOUT_BASE_MS + QUIET_TIMEOUT_PER_ASSIGNMENT_MS * assignments;
-      if (await waitForQuietLog(baseUrl, timeoutMs)) return;
-      quiet = false;
-      log(`bench: warning: ${database.engine} log still moving ${what} after ${timeoutMs} ms; timing anyway`);
-    };
+    // The long run's history goes in before the system starts: PGlite has one process, and the first fold then happens in the warm-up.
+    const seedStarted = performance.now();
+    await seedLongRun(config.database, 'bench-long', historyAssignments);
+    const seedMs = performance.now() - seedStarted;
+    log(`bench: seeded ${historyAssignments} completed assignments into run bench-long in ${round(seedMs)} ms`);
 
-    bare = Fastify();
-    bare.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-    bare.post('/discard', async (_request, reply) => reply.code(204).send());
-    const bareUrl = new URL('/discard', await bare.listen({ host: '127.0.0.1', port: 0 }));
+    system = await startSystem({ config, env: { TRAINLEDGER_ADMIN_KEY: adminKey }, log: (line) => log(`system: ${line}`), limits: { ...DEFAULT_API_LIMITS, requestsPerMinute: UNTHROTTLED_REQUESTS_PER_MINUTE } });
+    const seeder = await Seeder.open(system.address, adminKey, concurrency);
+    floor = await Floor.open(database, dataDir);
 
-    // Body i is the same bytes on both sides; warm-up and isolated bodies come first, so every submission is distinct.
-    const submit = (assignmentId: string, i: number) =>
-      seeder.contributor.submitGradient(assignmentId, { bytes: bodies.body(i), encoding: 'sparseloco', claimedLoss: 2.3, computeTimeMs: 10 });
-    const discard = async (i: number) => {
-      const response = await fetch(bareUrl, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bodies.body(i) });
-      await response.arrayBuffer();
-      if (response.status !== 204) throw new Error(`bare route answered ${response.status}`);
-    };
-
-    const isolatedCount = Math.min(count, ISOLATED_SAMPLES);
-    const warmUpIds = await seeder.runWithAssignments('bench-warm-up', WARM_UP_REQUESTS + isolatedCount);
-    await settle('after setup', warmUpIds.length);
-    for (let i = 0; i < WARM_UP_REQUESTS; i += 1) {
-      await discard(i);
-      await submit(warmUpIds[i]!, i);
-    }
-    const isolatedMs: number[] = [];
-    for (let k = 0; k < isolatedCount; k += 1) {
-      await settle('before an isolated submission', WARM_UP_REQUESTS);
-      const i = WARM_UP_REQUESTS + k;
-      isolatedMs.push((await timeSequential(1, 1, () => submit(warmUpIds[i]!, i))).latencyMsP50);
-    }
-    const firstTimedBody = WARM_UP_REQUESTS + isolatedCount;
-
-    // The bare route while the system is idle; then the API, wave by wave, each wave's run made untimed first.
-    await settle('before the bare route', warmUpIds.length);
-    const bareTiming = await timeSequential(count, 1, (i) => discard(firstTimedBody + i));
-    const samplesMs: number[] = [];
-    let elapsedMs = 0;
-    for (let first = 0, wave = 0; first < count; first += ASSIGNMENTS_PER_RUN, wave += 1) {
-      const ids = await seeder.runWithAssignments(`bench-run-${wave}`, Math.min(ASSIGNMENTS_PER_RUN, count - first));
-      await settle(`before wave ${wave}`, ids.length);
-      const timing = await timeSequential(ids.length, 1, async (j) => {
-        const startedMs = performance.now();
-        await submit(ids[j]!, firstTimedBody + first + j);
-        samplesMs.push(performance.now() - startedMs);
+    let nextBody = 0;
+    const submitAll = async (ids: string[][]) =>
+      timeConcurrent(ids, async (contributor, assignmentId) => {
+        await seeder.contributors[contributor]!.submitGradient(assignmentId, { bytes: bodies.body(nextBody++), encoding: 'sparseloco', claimedLoss: 2.3, computeTimeMs: 10 });
       });
-      elapsedMs += timing.elapsedMs;
-    }
-    samplesMs.sort((a, b) => a - b);
-    isolatedMs.sort((a, b) => a - b);
-    const apiPerSec = (count / elapsedMs) * 1000;
+    const phase = async (runId: string, open: boolean): Promise<PhaseResult> => {
+      if (open) await seeder.openRun(runId, submissions + concurrency * WARM_UP_PER_CONTRIBUTOR);
+      const warmUp = await seeder.assign(runId, concurrency * WARM_UP_PER_CONTRIBUTOR);
+      await submitAll(warmUp.byContributor);
+      const assigned = await seeder.assign(runId, submissions);
+      return { assignments: assigned.rate, submissions: await submitAll(assigned.byContributor) };
+    };
+
+    // Floor first, then the API on a new run, then the long run: the same bodies, the same concurrency.
+    const floorWarmUp = Array.from({ length: concurrency }, () => Array.from({ length: WARM_UP_PER_CONTRIBUTOR }, () => ''));
+    await timeConcurrent(floorWarmUp, () => floor!.call(bodies.body(nextBody++)));
+    const floorRate = await timeConcurrent(spread(Array.from({ length: submissions }, () => ''), concurrency), () => floor!.call(bodies.body(nextBody++)));
+    const newRun = await phase('bench-new', true);
+    await seeder.fundRun('bench-long', submissions + concurrency * WARM_UP_PER_CONTRIBUTOR);
+    const longRun = await phase('bench-long', false);
     return {
       bodySizeBytes: bodies.sizeBytes,
       sparseloco: { ...options, targetBytes: TARGET_BODY_BYTES },
-      requests: count,
-      submissions: { perSec: round(apiPerSec), latencyMsP50: round(percentile(samplesMs, 50), 3), latencyMsP99: round(percentile(samplesMs, 99), 3) },
-      isolatedSubmissions: { samples: isolatedCount, latencyMsP50: round(percentile(isolatedMs, 50), 3), latencyMsP99: round(percentile(isolatedMs, 99), 3) },
-      bareRoute: rate(bareTiming),
-      apiToBareRatio: round(apiPerSec / bareTiming.eventsPerSec, 4),
-      quietBeforeTiming: quiet,
+      concurrency,
+      api: newRun.submissions,
+      floor: floorRate,
+      vsFloor: round(newRun.submissions.perSec / floorRate.perSec, 3),
+      history: {
+        historyAssignments,
+        newRun,
+        longRun,
+        historyFlatness: { submissions: round(longRun.submissions.perSec / newRun.submissions.perSec, 3), assignments: round(longRun.assignments.perSec / newRun.assignments.perSec, 3) },
+        seedMs: round(seedMs),
+      },
     };
   } finally {
-    await bare?.close();
+    await floor?.close();
     await system?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-function rate(timing: Timing): Rate {
-  return { perSec: timing.eventsPerSec, latencyMsP50: timing.latencyMsP50, latencyMsP99: timing.latencyMsP99 };
+/**
+ * A run whose stream holds `assignments` finished reservations (reserved, then released with
+ * nothing spent): what a run looks like after that many assignments, to the run aggregate every
+ * assignment and submission reads. Bulk-loaded (see bulk-load.ts), then folded and chain-checked
+ * before use; funding for the timed phase comes later, through the API.
+ */
+async function seedLongRun(target: ReturnType<typeof loadConfig>['database'], runId: string, assignments: number): Promise<void> {
+  const { store, db } = await openEventStore(target);
+  try {
+    const step = referenceStep('mlp');
+    const atMs = Date.now();
+    const streamId = runStreamId(runId);
+    const amountMsat = BASE_REWARD_MSAT;
+    const definition = { runId, coordinatorId: BOOTSTRAP_KEY_ID, stepGraphDigest: step.graphDigest, initialCheckpointDigest: checkpointOf(step.model).digest, shards: mnistShardDigests().slice(0, 1), rewardPolicy: { baseRewardMsat: BASE_REWARD_MSAT, maxBonusMsat: 0n }, verificationPolicy: VERIFICATION_POLICY, escrowPolicy: ESCROW_POLICY };
+    const history: HistoryEvent[] = [
+      { streamId, event: { type: 'RunOpened', data: { ...definition, atMs } } },
+      { streamId, event: { type: 'RunFunded', data: { runId, fundingId: 'history', source: 'customer', amountMsat, atMs } } },
+    ] as HistoryEvent[];
+    for (let i = 0; i < assignments; i += 1) {
+      const reservationId = `rsv-history-${i}`;
+      const assignmentId = `history-${i}`;
+      history.push({ streamId, event: { type: 'BudgetReserved', data: { runId, reservationId, assignmentId, amountMsat, atMs } } } as HistoryEvent);
+      history.push({ streamId, event: { type: 'BudgetReleased', data: { runId, reservationId, assignmentId, reservedMsat: amountMsat, spentMsat: 0n, returnedMsat: amountMsat, atMs } } } as HistoryEvent);
+    }
+    // Straight into the log in large statements (the chain and the head as the store writes them), then checked by a fold.
+    await bulkLoad(db, history, atMs);
+    const { state, lastRevision } = await loadAggregate(store, runDecider, streamId);
+    if (lastRevision !== history.length - 1 || state.status !== 'open' || state.releasedReservationIds.size !== assignments) throw new Error(`seeded run ${runId} folds to revision ${lastRevision}, not ${history.length - 1}`);
+    const chain = await store.verifyStream(streamId);
+    if (!chain.ok) throw new Error(`seeded run ${runId} does not verify: ${chain.problem} ${chain.detail}`);
+  } finally {
+    await store.close();
+  }
 }
 
-/** The MLP's initial checkpoint, one registered contributor, and funded runs of assignments to them. */
+/**
+ * Runs `operation` over every item of every lane, the lanes at once and each lane's items in
+ * order (one contributor's submissions one after another), and times the whole.
+ */
+async function timeConcurrent(lanes: readonly (readonly string[])[], operation: (lane: number, item: string) => Promise<unknown>): Promise<Rate> {
+  const samplesMs: number[] = [];
+  const started = performance.now();
+  await Promise.all(
+    lanes.map(async (items, lane) => {
+      for (const item of items) {
+        const t0 = performance.now();
+        await operation(lane, item);
+        samplesMs.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsedMs = performance.now() - started;
+  samplesMs.sort((a, b) => a - b);
+  return { perSec: round((samplesMs.length / elapsedMs) * 1000, 1), latencyMsP50: round(percentile(samplesMs, 50), 3), latencyMsP99: round(percentile(samplesMs, 99), 3), operations: samplesMs.length };
+}
+
+/** Items dealt round-robin into `lanes` lanes. */
+function spread<T>(items: readonly T[], lanes: number): T[][] {
+  const out: T[][] = Array.from({ length: lanes }, () => []);
+  items.forEach((item, i) => out[i % lanes]!.push(item));
+  return out;
+}
+
+function checkpointOf(model: ModelSpec): { bytes: Uint8Array; digest: string } {
+  const bytes = encodeCheckpoint(model, initialParameters(model, '1'));
+  return { bytes, digest: sha256Hex(bytes) };
+}
+
+/** Registered contributors, the MLP's initial checkpoint, and runs whose assignments go round-robin to them. */
 class Seeder {
   private assigned = 0;
   private constructor(
     private readonly staff: StaffClient,
-    readonly contributor: ContributorClient,
-    private readonly checkpointDigest: string,
+    readonly contributors: ContributorClient[],
   ) {}
 
-  static async open(baseUrl: string, adminKey: string): Promise<Seeder> {
+  static async open(baseUrl: string, adminKey: string, count: number): Promise<Seeder> {
     const staff = new StaffClient({ baseUrl }, adminKey);
-    const step = referenceStep('mlp');
-    const { digest } = await staff.uploadCheckpoint(encodeCheckpoint(step.model, initialParameters(step.model, '1')));
-    const contributorId = 'bench-contributor';
-    const { publicKeyHex, privateKey } = generateEd25519KeyPair();
-    const contributor = new ContributorClient({ baseUrl }, contributorId, privateKey);
-    // The development network's simulated node for this id, as `trainledger simulate` registers.
-    const nodeKeyResponse = await fetch(new URL(`/v1/dev/node-keys/${contributorId}`, baseUrl));
-    if (!nodeKeyResponse.ok) throw new Error(`GET /v1/dev/node-keys answered ${nodeKeyResponse.status}`);
-    const { lightningNodePubkeyHex } = (await nodeKeyResponse.json()) as { lightningNodePubkeyHex: string };
-    await contributor.register({ signingPublicKeyHex: publicKeyHex, lightningNodePubkeyHex });
-    return new Seeder(staff, contributor, digest);
+    await staff.uploadCheckpoint(checkpointOf(referenceStep('mlp').model).bytes);
+    const contributors: ContributorClient[] = [];
+    for (let i = 0; i < count; i += 1) {
+      const contributorId = `bench-contributor-${i}`;
+      const { publicKeyHex, privateKey } = generateEd25519KeyPair();
+      const contributor = new ContributorClient({ baseUrl }, contributorId, privateKey);
+      const nodeKeyResponse = await fetch(new URL(`/v1/dev/node-keys/${contributorId}`, baseUrl));
+      if (!nodeKeyResponse.ok) throw new Error(`GET /v1/dev/node-keys answered ${nodeKeyResponse.status}`);
+      const { lightningNodePubkeyHex } = (await nodeKeyResponse.json()) as { lightningNodePubkeyHex: string };
+      await contributor.register({ signingPublicKeyHex: publicKeyHex, lightningNodePubkeyHex });
+      contributors.push(contributor);
+    }
+    return new Seeder(staff, contributors);
   }
 
-  /** Opens a run funded twice over and makes `assignments` assignments in it to the contributor; returns their ids. */
-  async runWithAssignments(runId: string, assignments: number): Promise<string[]> {
+  async openRun(runId: string, assignments: number): Promise<void> {
     const step = referenceStep('mlp');
-    const shards = mnistShardDigests().slice(0, 1);
     await this.staff.openRun({
-      runId, stepGraphDigest: step.graphDigest, initialCheckpointDigest: this.checkpointDigest, shards,
-      rewardPolicy: { baseRewardMsat: String(BASE_REWARD_MSAT), maxBonusMsat: '0' },
-      verificationPolicy: VERIFICATION_POLICY,
-      escrowPolicy: { cltvDeltaBlocks: 144, invoiceExpirySec: 3600, disputeWindowMs: 86_400_000, assignmentTimeoutMs: 3_600_000 },
+      runId, stepGraphDigest: step.graphDigest, initialCheckpointDigest: checkpointOf(step.model).digest, shards: mnistShardDigests().slice(0, 1),
+      rewardPolicy: { baseRewardMsat: String(BASE_REWARD_MSAT), maxBonusMsat: '0' }, verificationPolicy: VERIFICATION_POLICY, escrowPolicy: ESCROW_POLICY,
     });
-    await this.staff.fundRun(runId, { fundingId: 'bench-funding', source: 'customer', amountMsat: String(2n * BigInt(assignments) * BASE_REWARD_MSAT) });
-    const ids: string[] = [];
-    for (let j = 0; j < assignments; j += 1) {
+    await this.fundRun(runId, assignments);
+  }
+
+  async fundRun(runId: string, assignments: number): Promise<void> {
+    await this.staff.fundRun(runId, { fundingId: `bench-funding-${randomUUID()}`, source: 'customer', amountMsat: String(BigInt(assignments) * FUNDING_PER_ASSIGNMENT_MSAT) });
+  }
+
+  /** `count` assignments, one after another (they all reserve on the run's one stream), timed; returns their ids by contributor. */
+  async assign(runId: string, count: number): Promise<{ rate: Rate; byContributor: string[][] }> {
+    const byContributor: string[][] = this.contributors.map(() => []);
+    const shard = mnistShardDigests()[0]!;
+    const rate = await timeConcurrent([Array.from({ length: count }, () => '')], async () => {
+      const contributor = this.assigned % this.contributors.length;
       const assignmentId = `bench-a${this.assigned}`;
-      await this.staff.assign({ assignmentId, runId, contributorId: this.contributor.contributorId, step: 1, shardId: shards[0]!.shardId, batchIndex: this.assigned % 15, seed: '42' });
+      await this.staff.assign({ assignmentId, runId, contributorId: this.contributors[contributor]!.contributorId, step: 1, shardId: shard.shardId, batchIndex: this.assigned % 15, seed: '42' });
+      byContributor[contributor]!.push(assignmentId);
       this.assigned += 1;
-      ids.push(assignmentId);
-    }
-    return ids;
+    });
+    return { rate, byContributor };
   }
 }
 
-/** Waits until the log head holds still for QUIET_WINDOW_MS and no projection lags; false on timeout. */
-async function waitForQuietLog(baseUrl: string, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  let lastHead = '';
-  let stillSince = performance.now();
-  while (performance.now() < deadline) {
-    const response = await fetch(new URL('/health', baseUrl));
-    const health = (await response.json()) as { logHead?: { globalPosition: string }; projections?: { lagEvents: number }[] };
-    const head = health.logHead?.globalPosition ?? '';
-    const caughtUp = (health.projections ?? []).every((p) => p.lagEvents === 0);
-    if (head !== lastHead || !caughtUp) {
-      lastHead = head;
-      stillSince = performance.now();
-    } else if (performance.now() - stillSince >= QUIET_WINDOW_MS) return true;
-    await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
+/**
+ * The floor a submission cannot go below on this machine and engine: a bare route that reads the
+ * same body, verifies one ed25519 signature over its digest and commits one single-row INSERT.
+ * The client signs each request, as the SDK does, so both sides pay the client's share too.
+ */
+class Floor {
+  private constructor(
+    private readonly app: FastifyInstance,
+    private readonly url: URL,
+    private readonly privateKey: KeyObject,
+    private readonly closeDb: () => Promise<void>,
+  ) {}
+
+  static async open(database: SubmissionBenchDatabase, dataDir: string): Promise<Floor> {
+    const { privateKey } = generateEd25519KeyPair();
+    const publicKey = createPublicKey(privateKey);
+    const insert = await floorInsert(database, dataDir);
+    const app = Fastify();
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    app.post('/floor', async (request, reply) => {
+      const body = request.body as Buffer;
+      const digest = contentDigest(body);
+      const signature = Buffer.from(String(request.headers.signature), 'base64');
+      if (!verify(null, Buffer.from(digest), publicKey, signature)) return reply.code(401).send();
+      await insert.run(digest);
+      return reply.code(201).send();
+    });
+    const url = new URL('/floor', await app.listen({ host: '127.0.0.1', port: 0 }));
+    return new Floor(app, url, privateKey, insert.close);
   }
-  return false;
+
+  async call(body: Uint8Array): Promise<void> {
+    const signature = sign(null, Buffer.from(contentDigest(body)), this.privateKey).toString('base64');
+    const response = await fetch(this.url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', signature }, body });
+    await response.arrayBuffer();
+    if (response.status !== 201) throw new Error(`floor route answered ${response.status}`);
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+    await this.closeDb();
+  }
+}
+
+/** One single-row INSERT per call on the bench's engine: a pool on the same PostgreSQL database, or a PGlite of its own. */
+async function floorInsert(database: SubmissionBenchDatabase, dataDir: string): Promise<{ run: (digest: string) => Promise<void>; close: () => Promise<void> }> {
+  const ddl = 'CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, digest text NOT NULL, at timestamptz NOT NULL DEFAULT now())';
+  if (database.engine === 'postgres') {
+    const pool = new pg.Pool({ connectionString: database.connectionString, max: 16 });
+    await pool.query(ddl);
+    return { run: async (digest) => void (await pool.query('INSERT INTO bench_floor (digest) VALUES ($1)', [digest])), close: () => pool.end() };
+  }
+  const db = new PGlite(join(dataDir, 'floor-pglite'));
+  await db.query(ddl);
+  return { run: async (digest) => void (await db.query('INSERT INTO bench_floor (digest) VALUES ($1)', [digest])), close: () => db.close() };
 }
 
 /** The chunkSize and topK (one pair for every tensor) whose body size is closest to `targetBytes`; ties to the smaller chunk. */

@@ -92,6 +92,45 @@ describe.each(engines)('command handling [$name]', (engine) => {
     expect(await store.readStream(runStreamId(runId))).toHaveLength(2);
   });
 
+  it('answers a retry with the original outcome when the decider now refuses it, or would decide it anew', async () => {
+    const runId = `r${randomUUID().slice(0, 8)}`;
+    await run(runId, openRun(runId));
+    await run(runId, fund(runId, 'f1', 5_000n));
+    const key = `reserve-${randomUUID()}`;
+    const first = await run(runId, reserve(runId, 'a1', 1_000n), key);
+    // Released since: the decider would refuse the reservation id now (single use); the key still answers.
+    await run(runId, command<RunCommand>('ReleaseBudget', { runId, reservationId: 'a1', spentMsat: 0n }));
+    const refusedNow = await run(runId, reserve(runId, 'a1', 1_000n), key);
+    expect(refusedNow).toMatchObject({ status: 'duplicate', lastRevision: first.lastRevision, position: first.position });
+    // A decider that would write again (a checkpoint at a later step) collides with the key's row: nothing new, the original answer.
+    const publishKey = `publish-${randomUUID()}`;
+    const publish = (step: number) => command<RunCommand>('PublishCheckpoint', { runId, checkpointId: `c${step}`, step, digest: 'ab'.repeat(32) });
+    const published = await run(runId, publish(1), publishKey);
+    const lengthBefore = (await store.readStream(runStreamId(runId))).length;
+    const again = await caught(run(runId, publish(2), publishKey));
+    expect(again.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(await run(runId, publish(1), publishKey)).toMatchObject({ status: 'duplicate', position: published.position });
+    expect(await store.readStream(runStreamId(runId))).toHaveLength(lengthBefore);
+  });
+
+  it('decides the first attempt on a state the caller loaded, and a stale one costs a retry, not a wrong write', async () => {
+    const runId = `r${randomUUID().slice(0, 8)}`;
+    await run(runId, openRun(runId));
+    await run(runId, fund(runId, 'f1', 1_000n));
+    const stale = await loadAggregate(store, runDecider, runStreamId(runId));
+    // Another writer takes the whole budget after the load.
+    await run(runId, reserve(runId, 'a1', 1_000n));
+    const error = await caught(handleCommand(store, runDecider, runStreamId(runId), reserve(runId, 'a2', 1_000n), { newEventId, loaded: stale }));
+    expect(error.code).toBe('INSUFFICIENT_BUDGET');
+    const { state } = await loadAggregate(store, runDecider, runStreamId(runId));
+    expect(state).toMatchObject({ reservedMsat: 1_000n });
+    // A fresh loaded state is used as is: the command appends on its revision.
+    await run(runId, fund(runId, 'f2', 1_000n));
+    const fresh = await loadAggregate(store, runDecider, runStreamId(runId));
+    const outcome = await handleCommand(store, runDecider, runStreamId(runId), reserve(runId, 'a2', 1_000n), { newEventId, loaded: fresh });
+    expect(outcome.lastRevision).toBe(fresh.lastRevision! + 1);
+  });
+
   it('lets exactly one of many racing requests with the same key write', async () => {
     const runId = `r${randomUUID().slice(0, 8)}`;
     await run(runId, openRun(runId));

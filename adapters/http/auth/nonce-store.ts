@@ -52,27 +52,26 @@ export class NonceStore {
    */
   async claim(keyId: string, nonce: string, expiresAtMs: number, nowMs: number): Promise<boolean> {
     checkClaim(keyId, nonce, expiresAtMs, nowMs);
-    // Pruning first lets a long-expired nonce be claimed again, which is harmless: its signature is stale by then.
-    await this.pruneExpired(nowMs);
-    const inserted = await this.db
-      .insertInto('http_signature_nonces')
-      .values({ key_id: keyId, nonce, expires_at_ms: expiresAtMs })
-      .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing())
-      .returning('key_id')
-      .executeTakeFirst();
-    return inserted !== undefined;
-  }
-
-  /** Deletes at most NONCE_PRUNE_BATCH_ROWS expired rows; concurrent pruners skip each other's rows instead of queueing. */
-  private async pruneExpired(nowMs: number): Promise<void> {
-    await sql`
-      DELETE FROM http_signature_nonces
-      WHERE (key_id, nonce) IN (
-        SELECT key_id, nonce FROM http_signature_nonces
-        WHERE expires_at_ms <= ${nowMs}
-        LIMIT ${NONCE_PRUNE_BATCH_ROWS}
-        FOR UPDATE SKIP LOCKED
-      )`.execute(this.db);
+    // One statement prunes a bounded batch of expired rows and claims the nonce: a round trip per
+    // signed request, not two. Both parts see the statement's one snapshot, so a nonce equal to an
+    // expired row pruned here conflicts and is refused, which is harmless: its signature is stale.
+    // Concurrent pruners skip each other's rows instead of queueing.
+    const inserted = await sql<{ key_id: string }>`
+      WITH pruned AS (
+        DELETE FROM http_signature_nonces
+        WHERE (key_id, nonce) IN (
+          SELECT key_id, nonce FROM http_signature_nonces
+          WHERE expires_at_ms <= ${nowMs}
+          LIMIT ${NONCE_PRUNE_BATCH_ROWS}
+          FOR UPDATE SKIP LOCKED
+        )
+        RETURNING 1
+      )
+      INSERT INTO http_signature_nonces (key_id, nonce, expires_at_ms)
+      VALUES (${keyId}, ${nonce}, ${expiresAtMs})
+      ON CONFLICT (key_id, nonce) DO NOTHING
+      RETURNING key_id`.execute(this.db);
+    return inserted.rows.length > 0;
   }
 }
 

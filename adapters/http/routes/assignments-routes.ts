@@ -44,7 +44,9 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   const Assigned = Type.Object({ ...AppendedEvents.properties, paymentHash: Sha256Hex });
   api.post('/v1/assignments', { preHandler: asStaff(auth, 'assignments:write'), config: { idempotent: true }, schema: { body: AssignBody, headers: IdempotencyHeaders, response: { 201: Assigned } } }, async (request, reply) => {
     const body = request.body;
-    const run = await requireRun(deps, body.runId);
+    const loadedRun = await loadAggregate(deps.store, runDecider, runStreamId(body.runId));
+    const run = loadedRun.state;
+    if (run.status === 'none') throw new ApiError(404, 'RUN_NOT_FOUND', `run ${body.runId} does not exist`);
     const contributor = (await loadAggregate(deps.store, contributorDecider, contributorStreamId(body.contributorId))).state;
     if (contributor.status !== 'active') throw new ApiError(422, 'CONTRIBUTOR_NOT_ACTIVE', `contributor ${body.contributorId} is not registered or is suspended`);
     if (!run.shards.some((s) => s.shardId === body.shardId)) throw new ApiError(422, 'UNKNOWN_SHARD', `run ${body.runId} has no shard ${body.shardId}`);
@@ -72,7 +74,8 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       deadlineMs: nowMs + run.escrowPolicy.assignmentTimeoutMs,
       disputeWindowMs: run.escrowPolicy.disputeWindowMs,
     };
-    const current = (await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(body.assignmentId))).state;
+    const loadedAssignment = await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(body.assignmentId));
+    const current = loadedAssignment.state;
     // A retry (after a crash lost the first response, say) is the same request: the terms the server derived
     // then (deadline, bonus bound, fee ceiling) stand, so it replays instead of clashing with itself.
     if (current.terms !== null && sameClientTerms(current.terms, body, terms)) Object.assign(terms, serverDerivedTerms(current.terms));
@@ -86,8 +89,9 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     // assignment where the store allows: what is not reserved is never paid, and no reservation stands alone.
     const reservation = { runId: body.runId, reservationId: assignmentReservationId(body.assignmentId), assignmentId: body.assignmentId, amountMsat: worstCaseCostMsat(terms) };
     const [, outcome] = await runCommandsAtomically(deps, request, [
-      { decider: runDecider, streamId: runStreamId(body.runId), type: 'ReserveBudget', data: reservation },
-      { decider: assignmentDecider, streamId: assignmentStreamId(body.assignmentId), type: 'AssignWork', data: terms },
+      // The states just loaded decide the first attempt; a write in between costs a retry, never a wrong reservation.
+      { decider: runDecider, streamId: runStreamId(body.runId), type: 'ReserveBudget', data: reservation, loaded: loadedRun },
+      { decider: assignmentDecider, streamId: assignmentStreamId(body.assignmentId), type: 'AssignWork', data: terms, loaded: loadedAssignment },
     ]);
     reply.code(201);
     return { status: outcome!.status, events: eventsView(outcome!), paymentHash: deps.preimages.escrow(body.assignmentId).paymentHash };
@@ -189,18 +193,27 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 }
 
 export async function existingAssignment(deps: ApiDeps, assignmentId: string): Promise<AssignmentState> {
-  const { state } = await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(assignmentId));
-  if (!state.terms) throw new ApiError(404, 'ASSIGNMENT_NOT_FOUND', `assignment ${assignmentId} does not exist`);
-  return state;
+  return (await loadExistingAssignment(deps, assignmentId)).state;
+}
+
+/** The assignment's state and revision, for a route that decides on it and hands both to the command (see HandleOptions.loaded). */
+export async function loadExistingAssignment(deps: ApiDeps, assignmentId: string): Promise<{ state: AssignmentState; lastRevision: number | null }> {
+  const loaded = await loadAggregate(deps.store, assignmentDecider, assignmentStreamId(assignmentId));
+  if (!loaded.state.terms) throw new ApiError(404, 'ASSIGNMENT_NOT_FOUND', `assignment ${assignmentId} does not exist`);
+  return loaded;
 }
 
 /** A contributor sees only their own assignments; to them another's is as absent as a missing one. */
 export async function ownedAssignment(deps: ApiDeps, assignmentId: string, caller: Caller): Promise<AssignmentState> {
-  const assignment = await existingAssignment(deps, assignmentId);
-  if (caller.kind === 'contributor' && assignment.terms!.contributorId !== caller.contributorId) {
+  return (await loadOwnedAssignment(deps, assignmentId, caller)).state;
+}
+
+export async function loadOwnedAssignment(deps: ApiDeps, assignmentId: string, caller: Caller): Promise<{ state: AssignmentState; lastRevision: number | null }> {
+  const loaded = await loadExistingAssignment(deps, assignmentId);
+  if (caller.kind === 'contributor' && loaded.state.terms!.contributorId !== caller.contributorId) {
     throw new ApiError(404, 'ASSIGNMENT_NOT_FOUND', `assignment ${assignmentId} does not exist`);
   }
-  return assignment;
+  return loaded;
 }
 
 async function checkHoldInvoice(deps: ApiDeps, terms: NonNullable<AssignmentState['terms']>, bolt11: string): Promise<void> {

@@ -14,8 +14,8 @@ import type { CommandOutcome } from '../../commands/command-handler.js';
 import { authDeps, eventsView, runCommand, type ApiDeps } from '../api-context.js';
 import { asContributor, contributorCallerOf } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
-import { ownedAssignment } from './assignments-routes.js';
-import { requireRun } from './runs-routes.js';
+import { loadOwnedAssignment } from './assignments-routes.js';
+import { requireRunDefinition } from './runs-routes.js';
 import { AppendedEvents, Id } from './schemas.js';
 
 /** The route's hard ceiling: the largest body any reference model accepts. The run's model then narrows it. */
@@ -40,9 +40,10 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
     { preHandler: asContributor(auth), bodyLimit: GRADIENT_ROUTE_LIMIT_BYTES, config: { idempotent: true }, schema: { params: Type.Object({ assignmentId: Id }), headers: GradientHeaders, response: { 201: AppendedEvents } } },
     async (request, reply) => {
       const caller = contributorCallerOf(request);
-      const assignment = await ownedAssignment(deps, request.params.assignmentId, caller);
-      const terms = assignment.terms!;
-      const run = await requireRun(deps, terms.runId);
+      const loaded = await loadOwnedAssignment(deps, request.params.assignmentId, caller);
+      const terms = loaded.state.terms!;
+      // Only the run's step graph is read here, and a run's definition never changes: no need to catch up with its stream.
+      const run = await requireRunDefinition(deps, terms.runId);
       const step = stepByGraphDigest(run.stepGraphDigest);
       if (!step) throw new ApiError(409, 'UNKNOWN_STEP_GRAPH', `run ${run.runId} uses a step graph this build does not know; gradients cannot be checked`);
       const encoding = request.headers['x-gradient-encoding'];
@@ -59,7 +60,7 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
       const computeTimeMs = Number(request.headers['x-compute-time-ms']);
       if (!Number.isFinite(claimedLoss) || computeTimeMs > MAX_COMPUTE_TIME_MS) throw new ApiError(400, 'VALIDATION_FAILED', 'x-claimed-loss must be finite and x-compute-time-ms within bounds');
       const submission = { assignmentId: terms.assignmentId, contributorId: terms.contributorId, gradientDigest: sha256Hex(body), sizeBytes: body.byteLength, encoding, claimedLoss, computeTimeMs };
-      const outcome = await submitOnce(deps, request, assignment, submission, body);
+      const outcome = await submitOnce(deps, request, loaded, submission, body);
       reply.code(201);
       return { status: outcome.status, events: eventsView(outcome) };
     },
@@ -72,17 +73,23 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
  * that was accepted, its response lost in a crash ("already submitted", "deadline passed"): the command-level key
  * then replays the original events, and only a request it does not know is refused.
  */
-async function submitOnce(deps: ApiDeps, request: FastifyRequest, assignment: AssignmentState, submission: SubmitGradient['data'], body: Uint8Array): Promise<CommandOutcome<AssignmentEvent>> {
+async function submitOnce(
+  deps: ApiDeps,
+  request: FastifyRequest,
+  loaded: { state: AssignmentState; lastRevision: number | null },
+  submission: SubmitGradient['data'],
+  body: Uint8Array,
+): Promise<CommandOutcome<AssignmentEvent>> {
   const streamId = assignmentStreamId(submission.assignmentId);
   try {
-    assignmentDecider.decide({ type: 'SubmitGradient', data: submission, metadata: { nowMs: deps.nowMs() } }, assignment);
+    assignmentDecider.decide({ type: 'SubmitGradient', data: submission, metadata: { nowMs: deps.nowMs() } }, loaded.state);
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
     return runCommand<AssignmentCommand, AssignmentEvent, AssignmentState>(deps, request, replayingOnly(error), streamId, 'SubmitGradient', submission);
   }
   const { digest } = await deps.blobs.put(body);
   if (digest !== submission.gradientDigest) throw new Error('blob store named the gradient by another digest');
-  return runCommand<AssignmentCommand, AssignmentEvent, AssignmentState>(deps, request, assignmentDecider, streamId, 'SubmitGradient', submission);
+  return runCommand<AssignmentCommand, AssignmentEvent, AssignmentState>(deps, request, assignmentDecider, streamId, 'SubmitGradient', submission, { loaded });
 }
 
 /** The assignment decider that decides nothing new: the command path replays a recorded outcome, or `refusal` stands (no bytes were kept for it). */

@@ -3,8 +3,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { aggregateCacheFor } from '../../commands/aggregate-cache.js';
 import { loadAggregate } from '../../commands/command-handler.js';
-import { runDecider, runStreamId, type RunCommand } from '../../../domain/run/index.js';
+import { runDecider, runStreamId, type RunCommand, type RunDefinition } from '../../../domain/run/index.js';
 import { MNIST_HELDOUT_SHARD_ID, MNIST_SHARD_SIZE, mnistShardDigests } from '../../../replay/data/mnist.js';
 import { declaredShardProblem } from '../../../replay/data/shard-data.js';
 import { referenceSteps, stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
@@ -119,4 +120,15 @@ export async function requireRun(deps: ApiDeps, runId: string) {
   const { state } = await loadAggregate(deps.store, runDecider, runStreamId(runId));
   if (state.status === 'none') throw new ApiError(404, 'RUN_NOT_FOUND', `run ${runId} does not exist`);
   return state;
+}
+
+/**
+ * The run as this process last saw it, for what a run's definition fixes (step graph, shards,
+ * policies): RunOpened is its first event and nothing changes those, so any cached revision
+ * answers without a read. Budget, status and checkpoints may be stale here: use requireRun.
+ */
+export async function requireRunDefinition(deps: ApiDeps, runId: string): Promise<RunDefinition> {
+  const cached = aggregateCacheFor(deps.store).get(runDecider, runStreamId(runId));
+  if (cached && cached.state.status !== 'none') return cached.state;
+  return requireRun(deps, runId);
 }
