@@ -1,7 +1,7 @@
 // Content-addressed blobs as files under a folder: <root>/<first two hex>/<digest>, written atomically, verified on read.
 
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../../replay/model/checkpoint.js';
 import { BlobStoreError, type BlobRef, type BlobStore } from '../../replay/ports/blob-store.js';
@@ -24,11 +24,21 @@ export class FileBlobStore implements BlobStore {
     const digest = sha256Hex(bytes);
     const path = this.pathOf(digest);
     if (await exists(path)) return { digest, sizeBytes: bytes.byteLength };
-    await mkdir(join(this.rootDir, digest.slice(0, 2)), { recursive: true });
-    // Write then rename: a reader never sees half a blob, and a crash leaves only a stray temp file.
+    const dir = join(this.rootDir, digest.slice(0, 2));
+    await mkdir(dir, { recursive: true });
+    // Write, flush, rename, flush the folder: a reader never sees half a blob, a crash leaves only a
+    // stray temp file, and once put returns the bytes survive a power loss. The log names a blob only
+    // after put returns, and its commit is durable, so the blob must be at least as durable.
     const temporary = `${path}.${randomUUID()}.tmp`;
-    await writeFile(temporary, bytes, { flag: 'wx' });
+    const file = await open(temporary, 'wx');
+    try {
+      await file.writeFile(bytes);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temporary, path);
+    await syncDirectory(dir);
     return { digest, sizeBytes: bytes.byteLength };
   }
 
@@ -58,6 +68,16 @@ export class FileBlobStore implements BlobStore {
 function requireDigest(digest: string): string {
   if (!DIGEST_PATTERN.test(digest)) throw new BlobStoreError('BLOB_INVALID_DIGEST', `blob digest must be 64 lowercase hex characters, got ${JSON.stringify(digest).slice(0, 80)}`);
   return digest;
+}
+
+/** Makes a rename in `dir` durable: the new name lives in the folder's own blocks. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
