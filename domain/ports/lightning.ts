@@ -56,6 +56,37 @@ export interface CoordinatorNode {
    */
   pay(request: PayRequest): Promise<PaymentState>;
   paymentState(paymentHash: string): Promise<PaymentState>;
+  /**
+   * Streams a hint each time one of this node's outgoing payments changes (an HTLC out and held
+   * at the payee, succeeded because the payee settled, failed because it canceled or timed out).
+   * For a hold invoice this is the coordinator's view of the escrow invoice's updates (LND:
+   * ln-service's subscribeToPayments, routerrpc TrackPayments). Resolves once subscribed; the
+   * stream may end at any time (a node restart), and then `onDrop` is called once and nothing more.
+   */
+  subscribeToPayments(listener: UpdateListener): Promise<UpdateSubscription>;
+  close(): Promise<void>;
+}
+
+/**
+ * What a node says changed about one payment hash. Only a hint: it may come late, twice, out of
+ * order, or be forged by whatever sits between the node and us. A receiver never decides from it;
+ * it asks the node about that one hash (paymentState, holdInvoiceState) and decides from that
+ * answer and the log.
+ */
+export type InvoiceUpdate = Readonly<{
+  paymentHash: string;
+  /** What the source claims the state now is: a payment's (coordinator) or an invoice's (wallet) status. */
+  status: PaymentState['status'] | HoldInvoiceState['status'];
+}>;
+
+export type UpdateListener = Readonly<{
+  onUpdate: (update: InvoiceUpdate) => void;
+  /** The stream ended (node restart, network, the node closed). Called at most once; subscribe again to resume. */
+  onDrop: (error: LightningError) => void;
+}>;
+
+export interface UpdateSubscription {
+  /** Ends the stream; onDrop is not called for a close the subscriber asked for. Closing twice is a no-op. */
   close(): Promise<void>;
 }
 
@@ -79,6 +110,16 @@ export interface ContributorWallet {
   settleHoldInvoice(preimageHex: string): Promise<void>;
   /** Cancels an open or held hold invoice; canceling twice is a no-op. */
   cancelHoldInvoice(paymentHash: string): Promise<void>;
+  /**
+   * Every state change of one invoice: open, accepted (the HTLC is held), settled, canceled
+   * (by the wallet, at expiry, or at the HTLC's timeout). LND: ln-service's subscribeToInvoice.
+   */
+  subscribeToInvoice(paymentHash: string, listener: UpdateListener): Promise<UpdateSubscription>;
+  /**
+   * Changes of any of this wallet's invoices. LND (ln-service's subscribeToInvoices) sends only
+   * additions and settlements here; a held or canceled hold invoice shows on subscribeToInvoice.
+   */
+  subscribeToInvoices(listener: UpdateListener): Promise<UpdateSubscription>;
 }
 
 export class LightningError extends Error {

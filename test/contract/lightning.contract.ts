@@ -7,7 +7,9 @@ import {
   type ContributorWallet,
   type CoordinatorNode,
   type PayRequest,
+  type InvoiceUpdate,
   type PaymentState,
+  type UpdateListener,
 } from '../../domain/ports/lightning.js';
 
 /** A coordinator node and one contributor wallet that it can route to. */
@@ -49,6 +51,40 @@ export async function expectLightningError(promise: Promise<unknown>, code: stri
   expect(error).toBeInstanceOf(LightningError);
   expect(error).toMatchObject({ code });
   return error as LightningError;
+}
+
+/** Collects one stream's updates; `until` resolves on the first moment a condition holds, failing after `withinMs`. */
+export function updateCollector(withinMs: number) {
+  const updates: InvoiceUpdate[] = [];
+  let dropped: LightningError | null = null;
+  const waiters = new Set<() => void>();
+  const listener: UpdateListener = {
+    onUpdate: (update) => {
+      updates.push(update);
+      for (const wake of [...waiters]) wake();
+    },
+    onDrop: (error) => {
+      dropped = error;
+      for (const wake of [...waiters]) wake();
+    },
+  };
+  const until = (condition: (seen: readonly InvoiceUpdate[]) => boolean, what: string): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!condition(updates)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no ${what} within ${withinMs} ms; saw ${JSON.stringify(updates)}${dropped ? `, dropped: ${dropped.message}` : ''}`));
+      }, withinMs);
+      waiters.add(check);
+      check();
+    });
+  const saw = (paymentHash: string, status: InvoiceUpdate['status']) => (seen: readonly InvoiceUpdate[]) => seen.some((u) => u.paymentHash === paymentHash && u.status === status);
+  return { listener, updates, until, saw, get dropped() { return dropped; } };
 }
 
 export function describeLightningContract(options: LightningContractOptions): void {
@@ -213,6 +249,70 @@ export function describeLightningContract(options: LightningContractOptions): vo
       const refused = await coordinator.pay({ ...request, maxTimeoutHeight: heightBlocks + CLTV_DELTA - 1 });
       expect(refused).toEqual({ status: 'failed', failureCode: 'NO_ROUTE' } satisfies PaymentState);
       expect(await wallet.holdInvoiceState(invoice.paymentHash)).toEqual({ status: 'open' });
+    });
+
+    /** How long a stream may take to carry an update: a real node's commitment round trips, or the dev network's none. */
+    const streamWaitMs = Math.max(options.settleWaitMs ?? 0, 5_000);
+
+    it('streams each escrow change: the payer sees its payment held then succeeded, the payee its invoice accepted then settled', async () => {
+      const payments = updateCollector(streamWaitMs);
+      const invoiceStream = updateCollector(streamWaitMs);
+      const paymentSub = await coordinator.subscribeToPayments(payments.listener);
+      const invoice = await holdInvoice();
+      const invoiceSub = await wallet.subscribeToInvoice(invoice.paymentHash, invoiceStream.listener);
+      try {
+        await coordinator.pay(await payRequest(invoice.bolt11, invoice.paymentHash));
+        await payments.until(payments.saw(invoice.paymentHash, 'in_flight'), 'in-flight payment update');
+        await invoiceStream.until(invoiceStream.saw(invoice.paymentHash, 'accepted'), 'accepted invoice update');
+        await wallet.settleHoldInvoice(invoice.preimageHex);
+        await payments.until(payments.saw(invoice.paymentHash, 'succeeded'), 'succeeded payment update');
+        await invoiceStream.until(invoiceStream.saw(invoice.paymentHash, 'settled'), 'settled invoice update');
+        // An update is a hint: the node's answer for that one hash is what a decision reads.
+        expect(await coordinator.paymentState(invoice.paymentHash)).toMatchObject({ status: 'succeeded', preimageHex: invoice.preimageHex });
+        expect(invoiceStream.updates.every((u) => u.paymentHash === invoice.paymentHash)).toBe(true);
+        expect(payments.dropped).toBeNull();
+      } finally {
+        await paymentSub.close();
+        await invoiceSub.close();
+      }
+    });
+
+    it('streams a canceled escrow: the payment fails and the invoice shows canceled', async () => {
+      const payments = updateCollector(streamWaitMs);
+      const paymentSub = await coordinator.subscribeToPayments(payments.listener);
+      const invoice = await holdInvoice();
+      const invoiceStream = updateCollector(streamWaitMs);
+      const invoiceSub = await wallet.subscribeToInvoice(invoice.paymentHash, invoiceStream.listener);
+      try {
+        await coordinator.pay(await payRequest(invoice.bolt11, invoice.paymentHash));
+        await invoiceStream.until(invoiceStream.saw(invoice.paymentHash, 'accepted'), 'accepted invoice update');
+        await wallet.cancelHoldInvoice(invoice.paymentHash);
+        await payments.until(payments.saw(invoice.paymentHash, 'failed'), 'failed payment update');
+        await invoiceStream.until(invoiceStream.saw(invoice.paymentHash, 'canceled'), 'canceled invoice update');
+        expect(await coordinator.paymentState(invoice.paymentHash)).toEqual({ status: 'failed', failureCode: 'PAYEE_REJECTED' });
+      } finally {
+        await paymentSub.close();
+        await invoiceSub.close();
+      }
+    });
+
+    it("streams the wallet's new and settled invoices on subscribeToInvoices, and a closed stream carries nothing more", async () => {
+      const all = updateCollector(streamWaitMs);
+      const closedEarly = updateCollector(streamWaitMs);
+      const sub = await wallet.subscribeToInvoices(all.listener);
+      const early = await wallet.subscribeToInvoices(closedEarly.listener);
+      await early.close();
+      await early.close();
+      try {
+        const { bolt11, paymentHash } = await wallet.createInvoice({ amountMsat: AMOUNT_MSAT, expirySec: EXPIRY_SEC, description: 'contract stream' });
+        await all.until(all.saw(paymentHash, 'open'), 'new invoice update');
+        await coordinator.pay(await payRequest(bolt11, paymentHash));
+        await all.until(all.saw(paymentHash, 'settled'), 'settled invoice update');
+        expect(closedEarly.updates).toEqual([]);
+        expect(closedEarly.dropped).toBeNull();
+      } finally {
+        await sub.close();
+      }
     });
 
     it('knows nothing of hashes it never saw', async () => {

@@ -53,7 +53,7 @@ export function sweep(state: DevState, config: ChainConfig): number {
   }
   for (const payment of state.payments.values()) {
     if (payment.status === 'in_flight' && !payment.delivered && state.heightBlocks >= payment.timeoutHeight) {
-      failPayment(payment, 'TIMEOUT');
+      failPayment(state, payment, 'TIMEOUT');
       changed += 1;
     }
   }

@@ -1,6 +1,6 @@
 // The coordinator's simulated node (CoordinatorNode port): decode, pay once per hash, report payments. Never real money.
 
-import { LightningError, type CoordinatorNode, type DecodedInvoice, type PayRequest, type PaymentState } from '../../../domain/ports/lightning.js';
+import { LightningError, type CoordinatorNode, type DecodedInvoice, type PayRequest, type PaymentState, type UpdateListener, type UpdateSubscription } from '../../../domain/ports/lightning.js';
 import { decodeRequest } from './bolt11.js';
 import { COORDINATOR_NODE } from './dev-faults.js';
 import { assertMatches, paymentView, startPayment, validatePayRequest } from './dev-payments.js';
@@ -41,6 +41,11 @@ export class DevCoordinatorNode implements CoordinatorNode {
 
   paymentState(paymentHash: string): Promise<PaymentState> {
     return this.call(() => paymentView(this.runtime.state.payments.get(paymentHash)), 'read');
+  }
+
+  /** Every change of an outgoing payment: sent (and held, for a hold invoice), succeeded, failed. */
+  subscribeToPayments(listener: UpdateListener): Promise<UpdateSubscription> {
+    return this.call(() => this.runtime.updates.subscribe({ kind: 'payments' }, listener), 'read');
   }
 
   /** Closes this handle only; the network (and other handles) stay open. */

@@ -14,7 +14,19 @@ export class DevFaults {
   private unresolvedRemaining = 0;
   private readonly down = new Set<string>();
 
-  constructor(private readonly releaseUnresolvedPayments: (outcome: UnresolvedOutcome) => Promise<number>) {}
+  constructor(
+    private readonly releaseUnresolvedPayments: (outcome: UnresolvedOutcome) => Promise<number>,
+    /** Ends the update streams of a node that goes down (or of every node when `node` is null); returns how many. */
+    private readonly dropStreams: (node: DevNodeRef | null) => number = () => 0,
+  ) {}
+
+  /**
+   * Ends every update stream now, as a node restart does: each subscriber hears onDrop once and
+   * must subscribe again; what changes before it does reaches it only through a lookup. Returns how many ended.
+   */
+  dropSubscriptions(): number {
+    return this.dropStreams(null);
+  }
 
   /** The next `n` sends fail with `code` without reaching the payee, after the request was checked. */
   failNextPayments(n: number, code: PaymentFailureCode): void {
@@ -39,8 +51,11 @@ export class DevFaults {
   /** While down, every call to the coordinator's node (or to the named wallet) throws NODE_UNAVAILABLE, retryable. */
   setUnavailable(unavailable: boolean, walletName?: string): void {
     const node = walletName === undefined ? COORDINATOR_NODE : { kind: 'wallet' as const, name: walletName };
-    if (unavailable) this.down.add(nodeKey(node));
-    else this.down.delete(nodeKey(node));
+    if (unavailable) {
+      this.down.add(nodeKey(node));
+      // A node that is down streams nothing: its subscribers are dropped and cannot subscribe until it is back.
+      this.dropStreams(node);
+    } else this.down.delete(nodeKey(node));
   }
 
   /** @internal Throws when `node` is down. */

@@ -3,6 +3,28 @@
 import type { PaymentFailureCode } from '../../../domain/ports/lightning.js';
 import type { CancelCause, DevInvoice, DevPayment, DevState } from './dev-state.js';
 
+/**
+ * Payment hashes whose payment or invoice changed since the network last looked: every change of
+ * either goes through this file (or creates one), so this is where the network learns what to
+ * announce to its subscribers, without comparing whole states.
+ */
+const touchedByState = new WeakMap<DevState, Set<string>>();
+
+export function touch(state: DevState, paymentHash: string): void {
+  let touched = touchedByState.get(state);
+  if (touched === undefined) touchedByState.set(state, (touched = new Set()));
+  touched.add(paymentHash);
+}
+
+/** The hashes touched since the last call, in the order they were first touched; forgets them. */
+export function drainTouched(state: DevState): string[] {
+  const touched = touchedByState.get(state);
+  if (touched === undefined || touched.size === 0) return [];
+  const hashes = [...touched];
+  touched.clear();
+  return hashes;
+}
+
 /** Money the coordinator has committed to HTLCs still out: it cannot be spent twice. */
 export function pendingMsat(state: DevState): bigint {
   let total = 0n;
@@ -22,9 +44,10 @@ export function invoiceOf(state: DevState, payment: DevPayment): DevInvoice | un
  */
 export function deliver(state: DevState, payment: DevPayment, htlcExpiryHeight: number): void {
   payment.delivered = true;
+  touch(state, payment.paymentHash);
   const invoice = invoiceOf(state, payment);
   if (!invoice || invoice.status !== 'open' || invoice.amountMsat !== payment.amountMsat) {
-    failPayment(payment, 'PAYEE_REJECTED');
+    failPayment(state, payment, 'PAYEE_REJECTED');
     return;
   }
   if (invoice.kind === 'plain') {
@@ -44,6 +67,7 @@ export function settleHeld(state: DevState, walletName: string, invoice: DevInvo
   }
   invoice.status = 'settled';
   invoice.preimageHex = preimageHex;
+  touch(state, invoice.paymentHash);
   succeedPayment(state, payment, preimageHex);
 }
 
@@ -52,12 +76,14 @@ export function cancelInvoice(state: DevState, walletName: string, invoice: DevI
   const payment = invoice.status === 'accepted' ? heldPayment(state, walletName, invoice) : undefined;
   invoice.status = 'canceled';
   invoice.canceledBecause = cause;
+  touch(state, invoice.paymentHash);
   if (payment) {
-    failPayment(payment, cause === 'htlc_timeout' ? 'TIMEOUT' : 'PAYEE_REJECTED');
+    failPayment(state, payment, cause === 'htlc_timeout' ? 'TIMEOUT' : 'PAYEE_REJECTED');
   }
 }
 
-export function failPayment(payment: DevPayment, code: PaymentFailureCode): void {
+export function failPayment(state: DevState, payment: DevPayment, code: PaymentFailureCode): void {
+  touch(state, payment.paymentHash);
   payment.status = 'failed';
   payment.failureCode = code;
 }
@@ -70,6 +96,7 @@ function heldPayment(state: DevState, walletName: string, invoice: DevInvoice): 
 }
 
 function succeedPayment(state: DevState, payment: DevPayment, preimageHex: string): void {
+  touch(state, payment.paymentHash);
   payment.status = 'succeeded';
   payment.preimageHex = preimageHex;
   state.balanceMsat -= payment.amountMsat + payment.feeMsat;

@@ -4,13 +4,14 @@ import { LightningError, type ContributorWallet, type CoordinatorNode } from '..
 import { mineBlocks, mineByClock, sweep, type ChainConfig } from './dev-chain.js';
 import { DevCoordinatorNode } from './dev-coordinator.js';
 import { DevFaults, type DevNodeRef } from './dev-faults.js';
-import { assertInvariants, pendingMsat } from './dev-htlc.js';
+import { assertInvariants, drainTouched, pendingMsat } from './dev-htlc.js';
 import { DevKeyring, DEV_SEED_BYTES, randomDevSeed } from './dev-keys.js';
 import { releaseUnresolved } from './dev-payments.js';
 import { SerialQueue, type DevAccess, type DevRuntime } from './dev-runtime.js';
 import type { DevState } from './dev-state.js';
 import { openDevStore, type DevStore } from './dev-store.js';
 import { DevContributorWallet } from './dev-wallet.js';
+import { DevUpdateHub, streamOf } from './dev-updates.js';
 
 /** Defaults, each named once with its unit. */
 export const DEV_LIGHTNING_DEFAULTS = Object.freeze({
@@ -45,6 +46,7 @@ export type DevFunds = Readonly<{ balanceMsat: bigint; pendingMsat: bigint; spen
  */
 export class DevLightningNetwork {
   readonly faults: DevFaults;
+  readonly updates = new DevUpdateHub();
   private readonly runtime: DevRuntime;
   private readonly queue = new SerialQueue();
   private readonly walletsByKey = new Map<string, string>();
@@ -57,13 +59,18 @@ export class DevLightningNetwork {
     private readonly store: DevStore,
     private readonly chain: ChainConfig,
   ) {
-    this.faults = new DevFaults((outcome) => this.exclusive(null, () => releaseUnresolved(this.state, outcome)));
+    const unavailable = (retryable: boolean) => new LightningError('NODE_UNAVAILABLE', 'the dev node restarted or went down (injected fault); subscribe again', retryable);
+    this.faults = new DevFaults(
+      (outcome) => this.exclusive(null, () => releaseUnresolved(this.state, outcome)),
+      (node) => this.updates.drop((stream) => node === null || streamOf(stream, node), unavailable(true)),
+    );
     const keys = new DevKeyring(Buffer.from(state.seedHex, 'hex'));
     this.runtime = {
       state,
       keys,
       faults: this.faults,
       chain,
+      updates: this.updates,
       exclusive: (node, job, access) => this.exclusive(node, job, access),
       walletNameOf: (publicKeyHex) => this.walletsByKey.get(publicKeyHex) ?? null,
     };
@@ -134,6 +141,7 @@ export class DevLightningNetwork {
       this.store.save(this.state);
       this.closed = true;
     });
+    this.updates.drop(() => true, new LightningError('NODE_UNAVAILABLE', 'the dev Lightning network is closed', false));
   }
 
   private exclusive<T>(node: DevNodeRef | null, job: () => Promise<T> | T, access: DevAccess = 'write'): Promise<T> {
@@ -149,6 +157,8 @@ export class DevLightningNetwork {
           assertInvariants(this.state);
           this.store.save(this.state);
         }
+        // Published once the state is saved, as a node announces only what it committed.
+        this.updates.publish(this.state, drainTouched(this.state));
       }
     });
   }

@@ -2,7 +2,7 @@
 
 import { LightningError, type DecodedInvoice, type PayRequest, type PaymentFailureCode, type PaymentState } from '../../../domain/ports/lightning.js';
 import type { DevFaults, UnresolvedOutcome } from './dev-faults.js';
-import { deliver, failPayment, pendingMsat } from './dev-htlc.js';
+import { deliver, failPayment, pendingMsat, touch } from './dev-htlc.js';
 import type { DevPayment, DevState } from './dev-state.js';
 
 /**
@@ -75,8 +75,9 @@ export function startPayment(context: PayContext, request: PayRequest, decoded: 
   };
   const refusal = localRefusal(context, request, decoded, payment) ?? faults.takeFailure();
   state.payments.set(payment.paymentHash, payment);
+  touch(state, payment.paymentHash);
   if (refusal !== null) {
-    failPayment(payment, refusal);
+    failPayment(state, payment, refusal);
   } else if (!faults.takeUnresolved()) {
     deliver(state, payment, payment.timeoutHeight - DEV_ROUTE.cltvDeltaBlocks);
   }
@@ -116,7 +117,7 @@ export function releaseUnresolved(state: DevState, outcome: UnresolvedOutcome): 
   for (const payment of state.payments.values()) {
     if (payment.status !== 'in_flight' || payment.delivered) continue;
     if (outcome === 'deliver') deliver(state, payment, payment.timeoutHeight - DEV_ROUTE.cltvDeltaBlocks);
-    else failPayment(payment, 'TIMEOUT');
+    else failPayment(state, payment, 'TIMEOUT');
     released += 1;
   }
   return released;

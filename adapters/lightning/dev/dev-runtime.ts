@@ -4,6 +4,7 @@ import type { ChainConfig } from './dev-chain.js';
 import type { DevFaults, DevNodeRef } from './dev-faults.js';
 import type { DevKeyring } from './dev-keys.js';
 import type { DevState } from './dev-state.js';
+import type { DevUpdateHub } from './dev-updates.js';
 
 /**
  * 'read' promises the job changes nothing: then, unless the chain itself moved, the call skips
@@ -16,6 +17,8 @@ export interface DevRuntime {
   readonly keys: DevKeyring;
   readonly faults: DevFaults;
   readonly chain: ChainConfig;
+  /** Update streams; the network publishes every touched hash after each call. */
+  readonly updates: DevUpdateHub;
   /**
    * Runs one call alone against the whole network, so two calls never interleave between a check
    * and its effect (no double send). Applies time and height before and after, then persists.

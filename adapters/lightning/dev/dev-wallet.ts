@@ -1,9 +1,10 @@
 // A contributor's simulated wallet (ContributorWallet port): hold and plain invoices signed with its own dev key.
 
 import { createHash } from 'node:crypto';
-import { LightningError, type ContributorWallet, type HoldInvoiceState } from '../../../domain/ports/lightning.js';
+import { LightningError, type ContributorWallet, type HoldInvoiceState, type UpdateListener, type UpdateSubscription } from '../../../domain/ports/lightning.js';
 import { encodeRequest } from './bolt11.js';
 import type { DevNodeRef } from './dev-faults.js';
+import { touch } from './dev-htlc.js';
 import { assertHashUnused, cancel, holdView, requireHash, settle, validateNewInvoice, type NewInvoice } from './dev-invoices.js';
 import type { DevRuntime } from './dev-runtime.js';
 import type { DevInvoice } from './dev-state.js';
@@ -70,6 +71,17 @@ export class DevContributorWallet implements ContributorWallet {
     return this.runtime.exclusive(this.node, () => cancel(this.runtime.state, this.name, paymentHash));
   }
 
+  /** Every change of one of this wallet's invoices, as LND's SubscribeSingleInvoice: open, accepted, settled, canceled. */
+  subscribeToInvoice(paymentHash: string, listener: UpdateListener): Promise<UpdateSubscription> {
+    requireHash(paymentHash);
+    return this.runtime.exclusive(this.node, () => this.runtime.updates.subscribe({ kind: 'invoice', walletName: this.name, paymentHash }, listener), 'read');
+  }
+
+  /** Every change of any of this wallet's invoices (the dev network sends holds and cancels here too; LND does not). */
+  subscribeToInvoices(listener: UpdateListener): Promise<UpdateSubscription> {
+    return this.runtime.exclusive(this.node, () => this.runtime.updates.subscribe({ kind: 'wallet', walletName: this.name }, listener), 'read');
+  }
+
   /**
    * As LND's DeleteCanceledInvoice: forgets a canceled invoice so its hash can back a fresh one,
    * which is how a contributor replaces a hold invoice the coordinator refused (the escrow's hash is fixed).
@@ -110,6 +122,7 @@ export class DevContributorWallet implements ContributorWallet {
       htlcExpiryHeight: null,
       canceledBecause: null,
     });
+    touch(this.runtime.state, paymentHash);
     return bolt11;
   }
 }

@@ -1,13 +1,14 @@
 // The coordinator's CoordinatorNode on LND: decode and check invoices, pay each hash at most once, read payment state.
 
-import { decodePaymentRequest, getChannels, getPayment, getWalletInfo, type AuthenticatedLnd } from 'ln-service';
-import { LightningError, type CoordinatorNode, type DecodedInvoice, type PaymentState, type PayRequest } from '../../../domain/ports/lightning.js';
+import { decodePaymentRequest, getChannels, getPayment, getWalletInfo, subscribeToPayments, type AuthenticatedLnd } from 'ln-service';
+import { LightningError, type CoordinatorNode, type DecodedInvoice, type PaymentState, type PayRequest, type UpdateListener, type UpdateSubscription } from '../../../domain/ports/lightning.js';
 import { channelFundsMsat } from './lnd-balance.js';
 import { LND_LIMITS, type LndConnection, type LndLimits } from './lnd-config.js';
 import { callLnd, closeLnd, connectLnd } from './lnd-connection.js';
 import { decodedInvoiceFrom } from './lnd-decode.js';
 import { startPayment } from './lnd-pay.js';
 import { paymentStateFromGetPayment } from './lnd-payment-state.js';
+import { paymentUpdateFrom, relay } from './lnd-updates.js';
 import { requirePaymentHash } from './lnd-validate.js';
 
 export type LndNodeOptions = Readonly<{
@@ -68,6 +69,24 @@ export class LndCoordinatorNode implements CoordinatorNode {
       if (error instanceof LightningError && error.code === 'PAYMENT_NOT_FOUND') return { status: 'unknown' };
       throw error;
     }
+  }
+
+  /**
+   * routerrpc TrackPayments through ln-service's subscribeToPayments (LND 0.16 and later): every
+   * outgoing payment's updates, which for a hold invoice are the escrow's: HTLCs out, settled, failed.
+   */
+  async subscribeToPayments(listener: UpdateListener): Promise<UpdateSubscription> {
+    const emitter = subscribeToPayments({ lnd: this.lnd });
+    return relay(
+      emitter,
+      {
+        paying: (event: { id?: unknown }) => paymentUpdateFrom('paying', event),
+        confirmed: (event: { id?: unknown }) => paymentUpdateFrom('confirmed', event),
+        failed: (event: { id?: unknown }) => paymentUpdateFrom('failed', event),
+      },
+      listener,
+      'follow the outgoing payments',
+    );
   }
 
   /** The channels' funds on this side (see channelFundsMsat): an upper bound on what can still be sent. */

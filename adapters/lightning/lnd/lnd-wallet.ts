@@ -1,11 +1,12 @@
 // A contributor's ContributorWallet on LND: hold invoices for the coordinator's hash, plain invoices, settle and cancel.
 
 import { createHash } from 'node:crypto';
-import { cancelHodlInvoice, createHodlInvoice, createInvoice, getInvoice, getWalletInfo, settleHodlInvoice, type AuthenticatedLnd, type GetInvoiceResult } from 'ln-service';
-import { LightningError, type ContributorWallet, type HoldInvoiceState } from '../../../domain/ports/lightning.js';
+import { cancelHodlInvoice, createHodlInvoice, createInvoice, getInvoice, getWalletInfo, settleHodlInvoice, subscribeToInvoice, subscribeToInvoices, type AuthenticatedLnd, type GetInvoiceResult } from 'ln-service';
+import { LightningError, type ContributorWallet, type HoldInvoiceState, type UpdateListener, type UpdateSubscription } from '../../../domain/ports/lightning.js';
 import { LND_LIMITS, type LndConnection, type LndLimits } from './lnd-config.js';
 import { callLnd, closeLnd, connectLnd } from './lnd-connection.js';
 import { holdInvoiceStateFrom } from './lnd-invoice-state.js';
+import { invoiceUpdateFrom, relay, type LndInvoiceUpdate } from './lnd-updates.js';
 import { requireInvoiceTerms, requirePaymentHash, requirePreimage } from './lnd-validate.js';
 
 export type LndWalletOptions = Readonly<{ limits?: Partial<LndLimits> }>;
@@ -101,6 +102,19 @@ export class LndContributorWallet implements ContributorWallet {
   async cancelHoldInvoice(paymentHash: string): Promise<void> {
     const id = requirePaymentHash(paymentHash);
     await this.call('cancel the hold invoice', () => cancelHodlInvoice({ lnd: this.lnd, id }));
+  }
+
+  /** invoicesrpc SubscribeSingleInvoice: every state of one invoice, held and canceled included. */
+  async subscribeToInvoice(paymentHash: string, listener: UpdateListener): Promise<UpdateSubscription> {
+    const id = requirePaymentHash(paymentHash);
+    const emitter = subscribeToInvoice({ lnd: this.lnd, id });
+    return relay(emitter, { invoice_updated: (event: LndInvoiceUpdate) => invoiceUpdateFrom(event) }, listener, `follow invoice ${id}`);
+  }
+
+  /** lnrpc SubscribeInvoices: LND sends additions and settlements of every invoice here, not holds or cancels. */
+  async subscribeToInvoices(listener: UpdateListener): Promise<UpdateSubscription> {
+    const emitter = subscribeToInvoices({ lnd: this.lnd });
+    return relay(emitter, { invoice_updated: (event: LndInvoiceUpdate) => invoiceUpdateFrom(event) }, listener, 'follow the invoices');
   }
 
   async close(): Promise<void> {
