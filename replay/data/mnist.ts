@@ -194,11 +194,7 @@ export function mnistBatch(request: MnistBatchRequest): MnistBatch {
   const { shardId, batchIndex, batchSize, seed } = request;
   const shard = shardIndexOf(shardId);
   requireBatchInShard(batchIndex, batchSize);
-  const order = shuffle(
-    Array.from({ length: MNIST_SHARD_SIZE }, (_, position) => position),
-    createPrng(seed),
-  );
-  const sampleIndices = order.slice(batchIndex * batchSize, (batchIndex + 1) * batchSize);
+  const sampleIndices = epochOrder(seed).slice(batchIndex * batchSize, (batchIndex + 1) * batchSize);
   const { pixels, labels: allLabels } = dataset();
   const x = new Float32Array(batchSize * MNIST_INPUT_SIZE);
   const y = new Float32Array(batchSize * MNIST_CLASSES);
@@ -211,6 +207,33 @@ export function mnistBatch(request: MnistBatchRequest): MnistBatch {
     labels[row] = label;
   });
   return { x, y, labels, sampleIndices };
+}
+
+/** Epoch orders kept, least recently used evicted first; one is 500 numbers. */
+const MAX_CACHED_EPOCH_ORDERS = 64;
+const epochOrders = new Map<string, readonly number[]>();
+
+/**
+ * The shard positions 0..499 shuffled by the seed's stream (the same for every shard: the seed
+ * alone decides it). A pure function of the seed, so each order is drawn once and reused by every
+ * batch of that epoch: the H inner steps of a recipe, and the validator's fixed held-out batch.
+ */
+function epochOrder(seed: string): readonly number[] {
+  const cached = epochOrders.get(seed);
+  if (cached) {
+    epochOrders.delete(seed);
+    epochOrders.set(seed, cached);
+    return cached;
+  }
+  const order = Object.freeze(
+    shuffle(
+      Array.from({ length: MNIST_SHARD_SIZE }, (_, position) => position),
+      createPrng(seed),
+    ),
+  );
+  epochOrders.set(seed, order);
+  if (epochOrders.size > MAX_CACHED_EPOCH_ORDERS) epochOrders.delete(epochOrders.keys().next().value!);
+  return order;
 }
 
 function requireBatchInShard(batchIndex: unknown, batchSize: unknown): void {

@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { MODELS, type ModelName, type ModelSpec } from '../model/model-spec.js';
-import { buildTrainStepGraph } from './train-step-graph.js';
+import { buildForwardLossGraph, buildTrainStepGraph } from './train-step-graph.js';
 
 /**
  * What a run's `stepGraphDigest` names: the float32 train-step graph of one reference model,
@@ -16,6 +16,11 @@ export type StepDefinition = Readonly<{
   graphDigest: string;
   learningRate: number;
   batchSize: number;
+  /**
+   * The same model's forward-only loss graph (inputs: parameters, x, y; output: loss), for the
+   * validator's held-out evaluation. Not part of any recipe: a replay always runs graphBytes.
+   */
+  forwardLoss: Readonly<{ graphBytes: Uint8Array; graphDigest: string }>;
 }>;
 
 const HYPER_PARAMETERS: Readonly<Record<ModelName, { learningRate: number; batchSize: number }>> = {
@@ -31,14 +36,20 @@ export function referenceStep(name: ModelName): StepDefinition {
   if (cached) return cached;
   const model = MODELS[name];
   const graphBytes = buildTrainStepGraph(model);
+  const forwardBytes = buildForwardLossGraph(model);
   const definition: StepDefinition = Object.freeze({
     model,
     graphBytes,
-    graphDigest: createHash('sha256').update(graphBytes).digest('hex'),
+    graphDigest: sha256Hex(graphBytes),
     ...HYPER_PARAMETERS[name],
+    forwardLoss: Object.freeze({ graphBytes: forwardBytes, graphDigest: sha256Hex(forwardBytes) }),
   });
   built.set(name, definition);
   return definition;
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 export function referenceSteps(): StepDefinition[] {

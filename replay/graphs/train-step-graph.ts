@@ -1,4 +1,4 @@
-// One SGD train step as a plain ONNX graph: forward, mean cross-entropy, hand-written backward, update, from standard ops only.
+// One SGD train step as a plain ONNX graph (forward, mean cross-entropy, hand-written backward, update), and its forward-only loss graph, from standard ops only.
 
 import { DomainError } from '../../domain/errors.js';
 import type { ModelSpec, TensorSpec } from '../model/model-spec.js';
@@ -36,6 +36,16 @@ export function trainStepOutputNames(model: ModelSpec): string[] {
   return [OUTPUT_LOSS, ...model.parameters.map((tensor) => gradOutputName(tensor.name)), ...model.parameters.map((tensor) => nextOutputName(tensor.name))];
 }
 
+/** Feed order of the forward-only loss graph: every parameter by its ModelSpec name, then x, y (one-hot); no lr. */
+export function forwardLossInputNames(model: ModelSpec): string[] {
+  return [...model.parameters.map((tensor) => tensor.name), INPUT_X, INPUT_Y];
+}
+
+/** Fetch order of the forward-only loss graph: the loss alone. */
+export function forwardLossOutputNames(): string[] {
+  return [OUTPUT_LOSS];
+}
+
 /** A fully connected layer, y = x·weight + bias; layers after the first see the previous layer's Relu. */
 type DenseLayer = Readonly<{ weight: string; bias: string }>;
 
@@ -53,13 +63,14 @@ export function buildTrainStepGraph(model: ModelSpec, options: TrainStepOptions 
   const nodes = new NodeList();
   const batchSize = batchSizeNodes(nodes, elemType);
   const forward = forwardNodes(nodes, layers);
-  const dLogits = lossNodes(nodes, forward.logits, batchSize);
+  const loss = lossNodes(nodes, forward.logits, batchSize);
+  const dLogits = dLogitsNodes(nodes, loss, batchSize);
   backwardNodes(nodes, layers, forward, dLogits, elemType);
   for (const tensor of model.parameters) {
     const step = nodes.add('Mul', [INPUT_LR, gradOutputName(tensor.name)], `step_${tensor.name}`);
     nodes.add('Sub', [tensor.name, step], nextOutputName(tensor.name));
   }
-  const initializers = constants(dtype, layers.length > 1);
+  const initializers = constants(dtype, { batchAxes: true, zero: layers.length > 1 });
   refuseNameClashes(model, nodes, initializers);
   return encodeModel({
     irVersion: TRAIN_STEP_IR_VERSION,
@@ -71,6 +82,37 @@ export function buildTrainStepGraph(model: ModelSpec, options: TrainStepOptions 
       initializers,
       inputs: graphInputs(model, elemType),
       outputs: graphOutputs(model, elemType),
+    },
+  });
+}
+
+/**
+ * ModelProto bytes for the loss alone: the train step's forward pass and loss, node for node the
+ * same ops on the same inputs in the same order, with no backward pass, no update and no lr.
+ * The validator's held-out evaluation needs only the loss, and this graph does a third of the
+ * train step's work for it. On CPU with optimization disabled its loss is bitwise the train
+ * step's loss output (test/replay/forward-loss-graph.int.spec.ts).
+ */
+export function buildForwardLossGraph(model: ModelSpec, options: TrainStepOptions = {}): Uint8Array {
+  const dtype = options.dtype ?? 'float32';
+  const elemType = elementType(dtype);
+  const layers = denseLayers(model);
+  const nodes = new NodeList();
+  const batchSize = batchSizeNodes(nodes, elemType);
+  const forward = forwardNodes(nodes, layers);
+  lossNodes(nodes, forward.logits, batchSize);
+  const initializers = constants(dtype, { batchAxes: false, zero: false });
+  refuseNameClashes(model, nodes, initializers);
+  return encodeModel({
+    irVersion: TRAIN_STEP_IR_VERSION,
+    opsetImports: [{ domain: '', version: TRAIN_STEP_OPSET_VERSION }],
+    producerName: TRAIN_STEP_PRODUCER_NAME,
+    graph: {
+      name: `${model.name}-forward-loss-${dtype}`,
+      nodes: nodes.list(),
+      initializers,
+      inputs: graphInputs(model, elemType).filter((input) => input.name !== INPUT_LR),
+      outputs: [{ name: OUTPUT_LOSS, elemType, dims: [] }],
     },
   });
 }
@@ -130,12 +172,15 @@ function forwardNodes(nodes: NodeList, layers: readonly DenseLayer[]): Forward {
   return { logits: current, layerInputs, preActivations };
 }
 
+/** What the loss nodes leave for the backward pass: the row-shifted exponentials and their row sums. */
+type Loss = Readonly<{ exps: string; rowSum: string }>;
+
 /**
  * loss = −Σ y·log softmax(logits) / batch, with the row max subtracted first so Exp never
  * overflows and Log never sees 0. Spelled out rather than LogSoftmax because the WebGPU
- * provider has no LogSoftmax kernel and would bounce the tensor to the CPU. Returns dLoss/dlogits.
+ * provider has no LogSoftmax kernel and would bounce the tensor to the CPU.
  */
-function lossNodes(nodes: NodeList, logits: string, batchSize: string): string {
+function lossNodes(nodes: NodeList, logits: string, batchSize: string): Loss {
   // Opset 17 still takes ReduceMax's axes as an attribute (an input from opset 18), unlike ReduceSum (input since 13).
   const rowMax = nodes.add('ReduceMax', [logits], 'logits_row_max', [intsAttribute('axes', [1]), intAttribute('keepdims', 1)]);
   const shifted = nodes.add('Sub', [logits, rowMax], 'shifted_logits');
@@ -146,7 +191,12 @@ function lossNodes(nodes: NodeList, logits: string, batchSize: string): string {
   // ReduceSum with no axes input reduces every axis to a scalar (noop_with_empty_axes defaults to 0).
   const total = nodes.add('ReduceSum', [picked], 'total_log_prob', [intAttribute('keepdims', 0)]);
   nodes.add('Div', [nodes.add('Neg', [total], 'total_loss'), batchSize], OUTPUT_LOSS);
-  const probs = nodes.add('Div', [exps, rowSum], 'probs');
+  return { exps, rowSum };
+}
+
+/** dLoss/dlogits = (softmax(logits) − y) / batch, emitted right after the loss nodes (the train step's bytes depend on that order). */
+function dLogitsNodes(nodes: NodeList, loss: Loss, batchSize: string): string {
+  const probs = nodes.add('Div', [loss.exps, loss.rowSum], 'probs');
   const error = nodes.add('Sub', [probs, INPUT_Y], 'probs_minus_y');
   return nodes.add('Div', [error, batchSize], 'd_logits');
 }
@@ -179,13 +229,12 @@ function refuseNameClashes(model: ModelSpec, nodes: NodeList, initializers: read
   });
 }
 
-function constants(dtype: TrainStepDtype, hasHiddenLayers: boolean): Tensor[] {
-  const tensors: Tensor[] = [
-    { name: CONST_BATCH_AXIS, dims: [], values: new BigInt64Array([0n]) },
-    { name: CONST_AXES_BATCH, dims: [1], values: new BigInt64Array([0n]) },
-    { name: CONST_AXES_CLASS, dims: [1], values: new BigInt64Array([1n]) },
-  ];
-  if (hasHiddenLayers) tensors.push({ name: CONST_ZERO, dims: [], values: dtype === 'float32' ? new Float32Array([0]) : new Float64Array([0]) });
+/** The batch-axis and zero constants only the backward pass reads; the forward-only graph leaves them out. */
+function constants(dtype: TrainStepDtype, needs: Readonly<{ batchAxes: boolean; zero: boolean }>): Tensor[] {
+  const tensors: Tensor[] = [{ name: CONST_BATCH_AXIS, dims: [], values: new BigInt64Array([0n]) }];
+  if (needs.batchAxes) tensors.push({ name: CONST_AXES_BATCH, dims: [1], values: new BigInt64Array([0n]) });
+  tensors.push({ name: CONST_AXES_CLASS, dims: [1], values: new BigInt64Array([1n]) });
+  if (needs.zero) tensors.push({ name: CONST_ZERO, dims: [], values: dtype === 'float32' ? new Float32Array([0]) : new Float64Array([0]) });
   return tensors;
 }
 

@@ -1,7 +1,7 @@
 // Checkpoints: a model's parameters as dense float32 bytes, their SHA-256 digest, and a seeded initialisation.
 
 import { createHash } from 'node:crypto';
-import { decodeDense, encodeDense } from '../encoding/dense-f32.js';
+import { assertGradientFitsModel, decodeDense, encodeDense, LITTLE_ENDIAN_HOST } from '../encoding/dense-f32.js';
 import { createPrng } from './prng.js';
 import { elementCount, type ModelSpec, type ParameterSet } from './model-spec.js';
 
@@ -16,7 +16,21 @@ export function decodeCheckpoint(model: ModelSpec, bytes: Uint8Array): Parameter
 }
 
 export function checkpointDigest(model: ModelSpec, parameters: ParameterSet): string {
-  return sha256Hex(encodeCheckpoint(model, parameters));
+  return denseDigest(model, parameters);
+}
+
+/**
+ * sha256Hex(encodeDense(model, tensors)) without building the body: the same checks (shapes,
+ * every value finite), then each tensor's memory goes into the hash as it is, which on a
+ * little-endian host is exactly the body's bytes in order. A checkpoint's digest and a dense
+ * gradient's digest are both this.
+ */
+export function denseDigest(model: ModelSpec, tensors: ParameterSet): string {
+  if (!LITTLE_ENDIAN_HOST) return sha256Hex(encodeDense(model, tensors));
+  assertGradientFitsModel(model, tensors);
+  const hash = createHash('sha256');
+  for (const values of tensors) hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  return hash.digest('hex');
 }
 
 export function sha256Hex(bytes: Uint8Array): string {

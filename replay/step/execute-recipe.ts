@@ -2,15 +2,24 @@
 
 import { mnistBatch } from '../data/mnist.js';
 import { requireDeclaredShardData } from '../data/shard-data.js';
-import { encodeDense } from '../encoding/dense-f32.js';
 import { stepByGraphDigest, type StepDefinition } from '../graphs/reference-steps.js';
-import { checkpointDigest, decodeCheckpoint, sha256Hex } from '../model/checkpoint.js';
+import { checkpointDigest, denseDigest } from '../model/checkpoint.js';
 import type { ParameterSet } from '../model/model-spec.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { recipeClass, type StepRecipe } from '../recipe.js';
 import { ReplayError } from '../replay-error.js';
+import { loadCheckpoint } from './checkpoint-cache.js';
 import { ONNXRUNTIME_VERSION, type ExecutionProviderName, type ProviderAttempt } from './execution-providers.js';
-import type { StepRunner } from './step-runner.js';
+import type { PartialStepRun, StepFetch, StepRunner } from './step-runner.js';
+
+export { loadCheckpoint } from './checkpoint-cache.js';
+
+/** The checkpoints a recipe passes through, for trace bisection; verifying the recipe's gradient needs none of them. */
+export type RecipeTrace = Readonly<{
+  /** c_0 … c_H: the digest of the checkpoint before and after every inner step. */
+  checkpointDigests: readonly string[];
+  finalParameters: ParameterSet;
+}>;
 
 export type RecipeExecution = Readonly<{
   recipe: StepRecipe;
@@ -20,10 +29,10 @@ export type RecipeExecution = Readonly<{
   loss: number;
   /** One step: the gradient. H steps: the pseudo-gradient (θ0 − θH) / learningRate. */
   gradients: ParameterSet;
+  /** SHA-256 of the gradients as a dense-f32 body. */
   gradientDigest: string;
-  /** c_0 … c_H: the digest of the checkpoint before and after every inner step. */
-  checkpointDigests: readonly string[];
-  finalParameters: ParameterSet;
+  /** Present when the execution was asked for it ({ trace: true }); null otherwise. */
+  trace: RecipeTrace | null;
   provider: ExecutionProviderName;
   device: string;
   attempts: readonly ProviderAttempt[];
@@ -36,40 +45,58 @@ export type RecipeExecution = Readonly<{
 
 export type ExecuteDeps = Readonly<{ blobs: BlobStore; runner: StepRunner }>;
 
-export async function executeRecipe(recipe: StepRecipe, deps: ExecuteDeps): Promise<RecipeExecution> {
+export type ExecuteOptions = Readonly<{
+  /**
+   * Also digest the checkpoint after every inner step (c_1 … c_H) and keep θ_H. Off by default:
+   * a verdict compares the gradient alone, and each digest is one more SHA-256 of a whole
+   * checkpoint per step.
+   */
+  trace?: boolean;
+}>;
+
+/**
+ * What one execution costs beyond session.run: the checkpoint comes from the per-store cache
+ * (read and verified once per digest), the batch from the cached epoch order, the feeds wrap
+ * those arrays, onnxruntime computes and copies out only the outputs read (one step: loss and
+ * gradients; H steps: loss and next parameters), nothing is copied after, and the gradient is
+ * hashed once, tensor by tensor, with no body built.
+ */
+export async function executeRecipe(recipe: StepRecipe, deps: ExecuteDeps, options: ExecuteOptions = {}): Promise<RecipeExecution> {
   const startedMs = performance.now();
   requireRunnerFor(recipe, deps.runner);
   const step = resolveStep(recipe);
   // The recipe names the run's declared shard digest: the data held here must be that data before anything runs on it.
   requireDeclaredShardData(recipe.shardId, recipe.shardDigest);
   const base = await loadCheckpoint(recipe, step, deps.blobs);
+  const trace = options.trace === true;
+  // One step verifies its gradient output; H steps verify (θ0 − θH) / lr, so they need the next parameters and no gradient.
+  const fetch: StepFetch = trace ? 'all' : recipe.innerSteps === 1 ? 'gradients' : 'next';
   let parameters = base;
   let loss = Number.NaN;
-  let firstGradients: ParameterSet = [];
+  let firstGradients: ParameterSet | null = null;
   let runMs = 0;
-  const checkpointDigests = [recipe.checkpointDigest];
-  let last: Awaited<ReturnType<StepRunner['run']>> | null = null;
+  const checkpointDigests = trace ? [recipe.checkpointDigest] : [];
+  let last: PartialStepRun | null = null;
   for (let inner = 0; inner < recipe.innerSteps; inner += 1) {
     const batch = mnistBatch({ shardId: recipe.shardId, batchIndex: recipe.batchIndex + inner, batchSize: recipe.batchSize, seed: recipe.seed });
-    last = await deps.runner.run(step, parameters, { x: batch.x, y: batch.y, batchSize: recipe.batchSize }, recipe.learningRate);
+    last = await deps.runner.runStep(step, parameters, { x: batch.x, y: batch.y, batchSize: recipe.batchSize }, recipe.learningRate, fetch);
     if (inner === 0) {
       loss = last.outputs.loss;
       firstGradients = last.outputs.gradients;
     }
     runMs += last.runMs;
-    parameters = last.outputs.next;
-    checkpointDigests.push(checkpointDigest(step.model, parameters));
+    if (last.outputs.next) parameters = last.outputs.next;
+    if (trace) checkpointDigests.push(checkpointDigest(step.model, parameters));
   }
   if (!last) throw new Error('a recipe runs at least one inner step');
-  const gradients = recipe.innerSteps === 1 ? firstGradients : pseudoGradient(base, parameters, recipe.learningRate);
+  const gradients = recipe.innerSteps === 1 ? firstGradients! : pseudoGradient(base, parameters, recipe.learningRate);
   return {
     recipe,
     recipeClass: recipeClass(recipe, last.provider),
     loss,
     gradients,
-    gradientDigest: sha256Hex(encodeDense(step.model, gradients)),
-    checkpointDigests,
-    finalParameters: parameters,
+    gradientDigest: denseDigest(step.model, gradients),
+    trace: trace ? { checkpointDigests, finalParameters: parameters } : null,
     provider: last.provider,
     device: last.device,
     attempts: last.attempts,
@@ -95,16 +122,6 @@ export function resolveStep(recipe: Pick<StepRecipe, 'graphDigest' | 'model'>): 
   if (!step) throw new ReplayError('RECIPE_UNKNOWN_GRAPH', `graph ${recipe.graphDigest} is not a reference step graph of this build; replay it with the build that opened the run`);
   if (step.model.name !== recipe.model) throw new ReplayError('RECIPE_MODEL_MISMATCH', `graph ${recipe.graphDigest} is the ${step.model.name} step, the recipe says ${recipe.model}`);
   return step;
-}
-
-export async function loadCheckpoint(recipe: Pick<StepRecipe, 'checkpointDigest'>, step: StepDefinition, blobs: BlobStore): Promise<ParameterSet> {
-  const bytes = await blobs.get(recipe.checkpointDigest);
-  if (!bytes) throw new ReplayError('RECIPE_CHECKPOINT_MISSING', `checkpoint ${recipe.checkpointDigest} is not in the blob store; publish its bytes first`);
-  try {
-    return decodeCheckpoint(step.model, bytes);
-  } catch (error) {
-    throw new ReplayError('RECIPE_CHECKPOINT_INVALID', `checkpoint ${recipe.checkpointDigest} is not a ${step.model.name} checkpoint: ${error instanceof Error ? error.message : String(error)}`);
-  }
 }
 
 /** Computed in float32 like the graph itself, so the same trace gives the same bytes everywhere. */

@@ -55,12 +55,15 @@ describe('the validator judges only on the data the run declared', () => {
     // Submitted after the bad one: the same pass must still judge it.
     await submitHonest('v-good', 'bob', 1, RUN_ID);
     const skipped: { assignmentId: string; reason: string; code: string }[] = [];
-    const runs = vi.spyOn(world.runner, 'run');
+    const steps = vi.spyOn(world.runner, 'runStep');
+    const losses = vi.spyOn(world.runner, 'evaluateLoss');
     const validator = world.validator(() => 0, (assignmentId, reason, code) => skipped.push({ assignmentId, reason, code }));
     const pass = await validator.runOnce();
-    // Only the good submission ran anything: held-out loss before and after, one replay.
-    expect(runs).toHaveBeenCalledTimes(3);
-    runs.mockRestore();
+    // Only the good submission ran anything: held-out loss before and after (forward-only), one replayed step.
+    expect(losses).toHaveBeenCalledTimes(2);
+    expect(steps).toHaveBeenCalledTimes(1);
+    steps.mockRestore();
+    losses.mockRestore();
 
     expect(pass).toEqual({ judged: 1, accepted: 1, rejected: 0, skipped: 1 });
     expect((await world.state('v-good')).status).toBe('accepted');
@@ -145,7 +148,7 @@ describe('a recipe names the declared digest, and executing it checks the held d
     recipeForAssignment({ shardId: SHARD_ID, batchIndex: 0, baseCheckpointDigest: world.checkpoints.currentDigest, seed: SEED }, world.step, shardDigest);
 
   it('refuses other data before loading the checkpoint or running a step', async () => {
-    const runs = vi.spyOn(world.runner, 'run');
+    const runs = vi.spyOn(world.runner, 'runStep');
     // The checkpoint is missing too; the data is what is checked first.
     await expect(executeRecipe({ ...recipeFor(ZERO_DIGEST), checkpointDigest: 'b'.repeat(64) }, world)).rejects.toMatchObject({ code: 'RECIPE_SHARD_DIGEST_MISMATCH' });
     expect(runs).not.toHaveBeenCalled();

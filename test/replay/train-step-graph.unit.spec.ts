@@ -286,6 +286,15 @@ describe('train-step model bytes', () => {
     expect(sha256(buildTrainStepGraph(MLP))).toBe(sha256(buildTrainStepGraph(MLP, { dtype: 'float32' })));
   });
 
+  it('are the bytes every run opened so far names: a changed graph would orphan their recipes', () => {
+    // Runs name their step by this digest and every verdict's recipe carries it; the forward-only
+    // loss graph was added beside the train step without moving a byte of it.
+    expect(sha256(buildTrainStepGraph(SOFTMAX_REGRESSION))).toBe('b1cbcba8f8b1d67c25735b770e3f6b6597ed926c5d0474db31685e28de5e4cee');
+    expect(sha256(buildTrainStepGraph(MLP))).toBe('86c104d05dc85aa23eb10920df70587a5b503661ac892eb5d1300e111a18b85e');
+    expect(sha256(buildTrainStepGraph(SOFTMAX_REGRESSION, { dtype: 'float64' }))).toBe('fce106c554eea7ced90ddf00bc313424d07ba207ae6b35fe2d9c6acb9c59b373');
+    expect(sha256(buildTrainStepGraph(MLP, { dtype: 'float64' }))).toBe('263a081fc227e025e50efb1afbd0a265b6812a88c3b0db2d4a20593159e44416');
+  });
+
   it('refuses specs and dtypes it cannot build, with stable codes', () => {
     const broken: ModelSpec = { ...SOFTMAX_REGRESSION, parameters: [{ name: 'W', dims: [784, 10] }] };
     const misChained: ModelSpec = { ...MLP, parameters: [MLP.parameters[0]!, MLP.parameters[1]!, { name: 'W2', dims: [32, 10] }, MLP.parameters[3]!] };
