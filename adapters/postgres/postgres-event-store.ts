@@ -1,4 +1,5 @@
-// The event store on PostgreSQL and PGlite: one kysely SQL path, optimistic concurrency, xid8-safe log reads.
+// The event store on PostgreSQL and PGlite: one kysely SQL path, optimistic concurrency, xid8-safe log reads,
+// and a one-statement append when the stream's head is already known to this process.
 
 import { EventEmitter } from 'node:events';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -38,7 +39,17 @@ type Trx = Transaction<EventStoreTables>;
 export type PostgresEventStoreOptions = Readonly<{
   /** Injected clock for recorded_at, in ms since the epoch. */
   nowMs: () => number;
+  /** How many stream heads the one-statement append path remembers (least recently used go first); 0 turns the path off. */
+  knownHeads?: number;
 }>;
+
+/** Default bound on remembered stream heads: about 200 bytes each. */
+export const DEFAULT_KNOWN_HEADS = 50_000;
+
+/** How each append was carried out, for tests and benchmarks that must tell the paths apart. */
+export type AppendPathCounts = { fast: number; fastMissed: number; slow: number };
+
+const UNIQUE_VIOLATION = '23505';
 
 type StreamHead = { revision: number; headHash: string; exists: boolean; hasDuplicates: boolean };
 
@@ -65,6 +76,8 @@ type EventRow = {
 
 export class PostgresEventStore implements EventStore {
   private readonly appended = new EventEmitter();
+  private readonly heads: KnownHeads;
+  private readonly pathCounts: AppendPathCounts = { fast: 0, fastMissed: 0, slow: 0 };
 
   constructor(
     readonly db: Db,
@@ -72,12 +85,120 @@ export class PostgresEventStore implements EventStore {
     private readonly closeDatabase: () => Promise<void> = async () => {},
   ) {
     this.appended.setMaxListeners(0);
+    this.heads = new KnownHeads(options.knownHeads ?? DEFAULT_KNOWN_HEADS);
   }
 
+  /**
+   * One append in its own transaction.
+   *
+   * Fast path: when this process knows the stream's committed head (from its own appends or a
+   * readStream) and the expectation agrees with it, the chained rows are computed here and sent as
+   * ONE autocommit statement that moves the head only if it is still exactly the known one, writes
+   * the events only if it moved, and writes the idempotency row with them. Anything else (an
+   * unknown head, a head that moved, a duplicate event id or idempotency key) goes through the
+   * locking transaction below, which gives the exact answer: an error, or the original positions.
+   */
   async append(streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
-    const result = await this.db.transaction().execute((trx) => this.appendInTransaction(trx, streamId, events, options));
+    validateAppend(streamId, events, options);
+    const fast = await this.tryFastAppend(streamId, events, options);
+    if (fast) {
+      this.appended.emit('appended');
+      return fast;
+    }
+    this.pathCounts.slow += 1;
+    const { result, head } = await this.db.transaction().execute((trx) => this.appendIn(trx, streamId, events, options));
+    if (head) this.heads.learn(streamId, head.revision, head.headHash);
     if (result.status === 'appended') this.appended.emit('appended');
     return result;
+  }
+
+  /** How many appends took the one-statement path, tried it and fell back, or went straight to the transaction. */
+  appendPaths(): AppendPathCounts {
+    return { ...this.pathCounts };
+  }
+
+  /** Forgets every remembered stream head (the next append to each stream takes the transactional path). */
+  forgetKnownHeads(): void {
+    this.heads.clear();
+  }
+
+  /**
+   * The one-statement append, or null when it does not apply or did not take (then nothing was written).
+   *
+   * Why it is safe: the statement is its own transaction. Its UPDATE of the head row names the known
+   * revision and hash in its WHERE, so under READ COMMITTED a concurrent writer's committed move of
+   * the head makes the re-check fail and the UPDATE match nothing; the events INSERT reads its rows
+   * FROM the UPDATE's RETURNING, so an unmoved head inserts nothing, and so does the idempotency
+   * INSERT, which reads from the events INSERT. A unique violation (an event id already in the
+   * stream, an idempotency key already used) fails the whole statement, so nothing is left behind.
+   */
+  private async tryFastAppend(streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult | null> {
+    const known = this.heads.get(streamId);
+    const head = fastPathHead(options.expectedRevision, known);
+    if (!head) return null;
+    const recordedAt = new Date(this.options.nowMs());
+    const rows = chainRows(streamId, events, head, recordedAt);
+    const last = rows[rows.length - 1]!;
+    const firstRevision = head.revision + 1;
+    const moveHead = head.exists
+      ? sql`UPDATE streams SET revision = ${last.stream_revision}, head_hash = ${last.hash}, updated_at = ${recordedAt}
+          WHERE stream_id = ${streamId} AND revision = ${head.revision} AND head_hash = ${head.headHash}
+          RETURNING stream_id`
+      : sql`INSERT INTO streams (stream_id, revision, head_hash, updated_at)
+          VALUES (${streamId}, ${last.stream_revision}, ${last.hash}, ${recordedAt})
+          ON CONFLICT (stream_id) DO NOTHING
+          RETURNING stream_id`;
+    const claim = options.idempotency;
+    const keyRow = claim
+      ? sql`, key_row AS (
+          INSERT INTO idempotency_keys (idempotency_key, request_digest, stream_id, result, created_at)
+          SELECT ${claim.key}::text, ${claim.requestDigest}::text, ${streamId}::text,
+            jsonb_build_object('streamId', ${streamId}::text, 'firstRevision', ${firstRevision}::bigint, 'lastRevision', ${last.stream_revision}::bigint,
+              'transactionId', written.transaction_id, 'globalPosition', written.global_position::text),
+            ${recordedAt}::timestamptz
+          FROM written WHERE written.global_position IS NOT NULL
+          RETURNING 1)`
+      : sql``;
+    let written;
+    try {
+      written = await sql<{ global_position: string | null; transaction_id: string | null }>`
+        WITH moved AS (${moveHead}),
+        inserted AS (
+          INSERT INTO events (stream_id, stream_revision, event_id, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+          SELECT r.* FROM moved CROSS JOIN jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(
+            stream_id text, stream_revision bigint, event_id uuid, event_type text, schema_version integer,
+            data jsonb, metadata jsonb, recorded_at timestamptz, prev_hash text, hash text)
+          ORDER BY r.stream_revision
+          RETURNING global_position, transaction_id
+        ), written AS (
+          SELECT max(inserted.global_position) AS global_position, min(inserted.transaction_id::text) AS transaction_id FROM inserted
+        )${keyRow}
+        SELECT written.global_position::text AS global_position, written.transaction_id FROM written`.execute(this.db);
+    } catch (error) {
+      this.heads.forget(streamId);
+      if (isUniqueViolation(error)) {
+        this.pathCounts.fastMissed += 1;
+        return null;
+      }
+      throw error;
+    }
+    const row = written.rows[0];
+    if (!row || row.global_position === null || row.transaction_id === null) {
+      // The head was not the known one any more: another writer (or another process) moved it.
+      this.heads.forget(streamId);
+      this.pathCounts.fastMissed += 1;
+      return null;
+    }
+    invariant(written.rows.length === 1, `one-statement append to ${streamId} returned ${written.rows.length} summary rows`);
+    this.heads.learn(streamId, last.stream_revision, last.hash);
+    this.pathCounts.fast += 1;
+    return {
+      status: 'appended',
+      streamId,
+      firstRevision,
+      lastRevision: last.stream_revision,
+      position: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) },
+    };
   }
 
   /**
@@ -88,11 +209,15 @@ export class PostgresEventStore implements EventStore {
     const order = appends.map((a, index) => ({ a, index })).sort((x, y) => (x.a.streamId < y.a.streamId ? -1 : x.a.streamId > y.a.streamId ? 1 : 0));
     const streamIds = new Set(appends.map((a) => a.streamId));
     if (streamIds.size !== appends.length) throw new InvalidAppendError('an atomic append names a stream twice; give each stream one part');
-    const results = await this.db.transaction().execute(async (trx) => {
-      const out: AppendResult[] = new Array(appends.length);
-      for (const { a, index } of order) out[index] = await this.appendInTransaction(trx, a.streamId, a.events, a.options);
+    for (const a of appends) validateAppend(a.streamId, a.events, a.options);
+    const outcomes = await this.db.transaction().execute(async (trx) => {
+      const out: AppendOutcome[] = new Array(appends.length);
+      for (const { a, index } of order) out[index] = await this.appendIn(trx, a.streamId, a.events, a.options);
       return out;
     });
+    // Committed: the heads are facts now.
+    for (const [index, { head }] of outcomes.entries()) if (head) this.heads.learn(appends[index]!.streamId, head.revision, head.headHash);
+    const results = outcomes.map((o) => o.result);
     if (results.some((r) => r.status === 'appended')) this.appended.emit('appended');
     return results;
   }
@@ -102,19 +227,29 @@ export class PostgresEventStore implements EventStore {
    * other rows atomically with their events (the outbox, projections).
    */
   async appendInTransaction(trx: Trx, streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    // The caller's transaction may still roll back, so its head is not remembered; a remembered head
+    // it moves is simply stale, and the next fast append to that stream falls back.
     validateAppend(streamId, events, options);
+    return (await this.appendIn(trx, streamId, events, options)).result;
+  }
+
+  /**
+   * The locking append of an already validated request: the result, and the new head when events
+   * were written (a fact once the transaction commits).
+   */
+  private async appendIn(trx: Trx, streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendOutcome> {
     if (options.idempotency) {
       const seen = await this.findIdempotencyKey(trx, options.idempotency.key);
       if (seen) {
         if (seen.requestDigest !== options.idempotency.requestDigest) throw new IdempotencyKeyReusedError(options.idempotency.key);
-        return { ...seen.result, status: 'duplicate' };
+        return { result: { ...seen.result, status: 'duplicate' }, head: null };
       }
     }
     const ids = events.map((e) => e.eventId.toLowerCase());
     const head = await lockStreamHead(trx, streamId, ids, this.options.nowMs());
     if (head.hasDuplicates) {
       const duplicate = await this.findDuplicateAppend(trx, streamId, events);
-      if (duplicate) return duplicate;
+      if (duplicate) return { result: duplicate, head: null };
     }
     assertExpectedRevision(streamId, options.expectedRevision, head);
 
@@ -148,7 +283,7 @@ export class PostgresEventStore implements EventStore {
       position: { transactionId: BigInt(lastInserted.transaction_id), globalPosition: BigInt(lastInserted.global_position) },
     };
     if (options.idempotency) await insertIdempotencyKey(trx, options.idempotency.key, options.idempotency.requestDigest, result, recordedAt);
-    return result;
+    return { result, head: { revision: last.stream_revision, headHash: last.hash } };
   }
 
   /** All ids already in the stream with the same content: a retry, answered with the original positions. */
@@ -181,7 +316,11 @@ export class PostgresEventStore implements EventStore {
         ${from === undefined ? sql`` : backwards ? sql`AND stream_revision <= ${from}` : sql`AND stream_revision >= ${from}`}
       ORDER BY events.stream_revision ${backwards ? sql`DESC` : sql`ASC`}
       LIMIT ${maxCount}`.execute(this.db);
-    return rows.rows.map(toRecordedEvent);
+    const recorded = rows.rows.map(toRecordedEvent);
+    // The newest event read is a committed head the stream had; if it still is, the next append can be one statement.
+    const newest = recorded.length === 0 ? undefined : backwards ? recorded[0] : recorded[recorded.length - 1];
+    if (newest) this.heads.learn(streamId, newest.revision, newest.hash);
+    return recorded;
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
@@ -264,6 +403,59 @@ export class PostgresEventStore implements EventStore {
     this.appended.removeAllListeners();
     await this.closeDatabase();
   }
+}
+
+type AppendOutcome = { result: AppendResult; head: { revision: number; headHash: string } | null };
+
+type KnownHead = { revision: number; headHash: string };
+
+/**
+ * A bounded, least-recently-used map of committed stream heads. Only committed facts go in (an
+ * own autocommit append, a committed transaction, a read), and revisions only grow, so a newer
+ * entry never yields to an older one. An entry may be stale (another process appended since):
+ * the fast path's WHERE finds that out and falls back.
+ */
+class KnownHeads {
+  private readonly map = new Map<string, KnownHead>();
+  constructor(private readonly capacity: number) {}
+
+  get(streamId: string): KnownHead | undefined {
+    return this.map.get(streamId);
+  }
+
+  learn(streamId: string, revision: number, headHash: string): void {
+    if (this.capacity <= 0) return;
+    const current = this.map.get(streamId);
+    if (current && current.revision > revision) return;
+    this.map.delete(streamId);
+    this.map.set(streamId, { revision, headHash });
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
+  }
+
+  forget(streamId: string): void {
+    this.map.delete(streamId);
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+/**
+ * The head the fast path may chain onto, or null when only the locking path can answer:
+ * - a number equal to the known head's revision (an older number is stale or a retry, a newer one means the entry is stale);
+ * - 'no_stream' with no known head (a new stream: the head row is inserted only if absent);
+ * - 'any', or 'stream_exists' on a known existing stream, chain onto the known head if it still is the head.
+ */
+function fastPathHead(expected: ExpectedRevision, known: KnownHead | undefined): StreamHead | null {
+  if (expected === 'no_stream') return known ? null : { revision: -1, headHash: GENESIS_HASH, exists: false, hasDuplicates: false };
+  if (!known || known.revision < 0) return null;
+  if (typeof expected === 'number' && expected !== known.revision) return null;
+  return { revision: known.revision, headHash: known.headHash, exists: true, hasDuplicates: false };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION;
 }
 
 /**

@@ -12,7 +12,8 @@ import {
 } from '../../domain/ports/event-store.js';
 import { WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
 import { CatchUpSubscription } from '../../adapters/event-store/catch-up-subscription.js';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import { PostgresEventStore, type AppendPathCounts } from '../../adapters/postgres/postgres-event-store.js';
+import { verifyChain } from '../../adapters/event-store/verify-chain.js';
 
 export type EventStoreUnderTest = {
   store: PostgresEventStore;
@@ -292,6 +293,200 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         releaseHeld();
         await heldTx;
         expect((await store.readAll({ after: start })).map((e) => e.type)).toEqual(['Held', 'Later']);
+      });
+    });
+
+    describe('one-statement appends (a known stream head)', () => {
+      /** Another store over the same database: its own remembered heads, as another process would have. */
+      const otherStore = () => new PostgresEventStore(subject.db, { nowMs: Date.now });
+      const pathsDelta = (s: PostgresEventStore, before: AppendPathCounts) => {
+        const now = s.appendPaths();
+        return { fast: now.fast - before.fast, fastMissed: now.fastMissed - before.fastMissed, slow: now.slow - before.slow };
+      };
+
+      it('lets exactly one of many racing writers win each revision, each winner in one statement, with no gaps', async () => {
+        const streamId = uniqueStream('race');
+        const writers = Array.from({ length: options.parallelWriters }, otherStore);
+        const rounds = 6;
+        const winners: string[] = [];
+        for (let round = 0; round <= rounds; round += 1) {
+          const expectedRevision = round === 0 ? ('no_stream' as const) : round - 1;
+          // Every writer learns the committed head, as a command handler does by reading the stream.
+          if (round > 0) await Promise.all(writers.map((w) => w.readStream(streamId, { direction: 'backwards', maxCount: 1 })));
+          const before = writers.map((w) => w.appendPaths());
+          const attempts = writers.map((w, writer) => event('Raced', { round, writer }));
+          const outcomes = await Promise.allSettled(writers.map((w, writer) => w.append(streamId, [attempts[writer]!], { expectedRevision })));
+          const won = outcomes.flatMap((o, writer) => (o.status === 'fulfilled' ? [writer] : []));
+          expect(won).toHaveLength(1);
+          expect(outcomes[won[0]!]).toMatchObject({ value: { status: 'appended', firstRevision: round, lastRevision: round } });
+          for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'WRONG_EXPECTED_REVISION', actual: round });
+          const deltas = writers.map((w, i) => pathsDelta(w, before[i]!));
+          // Every writer knew the head, so every one tried the single statement; only the winner's took.
+          expect(deltas.reduce((n, d) => n + d.fast, 0)).toBe(1);
+          expect(deltas[won[0]!]!.fast).toBe(1);
+          expect(deltas.reduce((n, d) => n + d.fastMissed, 0)).toBe(writers.length - 1);
+          winners.push(attempts[won[0]!]!.eventId);
+        }
+        const stored = await store.readStream(streamId);
+        expect(stored.map((e) => e.revision)).toEqual(Array.from({ length: rounds + 1 }, (_, i) => i));
+        expect(stored.map((e) => e.eventId)).toEqual(winners);
+        expect(await store.verifyStream(streamId)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: rounds + 1 });
+      });
+
+      it('falls back on a stale known head: WrongExpectedRevisionError for a stale number, the real head for "any"', async () => {
+        const streamId = uniqueStream('stale');
+        const mine = otherStore();
+        const theirs = otherStore();
+        await mine.append(streamId, [event('Mine0')], { expectedRevision: 'no_stream' });
+        await theirs.readStream(streamId);
+        await theirs.append(streamId, [event('Theirs1')], { expectedRevision: 0 });
+
+        let before = mine.appendPaths();
+        const error = await expectCode(mine.append(streamId, [event('Lost')], { expectedRevision: 0 }), 'WRONG_EXPECTED_REVISION');
+        expect(error).toMatchObject({ expected: 0, actual: 1 });
+        expect(pathsDelta(mine, before)).toEqual({ fast: 0, fastMissed: 1, slow: 1 });
+
+        await theirs.append(streamId, [event('Theirs2')], { expectedRevision: 1 });
+        await mine.readStream(streamId, { fromRevision: 0, maxCount: 2 }); // learns revision 1: a head that is stale again
+        before = mine.appendPaths();
+        const anywhere = await mine.append(streamId, [event('Mine3')], { expectedRevision: 'any' });
+        expect(anywhere).toMatchObject({ status: 'appended', firstRevision: 3 });
+        expect(pathsDelta(mine, before)).toEqual({ fast: 0, fastMissed: 1, slow: 1 });
+        // The transaction taught it the head: the next append is one statement again.
+        before = mine.appendPaths();
+        await mine.append(streamId, [event('Mine4')], { expectedRevision: 3 });
+        await mine.append(streamId, [event('Mine5')], { expectedRevision: 'stream_exists' });
+        expect(pathsDelta(mine, before)).toEqual({ fast: 2, fastMissed: 0, slow: 0 });
+        expect((await store.readStream(streamId)).map((e) => e.type)).toEqual(['Mine0', 'Theirs1', 'Theirs2', 'Mine3', 'Mine4', 'Mine5']);
+        expect((await store.verifyStream(streamId)).ok).toBe(true);
+
+        // A stream someone else created: 'no_stream' tries the head insert, finds the row, and is refused.
+        const created = uniqueStream('created');
+        await theirs.append(created, [event()], { expectedRevision: 'no_stream' });
+        before = mine.appendPaths();
+        await expectCode(mine.append(created, [event()], { expectedRevision: 'no_stream' }), 'WRONG_EXPECTED_REVISION');
+        expect(pathsDelta(mine, before)).toEqual({ fast: 0, fastMissed: 1, slow: 1 });
+        expect(await store.readStream(created)).toHaveLength(1);
+      });
+
+      it('answers a retry of the same ids with the original positions, and refuses other content, whatever path it takes', async () => {
+        const streamId = uniqueStream('retry');
+        const writer = otherStore();
+        const batch = [event('A', { n: 1 }), event('B', { n: 2 })];
+        const original = await writer.append(streamId, batch, { expectedRevision: 'no_stream' });
+        expect(writer.appendPaths().fast).toBe(1);
+        // At the current head, the retry tries the single statement, hits the event-id constraint, and falls back.
+        let before = writer.appendPaths();
+        expect(await writer.append(streamId, batch, { expectedRevision: 1 })).toEqual({ ...original, status: 'duplicate' });
+        expect(pathsDelta(writer, before)).toEqual({ fast: 0, fastMissed: 1, slow: 1 });
+        // With its original, stale expectation it goes straight to the transaction.
+        expect(await writer.append(streamId, batch, { expectedRevision: 'no_stream' })).toEqual({ ...original, status: 'duplicate' });
+        await writer.readStream(streamId);
+        before = writer.appendPaths();
+        await expectCode(writer.append(streamId, [{ ...batch[1]!, data: { n: 3 } }], { expectedRevision: 1 }), 'EVENT_ID_CONFLICT');
+        await expectCode(writer.append(streamId, [event('C'), batch[0]!], { expectedRevision: 'any' }), 'EVENT_ID_CONFLICT');
+        expect(pathsDelta(writer, before).fastMissed).toBeGreaterThanOrEqual(1);
+        expect(await store.readStream(streamId)).toHaveLength(2);
+        const next = await writer.append(streamId, [event('C')], { expectedRevision: 1 });
+        expect(next).toMatchObject({ status: 'appended', firstRevision: 2 });
+        expect((await store.verifyStream(streamId)).ok).toBe(true);
+      });
+
+      it('commits an idempotency key with its events in the statement, and never without them', async () => {
+        const streamId = uniqueStream('keyed');
+        const writer = otherStore();
+        const key = `key-${randomUUID()}`;
+        const claim = { key, requestDigest: 'c'.repeat(64) };
+        const original = await writer.append(streamId, [event()], { expectedRevision: 'no_stream', idempotency: claim });
+        expect(writer.appendPaths()).toMatchObject({ fast: 1, slow: 0 });
+        expect(await store.lookupIdempotencyKey(key)).toEqual({ requestDigest: claim.requestDigest, result: { ...original, status: 'duplicate' } });
+        // Same key at the current head: the key's primary key fails the whole statement; the transaction answers.
+        expect(await writer.append(streamId, [event()], { expectedRevision: 0, idempotency: claim })).toEqual({ ...original, status: 'duplicate' });
+        await expectCode(writer.append(streamId, [event()], { expectedRevision: 0, idempotency: { key, requestDigest: 'd'.repeat(64) } }), 'IDEMPOTENCY_KEY_REUSED');
+        expect(await store.readStream(streamId)).toHaveLength(1);
+
+        // The same key on a new stream: the unique violation rolls back that stream's head row and events too.
+        const elsewhere = uniqueStream('keyed-elsewhere');
+        await expectCode(writer.append(elsewhere, [event()], { expectedRevision: 'no_stream', idempotency: { key, requestDigest: 'e'.repeat(64) } }), 'IDEMPOTENCY_KEY_REUSED');
+        expect(await store.readStream(elsewhere)).toEqual([]);
+        expect(await store.verifyStream(elsewhere)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 0 });
+        expect((await store.append(elsewhere, [event()], { expectedRevision: 'no_stream' })).firstRevision).toBe(0);
+
+        // A head that did not move writes no key: the key stays free for the retry that reloads.
+        const stale = otherStore();
+        await stale.readStream(streamId);
+        await writer.append(streamId, [event()], { expectedRevision: 0 });
+        const unlucky = `key-${randomUUID()}`;
+        await expectCode(stale.append(streamId, [event()], { expectedRevision: 0, idempotency: { key: unlucky, requestDigest: 'f'.repeat(64) } }), 'WRONG_EXPECTED_REVISION');
+        expect(stale.appendPaths()).toMatchObject({ fast: 0, fastMissed: 1 });
+        expect(await store.lookupIdempotencyKey(unlucky)).toBeNull();
+        const retried = await stale.append(streamId, [event()], { expectedRevision: 1, idempotency: { key: unlucky, requestDigest: 'f'.repeat(64) } });
+        expect(await store.lookupIdempotencyKey(unlucky)).toEqual({ requestDigest: 'f'.repeat(64), result: { ...retried, status: 'duplicate' } });
+      });
+
+      it('keeps one valid chain over a mix of one-statement, transactional, in-transaction and atomic appends', async () => {
+        const streamId = uniqueStream('mixed');
+        const side = uniqueStream('mixed-side');
+        const writer = otherStore();
+        await writer.append(streamId, [event('F0'), event('F1')], { expectedRevision: 'no_stream' });
+        await writer.append(streamId, [event('F2')], { expectedRevision: 1 });
+        await writer.db.transaction().execute((trx) => writer.appendInTransaction(trx, streamId, [event('T3')], { expectedRevision: 2 }));
+        await expectCode(writer.append(streamId, [event()], { expectedRevision: 2 }), 'WRONG_EXPECTED_REVISION');
+        await writer.append(streamId, [event('S4')], { expectedRevision: 3 });
+        await writer.append(streamId, Array.from({ length: 5 }, (_, n) => event('F', { n })), { expectedRevision: 4 });
+        await writer.appendAtomically([
+          { streamId, events: [event('A10')], options: { expectedRevision: 9 } },
+          { streamId: side, events: [event('Side0')], options: { expectedRevision: 'no_stream' } },
+        ]);
+        await writer.append(streamId, [event('F11')], { expectedRevision: 10 });
+        await writer.append(side, [event('Side1')], { expectedRevision: 0 });
+        writer.forgetKnownHeads();
+        await writer.append(streamId, [event('S12')], { expectedRevision: 11 });
+        await writer.append(streamId, [event('F13')], { expectedRevision: 'any' });
+        const paths = writer.appendPaths();
+        expect(paths.fast).toBe(6);
+        expect(paths.slow).toBeGreaterThanOrEqual(3);
+
+        const events = await store.readStream(streamId);
+        expect(events.map((e) => e.revision)).toEqual(Array.from({ length: 14 }, (_, i) => i));
+        const head = await subject.db.selectFrom('streams').select(['revision', 'head_hash']).where('stream_id', '=', streamId).executeTakeFirstOrThrow();
+        expect(verifyChain(streamId, events, { revision: Number(head.revision), headHash: head.head_hash })).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 14 });
+        expect(await store.verifyStream(side)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 2 });
+        expectCheckpointOrder((await readAllAfter(store, LOG_START)).filter((e) => e.streamId === streamId));
+      });
+
+      it.runIf(options.engine === 'postgres')('re-checks a head that moves while its UPDATE waits on the row lock, and inserts nothing', async () => {
+        const streamId = uniqueStream('blocked');
+        const waiting = otherStore();
+        await waiting.append(streamId, [event('First')], { expectedRevision: 'no_stream' });
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        let locked!: () => void;
+        const headLocked = new Promise<void>((resolve) => (locked = resolve));
+        const holder = subject.store.db.transaction().execute(async (trx) => {
+          await subject.store.appendInTransaction(trx, streamId, [event('Holder')], { expectedRevision: 0 });
+          locked();
+          await gate;
+        });
+        await headLocked;
+        const blocked = waiting.append(streamId, [event('Blocked')], { expectedRevision: 0 }).then(
+          () => 'appended',
+          (e: unknown) => e,
+        );
+        // Wait, by observation, until that single statement is queued behind the holder's row lock.
+        for (let polls = 0; ; polls += 1) {
+          expect(polls).toBeLessThan(5_000);
+          const rows = await sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH moved AS%'`.execute(subject.db);
+          if (rows.rows[0]!.n > 0) break;
+        }
+        release();
+        await holder;
+        expect(await blocked).toMatchObject({ code: 'WRONG_EXPECTED_REVISION', actual: 1 });
+        expect(waiting.appendPaths()).toMatchObject({ fast: 1, fastMissed: 1 });
+        expect((await store.readStream(streamId)).map((e) => e.type)).toEqual(['First', 'Holder']);
+        expect((await store.verifyStream(streamId)).ok).toBe(true);
       });
     });
 
