@@ -23,6 +23,8 @@ export type DispatcherDeps = Readonly<{
   afterEffect?: (step: DispatchStep, paymentHash: string) => void | Promise<void>;
   /** Where a row set aside for one pass is reported. */
   log?: (line: string) => void;
+  /** The reconciliation sweep's page and period. */
+  sweep?: SweepOptions;
 }>;
 
 export type OutboxRow = Readonly<{
@@ -49,27 +51,101 @@ const INVOICE_REFUSALS: ReadonlySet<string> = new Set(['INVOICE_INVALID', 'INVOI
 /** Statuses that still owe a Lightning side effect or an outcome. */
 const UNFINISHED = ['open', 'held', 'releasing', 'canceling', 'failed'] as const;
 
+/** Statuses whose next step is the coordinator's: a crash may have interrupted it, so start-up visits them all. */
+const ACTIONABLE = ['open', 'releasing', 'canceling', 'failed'] as const;
+
+/** How many hinted hashes wait at most; beyond it hints are dropped and the sweep runs at once, which finds whatever they named. */
+export const MAX_PENDING_HINTS = 10_000;
+/** Default minimum time between two reconciliation sweep ticks, by the injected clock. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
+
+export type SweepOptions = Readonly<{
+  /** Unfinished intents one sweep tick visits (a page after a rotating cursor); default: the dispatcher's batch size. */
+  pageSize?: number;
+  /** Least time between two ticks by the injected clock; 0 ticks on every dispatch, null turns the sweep off (tests only). */
+  intervalMs?: number | null;
+}>;
+
+/** What the dispatcher did since it was made: the bench and the tests read it. */
+export type DispatcherCounters = { visits: number; hintsReceived: number; hintsDropped: number; sweepTicks: number; startupVisits: number };
+
 export class LightningDispatcher {
   private readonly limits: DispatcherLimits;
+  private readonly sweepPageSize: number;
+  private readonly sweepIntervalMs: number | null;
   /**
-   * Where the last pass stopped, by payment hash. Each pass takes the next batch after it and
-   * wraps around, so every unfinished intent is visited within ceil(unfinished / batch) passes:
-   * rows that cannot move yet (a held HTLC, a cancel the contributor ignores) never crowd out the rest.
+   * Hashes to visit at the next dispatch: named by a node update (any status) or by a new invoice
+   * event in the log (a held row is skipped then: nothing is the coordinator's to do until the node
+   * says something changed). Hints never decide: a visit reads the row from the outbox (the log)
+   * and asks the node about that one hash, exactly as a sweep visit does.
    */
-  private cursor = '';
+  private readonly hinted = new Set<string>();
+  private readonly touched = new Set<string>();
+  /** Rows set aside this pass (their trouble was their own): visited again next pass, not next round. */
+  private readonly retry = new Set<string>();
+  /** Start-up reconciliation: every actionable row once, from this cursor on, before anything else. */
+  private startupCursor: string | null = '';
+  /**
+   * The sweep's rotating cursor by payment hash: each tick takes the next page after it and wraps
+   * around, so every unfinished intent is visited within ceil(unfinished / page) ticks however
+   * many ahead of it cannot move. It is the safety net for updates that never came (a dropped stream).
+   */
+  private sweepCursor = '';
+  private lastSweepAtMs: number | null = null;
+  readonly counters: DispatcherCounters = { visits: 0, hintsReceived: 0, hintsDropped: 0, sweepTicks: 0, startupVisits: 0 };
 
   constructor(private readonly deps: DispatcherDeps) {
     this.limits = deps.limits ?? DEFAULT_DISPATCHER_LIMITS;
+    this.sweepPageSize = deps.sweep?.pageSize ?? this.limits.batchSize;
+    this.sweepIntervalMs = deps.sweep?.intervalMs === undefined ? DEFAULT_SWEEP_INTERVAL_MS : deps.sweep.intervalMs;
+    invariant(Number.isSafeInteger(this.sweepPageSize) && this.sweepPageSize > 0, `sweep page size must be a whole number > 0, got ${this.sweepPageSize}`);
+  }
+
+  /** A node said something about this hash. Garbage is ignored; past MAX_PENDING_HINTS the sweep is asked to run instead. */
+  hint(paymentHash: string): void {
+    this.counters.hintsReceived += 1;
+    if (typeof paymentHash !== 'string' || !/^[0-9a-f]{64}$/.test(paymentHash)) return;
+    if (this.hinted.size >= MAX_PENDING_HINTS && !this.hinted.has(paymentHash)) {
+      this.counters.hintsDropped += 1;
+      this.sweepNow();
+      return;
+    }
+    this.hinted.add(paymentHash);
+  }
+
+  /** The log has a new event for this invoice: its row may have a step for the coordinator now. */
+  touch(paymentHash: string): void {
+    this.touched.add(paymentHash);
+  }
+
+  /** Makes the next dispatch run a sweep tick whatever the interval (after a dropped stream, say). */
+  sweepNow(): void {
+    this.lastSweepAtMs = null;
+  }
+
+  /** A new pass begins: rows set aside in the last one get their turn again. */
+  startPass(): void {
+    for (const hash of this.retry) this.hinted.add(hash);
+    this.retry.clear();
+  }
+
+  /** Whether hinted or touched rows wait for the next dispatch. */
+  get hasPending(): boolean {
+    return this.hinted.size > 0 || this.touched.size > 0;
   }
 
   /**
-   * One pass over every unfinished intent: act, observe, log the outcome. Every step is
-   * idempotent per payment hash, so a pass after a crash (the start-up reconciliation)
-   * finishes what the crashed one began without doing anything twice.
+   * One dispatch: the start-up reconciliation until it is done, then the rows hints and new log
+   * events named (at most a batch), then a sweep tick if one is due. Work is proportional to what
+   * changed, plus one bounded page per sweep interval; a held escrow nobody named costs nothing.
+   * Every step is idempotent per payment hash, so a pass after a crash finishes what the crashed
+   * one began without doing anything twice.
    */
   async dispatchOnce(): Promise<number> {
     let recorded = 0;
-    for (const row of await this.unfinished()) recorded += await this.isolated(row);
+    if (this.startupCursor !== null) recorded += await this.startupLap();
+    recorded += await this.visitPending();
+    if (this.sweepDue()) recorded += await this.sweepTick();
     return recorded;
   }
 
@@ -81,6 +157,7 @@ export class LightningDispatcher {
    * tried again next pass, after every other row had its turn.
    */
   private async isolated(row: OutboxRow): Promise<number> {
+    this.counters.visits += 1;
     try {
       return await this.handle(row);
     } catch (error) {
@@ -96,44 +173,92 @@ export class LightningDispatcher {
         if (row.status === 'open' && !row.wasHeld) return this.record(row, { type: 'CancelInvoice', data: { paymentHash: row.paymentHash, reason: `the node refused to pay it: ${error.code}` } });
       }
       this.deps.log?.(`escrow: ${row.kind} ${row.paymentHash} (${row.status}) set aside for this pass: ${error instanceof Error ? error.message : String(error)}`);
+      this.retry.add(row.paymentHash);
       return 0;
     }
   }
 
-  /** Start-up reconciliation: passes until nothing more can be brought to a final state now. */
+  /** A full lap over every unfinished intent, held ones included, in sweep pages: for an operator's explicit reconciliation. */
   async reconcile(maxPasses = 10): Promise<number> {
     let total = 0;
     for (let pass = 0; pass < maxPasses; pass += 1) {
-      const recorded = await this.dispatchOnce();
+      let recorded = 0;
+      for (let after = ''; ; ) {
+        const rows = await this.page(UNFINISHED, after, this.limits.batchSize);
+        for (const row of rows) recorded += await this.isolated(row);
+        if (rows.length < this.limits.batchSize) break;
+        after = rows[rows.length - 1]!.paymentHash;
+      }
       total += recorded;
       if (recorded === 0) return total;
     }
     return total;
   }
 
-  async unfinished(): Promise<OutboxRow[]> {
-    const db = this.deps.store.db.withSchema('outbox') as unknown as Kysely<OutboxTables>;
-    const page = (after: string) =>
-      db.selectFrom('invoices').selectAll().where('status', 'in', [...UNFINISHED]).where('payment_hash', '>', after).orderBy('payment_hash').limit(this.limits.batchSize).execute();
-    let rows = await page(this.cursor);
-    if (rows.length < this.limits.batchSize && this.cursor !== '') {
-      const seen = new Set(rows.map((r) => r.payment_hash));
-      rows = [...rows, ...(await page('')).filter((r) => !seen.has(r.payment_hash))].slice(0, this.limits.batchSize);
+  /** Every actionable row once, a page at a time; the cursor survives a pass that a node outage ended. */
+  private async startupLap(): Promise<number> {
+    let recorded = 0;
+    while (this.startupCursor !== null) {
+      const rows = await this.page(ACTIONABLE, this.startupCursor, this.limits.batchSize);
+      for (const row of rows) {
+        this.counters.startupVisits += 1;
+        recorded += await this.isolated(row);
+      }
+      this.startupCursor = rows.length < this.limits.batchSize ? null : rows[rows.length - 1]!.paymentHash;
     }
-    this.cursor = rows.length === 0 ? '' : rows[rows.length - 1]!.payment_hash;
-    return rows.map((r) => ({
-        paymentHash: r.payment_hash,
-        kind: r.kind,
-        status: r.status,
-        contributorId: r.contributor_id,
-        amountMsat: BigInt(r.amount_msat),
-        bolt11: r.bolt11,
-        expiresAtMs: Number(r.expires_at_ms),
-        releasedPreimageHex: r.released_preimage_hex,
-        failedAttempts: r.failed_attempts,
-        wasHeld: r.was_held,
-        maxFeeMsat: r.max_fee_msat === null ? null : BigInt(r.max_fee_msat),
-      }));
+    return recorded;
+  }
+
+  /** The rows hints and log events named, at most a batch of them; a hash no unfinished row has is forgotten. */
+  private async visitPending(): Promise<number> {
+    if (!this.hasPending) return 0;
+    const hashes = [...new Set([...this.hinted, ...this.touched])].slice(0, this.limits.batchSize);
+    const rows = new Map((await this.rowsFor(hashes)).map((row) => [row.paymentHash, row]));
+    let recorded = 0;
+    for (const hash of hashes) {
+      const row = rows.get(hash);
+      const named = this.hinted.has(hash);
+      // A held row has no step of the coordinator's until the node reports a change: a log event alone does not visit it.
+      if (row !== undefined && (named || row.status !== 'held')) recorded += await this.isolated(row);
+      this.hinted.delete(hash);
+      this.touched.delete(hash);
+    }
+    return recorded;
+  }
+
+  private sweepDue(): boolean {
+    if (this.sweepIntervalMs === null) return false;
+    return this.lastSweepAtMs === null || this.deps.nowMs() - this.lastSweepAtMs >= this.sweepIntervalMs;
+  }
+
+  /** One page of unfinished rows after the rotating cursor, wrapping around at the end. */
+  private async sweepTick(): Promise<number> {
+    this.lastSweepAtMs = this.deps.nowMs();
+    this.counters.sweepTicks += 1;
+    let rows = await this.page(UNFINISHED, this.sweepCursor, this.sweepPageSize);
+    if (rows.length < this.sweepPageSize && this.sweepCursor !== '') {
+      const seen = new Set(rows.map((r) => r.paymentHash));
+      rows = [...rows, ...(await this.page(UNFINISHED, '', this.sweepPageSize)).filter((r) => !seen.has(r.paymentHash))].slice(0, this.sweepPageSize);
+    }
+    this.sweepCursor = rows.length === 0 ? '' : rows[rows.length - 1]!.paymentHash;
+    let recorded = 0;
+    for (const row of rows) recorded += await this.isolated(row);
+    return recorded;
+  }
+
+  private outbox(): Kysely<OutboxTables> {
+    return this.deps.store.db.withSchema('outbox') as unknown as Kysely<OutboxTables>;
+  }
+
+  private async page(statuses: readonly string[], after: string, limit: number): Promise<OutboxRow[]> {
+    const rows = await this.outbox().selectFrom('invoices').selectAll().where('status', 'in', [...statuses]).where('payment_hash', '>', after).orderBy('payment_hash').limit(limit).execute();
+    return rows.map(toRow);
+  }
+
+  private async rowsFor(hashes: readonly string[]): Promise<OutboxRow[]> {
+    if (hashes.length === 0) return [];
+    const rows = await this.outbox().selectFrom('invoices').selectAll().where('payment_hash', 'in', [...hashes]).where('status', 'in', [...UNFINISHED]).execute();
+    return rows.map(toRow);
   }
 
   private async handle(row: OutboxRow): Promise<number> {
@@ -253,4 +378,22 @@ export class LightningDispatcher {
     const outcome = await handleCommand(this.deps.store, invoiceDecider, invoiceStreamId(row.paymentHash), full, { newEventId: this.deps.newEventId });
     return outcome.status === 'appended' ? 1 : 0;
   }
+}
+
+type OutboxInvoiceRow = { [K in keyof OutboxTables['invoices']]: OutboxTables['invoices'][K] extends import('kysely').ColumnType<infer S, any, any> ? S : OutboxTables['invoices'][K] };
+
+function toRow(r: OutboxInvoiceRow): OutboxRow {
+  return {
+    paymentHash: r.payment_hash,
+    kind: r.kind,
+    status: r.status,
+    contributorId: r.contributor_id,
+    amountMsat: BigInt(r.amount_msat),
+    bolt11: r.bolt11,
+    expiresAtMs: Number(r.expires_at_ms),
+    releasedPreimageHex: r.released_preimage_hex,
+    failedAttempts: r.failed_attempts,
+    wasHeld: r.was_held,
+    maxFeeMsat: r.max_fee_msat === null ? null : BigInt(r.max_fee_msat),
+  };
 }

@@ -3,14 +3,17 @@
 import type { Kysely } from 'kysely';
 import { outboxProjector } from '../../projections/outbox/outbox-projector.js';
 import { ProjectionRunner } from '../../projections/runner.js';
+import type { LightningError, UpdateSubscription } from '../../domain/ports/lightning.js';
 import { LightningDispatcher, type DispatcherDeps } from './dispatcher.js';
 import { InProcessLease, type SingleWriterLease } from './escrow-lease.js';
 import { ESCROW_REACTOR_SUBSCRIPTION, EscrowReactor, type EscrowReactorDeps } from './escrow-reactor.js';
 
 export type EscrowEngineDeps = EscrowReactorDeps &
-  Pick<DispatcherDeps, 'contributors' | 'limits' | 'afterEffect'> & {
+  Pick<DispatcherDeps, 'contributors' | 'limits' | 'afterEffect' | 'sweep'> & {
     /** Only the holder reacts, settles and dispatches; defaults to an in-process lease (one embedded database, one process). */
     lease?: SingleWriterLease;
+    /** Follow the node's payment updates (default true); false leaves held escrows to the sweep alone (tests compare the two). */
+    subscribe?: boolean;
   };
 
 export type QuietReport = Readonly<{ rounds: number; reactedEvents: number; outcomesRecorded: number; settled: number; quiet: boolean }>;
@@ -25,6 +28,12 @@ export class EscrowEngine {
   readonly dispatcher: LightningDispatcher;
   readonly lease: SingleWriterLease;
   private readonly outbox: ProjectionRunner;
+  private subscription: UpdateSubscription | null = null;
+  /** Bumped on every (re)subscription, so a late onDrop of an old stream cannot end the new one. */
+  private generation = 0;
+  private readonly wakers = new Set<() => void>();
+  /** Streams dropped since start: each was followed by a resubscription at the next pass and a sweep tick at once. */
+  drops = 0;
 
   constructor(private readonly deps: EscrowEngineDeps) {
     this.reactor = new EscrowReactor(deps);
@@ -49,6 +58,8 @@ export class EscrowEngine {
    */
   async runUntilQuiet(stopped: () => boolean = () => false): Promise<QuietReport> {
     if (!(await this.lease.acquire(stopped))) return { rounds: 0, reactedEvents: 0, outcomesRecorded: 0, settled: 0, quiet: false };
+    await this.follow();
+    this.dispatcher.startPass();
     let reactedEvents = 0;
     let outcomesRecorded = 0;
     let settled = 0;
@@ -63,14 +74,67 @@ export class EscrowEngine {
       reactedEvents += reacted;
       outcomesRecorded += recorded;
       settled += swept;
-      if (reacted === 0 && recorded === 0 && swept === 0) return { rounds: round, reactedEvents, outcomesRecorded, settled, quiet: true };
+      if (reacted === 0 && recorded === 0 && swept === 0 && !this.dispatcher.hasPending) return { rounds: round, reactedEvents, outcomesRecorded, settled, quiet: true };
     }
     return { rounds: MAX_ESCROW_ROUNDS, reactedEvents, outcomesRecorded, settled, quiet: false };
   }
 
+  /** Calls `wake` whenever a node update arrives or a stream drops, so a loop runs a pass without waiting for its poll. */
+  onWake(wake: () => void): () => void {
+    this.wakers.add(wake);
+    return () => this.wakers.delete(wake);
+  }
+
+  /** Whether the node's update stream is followed right now. */
+  get following(): boolean {
+    return this.subscription !== null;
+  }
+
   /** Hands the lease to the next process (a clean shutdown); a crash hands it over too, when the session ends. */
   async close(): Promise<void> {
+    this.generation += 1;
+    const subscription = this.subscription;
+    this.subscription = null;
+    await subscription?.close().catch(() => {});
     await this.lease.release();
+  }
+
+  /**
+   * Follows the node's payment updates unless already following: each names one hash for the
+   * dispatcher to look at, nothing more. A stream that drops (the node restarted) is followed again
+   * at the next pass, and a sweep tick runs at once; anything it missed in between is the sweep's.
+   * A node that refuses to subscribe is tried again next pass: the sweep carries on meanwhile.
+   */
+  private async follow(): Promise<void> {
+    if (this.deps.subscribe === false || this.subscription !== null) return;
+    const generation = ++this.generation;
+    try {
+      const subscription = await this.deps.node.subscribeToPayments({
+        onUpdate: (update) => {
+          if (generation !== this.generation) return;
+          this.dispatcher.hint(update.paymentHash);
+          this.wakeAll();
+        },
+        onDrop: (error: LightningError) => {
+          if (generation !== this.generation) return;
+          this.subscription = null;
+          this.drops += 1;
+          this.dispatcher.sweepNow();
+          this.deps.log?.(`escrow: the node's payment stream dropped (${error.code}: ${error.message}); following it again at the next pass, and sweeping meanwhile`);
+          this.wakeAll();
+        },
+      });
+      if (generation === this.generation) this.subscription = subscription;
+      else await subscription.close();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      this.deps.log?.(`escrow: could not follow the node's payments (${typeof code === 'string' ? code : String(error)}); the sweep covers held escrows until it can`);
+      this.dispatcher.sweepNow();
+    }
+  }
+
+  private wakeAll(): void {
+    for (const wake of this.wakers) wake();
   }
 
   /** Feeds the reactor the next batch after its checkpoint; the checkpoint moves only after the batch is handled. */
@@ -79,6 +143,8 @@ export class EscrowEngine {
     const batch = await store.readAll({ after: await store.loadCheckpoint(ESCROW_REACTOR_SUBSCRIPTION), maxCount: ESCROW_REACT_BATCH });
     if (batch.length === 0) return 0;
     await this.reactor.handle(batch);
+    // Each new invoice event may give the dispatcher a step for that one row: it visits those, not every held escrow.
+    for (const recorded of batch) if (recorded.streamId.startsWith('invoice-')) this.dispatcher.touch(recorded.streamId.slice('invoice-'.length));
     await store.saveCheckpoint(ESCROW_REACTOR_SUBSCRIPTION, batch[batch.length - 1]!.position);
     return batch.length;
   }

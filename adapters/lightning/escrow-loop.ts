@@ -20,7 +20,17 @@ export class EscrowLoop {
   constructor(private readonly engine: EscrowEngine, store: EventStore, log: (line: string) => void, pollIntervalMs = DEFAULT_ESCROW_POLL_INTERVAL_MS) {
     this.loop = new PassLoop({
       pass: () => engine.runUntilQuiet(() => this.stopping),
-      store,
+      // Woken by an append in this process, and by the node's updates: a settled or canceled escrow is seen at once, not at the next poll.
+      store: {
+        onAppended: (listener) => {
+          const appended = store.onAppended(listener);
+          const woken = engine.onWake(() => listener());
+          return () => {
+            appended();
+            woken();
+          };
+        },
+      },
       pollIntervalMs,
       onError: (error, failures) => {
         if (error instanceof InvariantViolation) return 'stop';
