@@ -142,8 +142,12 @@ function shardIdAt(shard: number): string {
   return shard === 0 ? MNIST_HELDOUT_SHARD_ID : `mnist-${String(shard - 1).padStart(2, '0')}`;
 }
 
+/** Shard id → block, built once: every replayed step looks its shard up twice. */
+const SHARD_INDEX: ReadonlyMap<unknown, number> = new Map(Array.from({ length: MNIST_SHARD_COUNT }, (_, shard) => [shardIdAt(shard), shard]));
+
 function shardIndexOf(shardId: unknown): number {
-  for (let shard = 0; shard < MNIST_SHARD_COUNT; shard++) if (shardIdAt(shard) === shardId) return shard;
+  const shard = SHARD_INDEX.get(shardId);
+  if (shard !== undefined) return shard;
   const known = `mnist-00..mnist-${String(MNIST_TRAINING_SHARD_COUNT - 1).padStart(2, '0')} or ${MNIST_HELDOUT_SHARD_ID}`;
   throw new DomainError('UNKNOWN_SHARD', `no MNIST shard is named ${JSON.stringify(String(shardId).slice(0, 64))}; use ${known}`, { field: 'shardId' });
 }
@@ -173,8 +177,8 @@ export function mnistShardDigest(shardId: string): string {
 
 /** The digest of the shard this server holds under `shardId`, or null when it holds no shard of that name. */
 export function heldMnistShardDigest(shardId: string): string | null {
-  for (let shard = 0; shard < MNIST_SHARD_COUNT; shard++) if (shardIdAt(shard) === shardId) return dataset().digests[shard] as string;
-  return null;
+  const shard = SHARD_INDEX.get(shardId);
+  return shard === undefined ? null : (dataset().digests[shard] as string);
 }
 
 /** The id of the held shard whose digest this is, or null. Digests cover the shard id, so at most one matches. */

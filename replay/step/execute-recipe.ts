@@ -29,7 +29,11 @@ export type RecipeExecution = Readonly<{
   loss: number;
   /** One step: the gradient. H steps: the pseudo-gradient (θ0 − θH) / learningRate. */
   gradients: ParameterSet;
-  /** SHA-256 of the gradients as a dense-f32 body. */
+  /**
+   * SHA-256 of the gradients as a dense-f32 body, computed on first read and kept. A verdict
+   * that finds the replayed gradient byte-identical to the submitted one already knows this
+   * digest (it is the submitted one), so the match path never hashes the replay.
+   */
   gradientDigest: string;
   /** Present when the execution was asked for it ({ trace: true }); null otherwise. */
   trace: RecipeTrace | null;
@@ -59,7 +63,7 @@ export type ExecuteOptions = Readonly<{
  * (read and verified once per digest), the batch from the cached epoch order, the feeds wrap
  * those arrays, onnxruntime computes and copies out only the outputs read (one step: loss and
  * gradients; H steps: loss and next parameters), nothing is copied after, and the gradient is
- * hashed once, tensor by tensor, with no body built.
+ * hashed at most once, tensor by tensor with no body built, and only when its digest is read.
  */
 export async function executeRecipe(recipe: StepRecipe, deps: ExecuteDeps, options: ExecuteOptions = {}): Promise<RecipeExecution> {
   const startedMs = performance.now();
@@ -90,12 +94,16 @@ export async function executeRecipe(recipe: StepRecipe, deps: ExecuteDeps, optio
   }
   if (!last) throw new Error('a recipe runs at least one inner step');
   const gradients = recipe.innerSteps === 1 ? firstGradients! : pseudoGradient(base, parameters, recipe.learningRate);
+  let gradientDigest: string | undefined;
   return {
     recipe,
     recipeClass: recipeClass(recipe, last.provider),
     loss,
     gradients,
-    gradientDigest: denseDigest(step.model, gradients),
+    get gradientDigest(): string {
+      gradientDigest ??= denseDigest(step.model, gradients);
+      return gradientDigest;
+    },
     trace: trace ? { checkpointDigests, finalParameters: parameters } : null,
     provider: last.provider,
     device: last.device,

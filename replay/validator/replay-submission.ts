@@ -7,7 +7,7 @@ import { encodeDense } from '../encoding/dense-f32.js';
 import { decodeSparseLoco, encodeSparseLoco, type SparseLocoOptions } from '../encoding/sparseloco.js';
 import { decodeGradient } from '../encoding/decode-gradient.js';
 import type { StepDefinition } from '../graphs/reference-steps.js';
-import { sha256Hex } from '../model/checkpoint.js';
+import { denseDigest, sha256Hex } from '../model/checkpoint.js';
 import type { ParameterSet } from '../model/model-spec.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { recipeForAssignment, type StepRecipe } from '../recipe.js';
@@ -82,13 +82,24 @@ export async function loadSubmittedGradients(blobs: BlobStore, step: StepDefinit
 function compareWith(input: SubmissionUnderReplay & { gradients: ParameterSet }, replay: RecipeExecution, sparse: SparseLocoOptions | null, calibration: CalibrationFile | null) {
   const replayed = project(input.step, replay.gradients, sparse);
   const submittedDigest = sha256Hex(encodeDense(input.step.model, input.gradients));
-  const replayedDigest = sparse ? sha256Hex(encodeDense(input.step.model, replayed)) : replay.gradientDigest;
+  // Byte-identical dense bodies have the same SHA-256, so a match needs no hash of the replay;
+  // only a mismatch, whose evidence names the replayed digest, pays for one.
+  const replayedDigest = sameDenseBytes(input.gradients, replayed) ? submittedDigest : sparse ? denseDigest(input.step.model, replayed) : replay.gradientDigest;
   const thresholds = thresholdsFor(input.step.graphDigest, calibration);
   const common = { submittedDigest, replayedDigest, submitted: input.gradients, replayed, thresholds };
   const exact = compareGradients({ ...common, sameRecipeClass: true });
   // Another provider or optimization level changes low bits: only then does tolerance decide.
   const tolerance = exact.match ? null : compareGradients({ ...common, sameRecipeClass: false });
   return { exact, tolerance };
+}
+
+/** Whether two gradients have the same dense-f32 bytes (so 0 and −0 differ, as their digests do). */
+function sameDenseBytes(a: ParameterSet, b: ParameterSet): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x, t) => {
+    const y = b[t]!;
+    return x.length === y.length && Buffer.compare(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(y.buffer, y.byteOffset, y.byteLength)) === 0;
+  });
 }
 
 function project(step: StepDefinition, gradients: ParameterSet, sparse: SparseLocoOptions | null): ParameterSet {

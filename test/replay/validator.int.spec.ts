@@ -2,6 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeDense } from '../../replay/encoding/dense-f32.js';
+import { sha256Hex } from '../../replay/model/checkpoint.js';
 import type { ParameterSet } from '../../replay/model/model-spec.js';
 import { createPrng } from '../../replay/model/prng.js';
 import { replayWorld, type ReplayWorld } from './replay-world.js';
@@ -37,6 +38,8 @@ describe('validator checks: integrity, quality, sampled replay', () => {
     expect(evidence.quality.lossAfter).toBeLessThan(evidence.quality.lossBefore);
     expect(evidence.replay).toMatchObject({ sampled: true, outcome: 'match', comparison: { exact: { mode: 'exact', match: true } }, executionProvider: 'cpu' });
     expect(evidence.replay.recipe).toMatchObject({ graphDigest: world.step.graphDigest, checkpointDigest: world.checkpoints.currentDigest, shardDigest: world.shardDigest, graphOptimizationLevel: 'disabled' });
+    // A byte-identical replay is matched without hashing it; the evidence still names both digests, and they are the submitted one.
+    expect(evidence.replay.comparison.exact).toMatchObject({ submittedDigest: evidence.integrity.gradientDigest, replayedDigest: evidence.integrity.gradientDigest });
   });
 
   it('accepts an honest SparseLoCo-compressed gradient by comparing it with the replay compressed the same way', async () => {
@@ -57,6 +60,11 @@ describe('validator checks: integrity, quality, sampled replay', () => {
     const state = await judge('a-scaled', 'mallory', 4, (honest) => honest.map((t) => t.map((v) => v * 1.5)));
     expect(state.rejection?.reasonCode).toBe('REPLAY_SCALED_GRADIENT');
     expect((state.rejection!.evidence as any).replay.comparison.tolerance.metrics.normRatio).toBeCloseTo(1.5, 3);
+    // A mismatch hashes the replay for its evidence: the honest gradient's digest, not the submitted one.
+    const exact = (state.rejection!.evidence as any).replay.comparison.exact;
+    expect(exact.match).toBe(false);
+    expect(exact.replayedDigest).toBe(sha256Hex(encodeDense(world.step.model, await world.gradientFor(4))));
+    expect(exact.submittedDigest).toBe((state.rejection!.evidence as any).integrity.gradientDigest);
   });
 
   it('rejects a gradient computed on the previous checkpoint as REPLAY_STALE_CHECKPOINT', async () => {
