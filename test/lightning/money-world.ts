@@ -14,7 +14,8 @@ import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-
 import { assignmentDecider, assignmentStreamId, worstCaseCostMsat, type AssignmentCommand, type AssignmentState } from '../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
 import type { Command } from '../../domain/decider.js';
-import type { CoordinatorNode } from '../../domain/ports/lightning.js';
+import type { ContributorChannel, CoordinatorNode } from '../../domain/ports/lightning.js';
+import type { SweepOptions } from '../../adapters/lightning/dispatcher.js';
 import type { DomainError } from '../../domain/errors.js';
 import { assignmentReservationId } from '../../domain/reactions/payouts.js';
 import { runDecider, runStreamId, type ActiveRunState, type RunCommand } from '../../domain/run/index.js';
@@ -81,10 +82,15 @@ export async function moneyWorld(engine: MoneyEngine, options: { devAnswers?: re
 
   /** Each engine stands for one process: making another ends the last one, as a restart does. */
   const engines: EscrowEngine[] = [];
-  async function escrowEngine(opts: { limits?: DispatcherLimits; keepPrevious?: boolean; sweepBatchSize?: number; node?: CoordinatorNode } = {}): Promise<EscrowEngine> {
+  async function escrowEngine(
+    opts: { limits?: DispatcherLimits; keepPrevious?: boolean; sweepBatchSize?: number; node?: CoordinatorNode; contributors?: ContributorChannel; subscribe?: boolean; sweep?: SweepOptions; log?: (line: string) => void } = {},
+  ): Promise<EscrowEngine> {
     if (!opts.keepPrevious) for (const previous of engines.splice(0)) await previous.close();
     const built = new EscrowEngine({
-      store, node: opts.node ?? network.coordinator(), invoices: box, contributors: dev, preimages, nowMs, newEventId, network: 'regtest',
+      store, node: opts.node ?? network.coordinator(), invoices: box, contributors: opts.contributors ?? dev, preimages, nowMs, newEventId, network: 'regtest',
+      ...(opts.subscribe === undefined ? {} : { subscribe: opts.subscribe }),
+      ...(opts.sweep ? { sweep: opts.sweep } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
       lease: leaseFor(db, engine),
       onRefused: (cmd, error) => refused.push({ command: cmd, error }),
       ...(opts.limits ? { limits: opts.limits } : {}),
