@@ -92,8 +92,8 @@ async function checkIntegrity(input: SubmissionCase, deps: JudgeDeps): Promise<I
 /**
  * Relative improvement of the held-out loss when the step θ − lr·g is applied: (before − after) / before.
  * Both losses come from the model's forward-only loss graph, which gives bitwise the train step's
- * loss output on CPU with optimization disabled (test/replay/forward-loss-graph.int.spec.ts), at a
- * third of its cost or less: no backward pass, no update, no gradients copied out.
+ * loss output on CPU with optimization disabled (test/replay/forward-loss-graph.int.spec.ts), in
+ * about a third of its time: no backward pass, no update, no gradients copied out.
  */
 export async function heldOutImprovement(step: StepDefinition, base: ParameterSet, gradients: ParameterSet, runner: StepRunner) {
   const batch = heldOutBatch();

@@ -25,7 +25,7 @@ const SHARD_ID = 'mnist-04';
 /** Batches of 32 in one epoch of a 500-sample shard. */
 const BATCHES_PER_EPOCH = 15;
 /** Alternating rounds of every measure; each figure is the median round's. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 export async function runReplayBench(steps: number, log: (line: string) => void) {
   const results: Record<string, unknown> = {};
