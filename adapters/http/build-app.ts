@@ -8,6 +8,7 @@ import { healthRoutes, type HealthDeps } from './health-routes.js';
 import { registerIdempotency } from './idempotency.js';
 import { frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
 import { registerRateLimits } from './rate-limit.js';
+import { registerStrictBodies } from './strict-bodies.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { assignmentsRoutes } from './routes/assignments-routes.js';
 import { contributorsRoutes } from './routes/contributors-routes.js';
@@ -30,9 +31,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.api?.limits.jsonBodyLimitBytes ?? deps.bodyLimitBytes,
     frameworkErrors: frameworkErrorsAsProblems,
     // No type coercion: an amount sent as a JSON number would already have lost digits on the way in.
-    ajv: { customOptions: { coerceTypes: false } },
+    // No stripping (fastify's default is removeAdditional: true): an unknown field is refused by name, never dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
   registerProblemHandler(app);
+  registerStrictBodies(app);
   await app.register(async (instance) => healthRoutes(instance, deps));
   await prometheusRoutes(app, deps);
   if (deps.api) await registerApi(app, deps.api, deps.engine);

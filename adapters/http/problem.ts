@@ -119,6 +119,7 @@ export const BLOB_CODE_STATUS: Readonly<Record<string, number>> = { BLOB_TOO_LAR
 export const PROBLEM_MAPPINGS: readonly { source: string; status: string; code: string }[] = [
   { source: 'ApiError', status: 'its status', code: 'its code' },
   { source: 'schema validation (FST_ERR_VALIDATION)', status: '400', code: 'VALIDATION_FAILED' },
+  { source: 'a body field the route does not know (schema validation, additionalProperties)', status: '400', code: 'UNKNOWN_FIELD' },
   { source: 'invalid or empty JSON body', status: '400', code: 'INVALID_JSON' },
   { source: 'body over the limit (FST_ERR_CTP_BODY_TOO_LARGE)', status: '413', code: 'BODY_TOO_LARGE' },
   { source: 'content type without a parser', status: '415', code: 'UNSUPPORTED_MEDIA_TYPE' },
@@ -135,6 +136,13 @@ export const PROBLEM_MAPPINGS: readonly { source: string; status: string; code: 
   { source: 'LightningError', status: 'LIGHTNING_CODE_STATUS (else 503)', code: 'its code' },
   { source: 'anything else', status: '500', code: 'INTERNAL' },
 ];
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The body content types the route takes, named by a 415; without it, JSON for a route with a body schema. */
+    accepts?: readonly string[];
+  }
+}
 
 const problemsSent = new WeakMap<FastifyReply, Problem>();
 
@@ -201,7 +209,9 @@ function mapKnownAdapterError(error: unknown): MappedError | null {
 function mapFrameworkError(error: unknown, request?: FastifyRequest): MappedError | null {
   if (!(error instanceof Error)) return null;
   const { code, statusCode } = error as Partial<FastifyError>;
-  if (code === 'FST_ERR_VALIDATION' || Array.isArray((error as Partial<FastifyError>).validation)) return validationProblem(error as FastifyError);
+  if (code === 'FST_ERR_VALIDATION' || Array.isArray((error as Partial<FastifyError>).validation)) return validationProblem(error as FastifyError, request);
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge(request);
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType(request);
   const listed = code ? FRAMEWORK_ERROR_PROBLEMS[code] : undefined;
   if (listed) return { ...listed, detail: listed.code === 'ROUTE_NOT_FOUND' && request ? routeNotFound(request).detail : error.message };
   if (statusCode === 429) return { status: 429, code: 'RATE_LIMITED', detail: 'too many requests; wait for the time in Retry-After' };
@@ -215,16 +225,173 @@ function mapFrameworkError(error: unknown, request?: FastifyRequest): MappedErro
   return null;
 }
 
-function validationProblem(error: FastifyError): MappedError {
+/** One ajv error, as fastify hands them over in `error.validation`. */
+type AjvIssue = Readonly<{ keyword: string; instancePath?: string; schemaPath?: string; params?: Readonly<Record<string, unknown>>; message?: string }>;
+/** One line of a VALIDATION_FAILED / UNKNOWN_FIELD problem: the field (`body/…`, `querystring/…`, `headers/…`) and what is wrong with it. */
+export type ValidationIssue = { field: string; message: string; allowed?: readonly unknown[] };
+type Explained = { path: string; message: string; keyword: string; allowed?: readonly unknown[] };
+
+export const UNKNOWN_FIELD_MESSAGE = 'is not a field of this request (unknown fields are refused, not ignored)';
+
+/**
+ * Turns ajv's errors into lines a caller can act on: a union of literals says which values it allows, a union
+ * of objects told apart by a literal field reports the branch the request chose, an unknown field is named
+ * (code UNKNOWN_FIELD), and a missing one is named as the field itself.
+ */
+function validationProblem(error: FastifyError, request?: FastifyRequest): MappedError {
   const context = error.validationContext ?? 'request';
-  const issues = (error.validation ?? []).slice(0, MAX_VALIDATION_ISSUES).map((issue) => {
-    const missing = (issue.params as { missingProperty?: unknown } | undefined)?.missingProperty;
-    const path = `${issue.instancePath ?? ''}${typeof missing === 'string' ? `/${missing}` : ''}`;
-    return { field: `${context}${path}`, message: issue.message ?? 'is invalid' };
-  });
+  const schema = request ? (request.routeOptions?.schema as Record<string, unknown> | undefined)?.[context] : undefined;
+  const explained = explainIssues((error.validation ?? []) as readonly AjvIssue[], schema, request ? validatedData(request, context) : undefined);
+  const issues: ValidationIssue[] = explained.slice(0, MAX_VALIDATION_ISSUES).map((issue) => ({
+    field: `${context}${issue.path}`,
+    message: issue.message,
+    ...(issue.allowed ? { allowed: issue.allowed } : {}),
+  }));
   const first = issues[0];
   const detail = first ? `${first.field} ${first.message}` : error.message;
-  return { status: 400, code: 'VALIDATION_FAILED', detail, extra: { errors: issues } };
+  const code = explained[0]?.keyword === 'additionalProperties' ? 'UNKNOWN_FIELD' : 'VALIDATION_FAILED';
+  return { status: 400, code, detail, extra: { errors: issues } };
+}
+
+function validatedData(request: FastifyRequest, context: string): unknown {
+  if (context === 'body') return request.body;
+  if (context === 'querystring') return request.query;
+  if (context === 'params') return request.params;
+  if (context === 'headers') return request.headers;
+  return undefined;
+}
+
+function explainIssues(errors: readonly AjvIssue[], schema: unknown, data: unknown): Explained[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  // ajv lists a union's branch errors before the union's own: group each outermost union with everything under it.
+  const outermost = unions.filter((u) => !unions.some((other) => other !== u && isUnder(u.schemaPath, other.schemaPath)));
+  const out: Explained[] = [];
+  const done = new Set<AjvIssue>();
+  for (const e of errors) {
+    const union = outermost.find((u) => u === e || isUnder(e.schemaPath, u.schemaPath));
+    if (!union) {
+      out.push(explainOne(e));
+    } else if (!done.has(union)) {
+      done.add(union);
+      out.push(...explainUnion(union, errors.filter((x) => isUnder(x.schemaPath, union.schemaPath)), schema, data));
+    }
+  }
+  return out;
+}
+
+function explainUnion(union: AjvIssue, members: readonly AjvIssue[], schema: unknown, data: unknown): Explained[] {
+  const path = union.instancePath ?? '';
+  const byBranch = new Map<string, AjvIssue[]>();
+  for (const m of members) {
+    const branch = m.schemaPath!.slice(union.schemaPath!.length + 1).split('/')[0]!;
+    byBranch.set(branch, [...(byBranch.get(branch) ?? []), m]);
+  }
+  // A union of literals (TypeBox's Union of Literal): every branch failed on its constant.
+  const constants = [...byBranch.values()].map((branch) => branch.find((m) => m.keyword === 'const' && (m.instancePath ?? '') === path));
+  if (constants.length > 0 && constants.every((c) => c !== undefined)) {
+    const allowed = constants.map((c) => c!.params?.allowedValue);
+    return [{ path, keyword: 'enum', message: oneOf(allowed), allowed }];
+  }
+  // A union of objects told apart by a literal field: report only the branch the request named.
+  const branches = resolvePointer(schema, union.schemaPath);
+  const tag = Array.isArray(branches) ? discriminator(branches) : null;
+  if (tag) {
+    const value = (resolveInstance(data, path) as Record<string, unknown> | undefined)?.[tag.property];
+    const chosen = tag.values.indexOf(value);
+    if (chosen < 0) return [{ path: `${path}/${tag.property}`, keyword: 'enum', message: oneOf(tag.values), allowed: tag.values }];
+    const branchErrors = byBranch.get(String(chosen));
+    if (branchErrors && branchErrors.length > 0) return explainIssues(branchErrors, schema, data);
+  }
+  return [...explainIssues(members, schema, data), explainOne(union)];
+}
+
+function explainOne(e: AjvIssue): Explained {
+  const path = e.instancePath ?? '';
+  const params = e.params ?? {};
+  if (e.keyword === 'required' && typeof params.missingProperty === 'string') return { path: `${path}/${params.missingProperty}`, keyword: e.keyword, message: 'is required' };
+  if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+    return { path: `${path}/${params.additionalProperty}`, keyword: e.keyword, message: UNKNOWN_FIELD_MESSAGE };
+  }
+  if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) return { path, keyword: e.keyword, message: oneOf(params.allowedValues), allowed: params.allowedValues };
+  if (e.keyword === 'const') return { path, keyword: e.keyword, message: `must be ${showValue(params.allowedValue)}`, allowed: [params.allowedValue] };
+  return { path, keyword: e.keyword, message: e.message ?? 'is invalid' };
+}
+
+function oneOf(values: readonly unknown[]): string {
+  return `must be one of: ${values.map(showValue).join(', ')}`;
+}
+
+function showValue(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function isUnder(path: string | undefined, parent: string | undefined): boolean {
+  return path !== undefined && parent !== undefined && path.startsWith(`${parent}/`);
+}
+
+/** The property every branch fixes to a distinct literal (`verdict: 'accepted' | 'rejected'`), if there is one. */
+function discriminator(branches: readonly unknown[]): { property: string; values: unknown[] } | null {
+  const first = branches[0] as { properties?: Record<string, { const?: unknown }> } | undefined;
+  for (const property of Object.keys(first?.properties ?? {})) {
+    const values = branches.map((b) => (b as { properties?: Record<string, { const?: unknown }> })?.properties?.[property]?.const);
+    if (values.every((v) => v !== undefined) && new Set(values).size === values.length) return { property, values };
+  }
+  return null;
+}
+
+/** The schema node at an ajv schemaPath (`#/properties/v/anyOf`). */
+function resolvePointer(schema: unknown, pointer: string | undefined): unknown {
+  if (!pointer?.startsWith('#')) return undefined;
+  return walk(schema, pointer.slice(1).split('/').slice(1));
+}
+
+/** The value at an ajv instancePath (`/rewardPolicy/baseRewardMsat`). */
+function resolveInstance(data: unknown, pointer: string): unknown {
+  return walk(data, pointer === '' ? [] : pointer.split('/').slice(1));
+}
+
+function walk(node: unknown, segments: readonly string[]): unknown {
+  let current = node;
+  for (const raw of segments) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return current;
+}
+
+/** 413 with the limit that applied: the route's own bodyLimit, else the server's. */
+function bodyTooLarge(request?: FastifyRequest): MappedError {
+  const limitBytes = request?.routeOptions?.bodyLimit ?? request?.server.initialConfig.bodyLimit;
+  if (typeof limitBytes !== 'number') return { status: 413, code: 'BODY_TOO_LARGE', detail: 'the request body is larger than this server accepts' };
+  const declared = Number(request?.headers['content-length']);
+  const received = Number.isSafeInteger(declared) && declared > limitBytes ? { receivedBytes: declared } : {};
+  const route = request?.routeOptions?.url ? ` ${request.method} ${request.routeOptions.url}` : '';
+  return {
+    status: 413,
+    code: 'BODY_TOO_LARGE',
+    detail: `the request body is larger than the ${limitBytes}-byte limit of${route || ' this route'}${'receivedBytes' in received ? ` (Content-Length ${declared})` : ''}`,
+    extra: { limitBytes, ...received },
+  };
+}
+
+/** Content types this app may parse, in the order a 415 lists them when a route does not say. */
+const KNOWN_BODY_TYPES = ['application/json', 'application/octet-stream'] as const;
+
+/** What a route accepts: its `config.accepts`, else JSON for a route with a body schema, else whatever the app parses. */
+export function acceptedContentTypes(request: FastifyRequest): readonly string[] {
+  const declared = (request.routeOptions?.config as { accepts?: readonly string[] } | undefined)?.accepts;
+  if (declared && declared.length > 0) return declared;
+  if ((request.routeOptions?.schema as { body?: unknown } | undefined)?.body !== undefined) return ['application/json'];
+  return KNOWN_BODY_TYPES.filter((type) => request.server.hasContentTypeParser(type));
+}
+
+function unsupportedMediaType(request?: FastifyRequest): MappedError {
+  if (!request) return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'the request body has a content type this server does not accept' };
+  const accepted = acceptedContentTypes(request);
+  const sent = request.headers['content-type'];
+  const shown = typeof sent === 'string' && sent.length > 0 ? `Content-Type ${sent.slice(0, 100)}` : 'a body without a Content-Type';
+  const route = request.routeOptions?.url ? `${request.method} ${request.routeOptions.url}` : 'this route';
+  return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', detail: `${route} does not accept ${shown}; send Content-Type: ${accepted.join(' or ')}`, extra: { accepted } };
 }
 
 function routeNotFound(request: FastifyRequest): MappedError {

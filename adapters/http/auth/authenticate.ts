@@ -8,6 +8,7 @@ import { ApiError } from '../problem.js';
 import type { ApiKeyStore } from './api-keys.js';
 import { HttpSignatureError, checkBodyDigest, readSignedHeaders, verifySignature, type SignedHeaders, type VerifiedSignature } from './http-signature.js';
 import type { NonceStore } from './nonce-store.js';
+import { withArticle } from '../wording.js';
 
 export type StaffCaller = Readonly<{ kind: 'staff'; keyId: string; role: string; scopes: readonly string[] }>;
 export type ContributorCaller = Readonly<{ kind: 'contributor'; contributorId: string }>;
@@ -49,7 +50,7 @@ export async function requireStaff(request: FastifyRequest, deps: AuthDeps, scop
   const key = match ? await deps.apiKeys.authenticate(match[1]!) : null;
   if (!key) throw new ApiError(401, 'INVALID_API_KEY', 'the API key is malformed, unknown or revoked');
   const accepted = typeof scope === 'string' ? [scope] : scope;
-  if (!accepted.some((s) => key.scopes.includes(s))) throw new ApiError(403, 'FORBIDDEN', `a ${key.role} key holds none of the scopes this route accepts (${accepted.join(', ')})`);
+  if (!accepted.some((s) => key.scopes.includes(s))) throw new ApiError(403, 'FORBIDDEN', `${withArticle(key.role)} key holds none of the scopes this route accepts (${accepted.join(', ')})`);
   const caller: StaffCaller = { kind: 'staff', keyId: key.keyId, role: key.role, scopes: key.scopes };
   request.caller = caller;
   request.principal = `key:${key.keyId}`;

@@ -12,6 +12,7 @@ import { ApiError } from '../problem.js';
 import { Id, IdempotencyHeaders, Sha256Hex } from './schemas.js';
 
 const ROLES = Object.keys(ROLE_SCOPES);
+const CHECKPOINT_CONTENT_TYPES = ['application/octet-stream'] as const;
 
 export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -31,8 +32,8 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   );
 
   // Checkpoints are content-addressed: the body's SHA-256 is its name, and it must be a reference model's checkpoint.
-  api.put('/v1/checkpoints', { preHandler: asStaff(auth, 'runs:write'), bodyLimit: deps.limits.blobBodyLimitBytes, config: { idempotent: true }, schema: { headers: IdempotencyHeaders } }, async (request, reply) => {
-    if (!(request.body instanceof Uint8Array)) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the checkpoint as Content-Type: application/octet-stream');
+  api.put('/v1/checkpoints', { preHandler: asStaff(auth, 'runs:write'), bodyLimit: deps.limits.blobBodyLimitBytes, config: { idempotent: true, accepts: CHECKPOINT_CONTENT_TYPES }, schema: { headers: IdempotencyHeaders } }, async (request, reply) => {
+    if (!(request.body instanceof Uint8Array)) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the checkpoint as Content-Type: application/octet-stream', { accepted: CHECKPOINT_CONTENT_TYPES });
     const body = request.body;
     const model = referenceSteps().find((s) => s.model.parameters.reduce((n, p) => n + p.dims.reduce((a, d) => a * d, 1), 0) * 4 === body.byteLength)?.model;
     if (!model) throw new ApiError(422, 'CHECKPOINT_SHAPE_MISMATCH', `${body.byteLength} bytes is not the size of any reference model's checkpoint`);

@@ -17,6 +17,7 @@ import { authDeps, eventsView, runCommand, runCommandsAtomically, wire, type Api
 import { asContributor, asStaff, asStaffOrContributor, callerOf, contributorCallerOf, staffCallerOf, type Caller } from '../auth/authenticate.js';
 import { MAX_BOLT11_CHARS } from '../hold-invoice-box.js';
 import { ApiError } from '../problem.js';
+import { withArticle } from '../wording.js';
 import { requireRun } from './runs-routes.js';
 import { MNIST_SHARD_SIZE } from '../../../replay/data/mnist.js';
 import { stepByGraphDigest } from '../../../replay/graphs/reference-steps.js';
@@ -140,7 +141,7 @@ export async function assignmentsRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       }
       await checkPayoutInvoice(deps, terms, request.body.bolt11, line.amountMsat);
       const posted = await deps.holdInvoices.postPayout(terms.assignmentId, kind, line.attempts, request.body.bolt11, deps.nowMs());
-      if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has a ${kind} invoice waiting to be paid; one invoice per attempt`);
+      if (!posted.stored) throw new ApiError(409, 'INVOICE_ALREADY_POSTED', `assignment ${terms.assignmentId} already has ${withArticle(kind)} invoice waiting to be paid; one invoice per attempt`);
       return wire({ assignmentId: terms.assignmentId, kind, amountMsat: line.amountMsat, attempt: line.attempts });
     },
   );

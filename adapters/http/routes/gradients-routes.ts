@@ -14,12 +14,16 @@ import type { CommandOutcome } from '../../commands/command-handler.js';
 import { authDeps, eventsView, runCommand, type ApiDeps } from '../api-context.js';
 import { asContributor, contributorCallerOf } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
+import { withArticle } from '../wording.js';
 import { loadOwnedAssignment } from './assignments-routes.js';
 import { requireRunDefinition } from './runs-routes.js';
 import { AppendedEvents, Id } from './schemas.js';
 
 /** The route's hard ceiling: the largest body any reference model accepts. The run's model then narrows it. */
 export const GRADIENT_ROUTE_LIMIT_BYTES = Math.max(...referenceSteps().flatMap((s) => [maxEncodedSizeBytes(s.model, 'dense-f32'), maxEncodedSizeBytes(s.model, 'sparseloco')]));
+
+/** A gradient is a binary tensor: a JSON body reaches the handler (its parser is the app's) and is refused there. */
+const GRADIENT_CONTENT_TYPES = ['application/octet-stream'] as const;
 
 const GradientHeaders = Type.Object(
   {
@@ -37,7 +41,7 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
 
   api.post(
     '/v1/assignments/:assignmentId/gradient',
-    { preHandler: asContributor(auth), bodyLimit: GRADIENT_ROUTE_LIMIT_BYTES, config: { idempotent: true }, schema: { params: Type.Object({ assignmentId: Id }), headers: GradientHeaders, response: { 201: AppendedEvents } } },
+    { preHandler: asContributor(auth), bodyLimit: GRADIENT_ROUTE_LIMIT_BYTES, config: { idempotent: true, accepts: GRADIENT_CONTENT_TYPES }, schema: { params: Type.Object({ assignmentId: Id }), headers: GradientHeaders, response: { 201: AppendedEvents } } },
     async (request, reply) => {
       const caller = contributorCallerOf(request);
       const loaded = await loadOwnedAssignment(deps, request.params.assignmentId, caller);
@@ -49,7 +53,9 @@ export async function gradientsRoutes(app: FastifyInstance, deps: ApiDeps): Prom
       const encoding = request.headers['x-gradient-encoding'];
       const body = bodyBytes(request.body);
       const limitBytes = maxEncodedSizeBytes(step.model, encoding);
-      if (body.byteLength > limitBytes) throw new ApiError(413, 'GRADIENT_TOO_LARGE', `a ${encoding} gradient of ${step.model.name} is at most ${limitBytes} bytes, got ${body.byteLength}`);
+      if (body.byteLength > limitBytes) {
+        throw new ApiError(413, 'GRADIENT_TOO_LARGE', `${withArticle(encoding)} gradient of ${step.model.name} is at most ${limitBytes} bytes, got ${body.byteLength}`, { limitBytes, receivedBytes: body.byteLength });
+      }
       try {
         decodeGradient(step.model, encoding, body);
       } catch (error) {
@@ -104,5 +110,5 @@ function replayingOnly(refusal: DomainError): typeof assignmentDecider {
 
 function bodyBytes(body: unknown): Uint8Array {
   if (body instanceof Uint8Array) return body;
-  throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the gradient as Content-Type: application/octet-stream');
+  throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the gradient as Content-Type: application/octet-stream (its encoding goes in x-gradient-encoding: dense-f32 or sparseloco)', { accepted: GRADIENT_CONTENT_TYPES });
 }

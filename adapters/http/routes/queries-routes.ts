@@ -12,6 +12,9 @@ import { authDeps, wire, type ApiDeps } from '../api-context.js';
 import { asStaff, asStaffOrContributor, callerOf } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
 import { Id } from './schemas.js';
+import { assignmentStreamId } from '../../../domain/assignment/index.js';
+import { contributorStreamId } from '../../../domain/contributor/index.js';
+import { runStreamId } from '../../../domain/run/index.js';
 
 /** Query strings are not coerced: a timestamp is up to 16 digits of ms. */
 const TIMESTAMP_PATTERN = '^(0|[1-9][0-9]{0,15})$';
@@ -24,6 +27,9 @@ export async function queriesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   const metrics = () => deps.db.withSchema('metrics');
 
   api.get('/v1/ledger/accounts', { preHandler: asStaff(auth, 'ledger:read'), schema: { querystring: Type.Object({ runId: Type.Optional(Id), contributorId: Type.Optional(Id) }) } }, async (request) => {
+    const { runId, contributorId } = request.query;
+    if (runId !== undefined) await requireStream(deps, runStreamId(runId), 'RUN_NOT_FOUND', `run ${runId} does not exist`);
+    if (contributorId !== undefined) await requireStream(deps, contributorStreamId(contributorId), 'CONTRIBUTOR_NOT_FOUND', `contributor ${contributorId} is not registered`);
     return wire(await accountBalances(ledger(), request.query));
   });
 
@@ -32,7 +38,9 @@ export async function queriesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   });
 
   api.get('/v1/ledger/assignments/:assignmentId/transfers', { preHandler: asStaff(auth, 'ledger:read'), schema: { params: Type.Object({ assignmentId: Id }) } }, async (request) => {
-    return wire(await transfersForAssignment(ledger(), request.params.assignmentId));
+    const { assignmentId } = request.params;
+    await requireStream(deps, assignmentStreamId(assignmentId), 'ASSIGNMENT_NOT_FOUND', `assignment ${assignmentId} does not exist`);
+    return wire(await transfersForAssignment(ledger(), assignmentId));
   });
 
   api.get('/v1/rewards/contributors', { preHandler: asStaff(auth, 'rewards:read') }, async (request) => {
@@ -72,6 +80,7 @@ export async function queriesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     },
     async (request) => {
       const { granularity, runId, fromMs, toMs } = request.query;
+      if (runId !== undefined) await requireStream(deps, runStreamId(runId), 'RUN_NOT_FOUND', `run ${runId} does not exist`);
       return wire(await metricsByPeriod(metrics(), { granularity, ...(runId ? { runId } : {}), ...(fromMs ? { fromMs: Number(fromMs) } : {}), ...(toMs ? { toMs: Number(toMs) } : {}) }));
     },
   );
@@ -79,4 +88,12 @@ export async function queriesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   api.get('/v1/metrics/runs', { preHandler: asStaff(auth, 'metrics:read') }, async (request) => {
     return wire(await metricsByRun(metrics()));
   });
+}
+
+/**
+ * A filter or path naming an id the log has never seen is a 404, not an empty list: the projections may lag the log,
+ * but the log decides what exists. One event read (maxCount 1); an existing id with no rows yet still answers 200 [].
+ */
+async function requireStream(deps: ApiDeps, streamId: string, code: string, detail: string): Promise<void> {
+  if ((await deps.store.readStream(streamId, { maxCount: 1 })).length === 0) throw new ApiError(404, code, detail);
 }
