@@ -1,84 +1,239 @@
-// The `trainledger` command: start, replay-worker, simulate and export, each with its own flags.
+// The `trainledger` command: start, replay-worker, simulate and export, each with its own flags and its own --help.
 
 import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { failStart, startCommand } from '../main.js';
-import { failWorker, replayWorkerCommand } from '../replay-worker-main.js';
-import { StaffClient } from '../client/trainledger-client.js';
-import { DEFAULT_SIMULATION_DISPUTE_WINDOW_MS, formatSummary, simulate } from './simulate.js';
 
-const USAGE = `usage: trainledger <command> [flags]
-  start            the whole system, embedded (flags: --port --host --data-dir --database-url)
-  replay-worker    replay workers alone (flags: --database-url --data-dir --provider --threads --workers --lease-ms --validator)
-  simulate         drive a real run over HTTP: --contributors N --steps S --cheaters FRACTION [--disputes FRACTION] [--dispute-window-ms MS] [--url URL] [--seed N]
-  export           the log as NDJSON on stdout: [--url URL] [--after TX:POS]
-staff commands read the coordinator key from TRAINLEDGER_ADMIN_KEY or --admin-key-file (default ./data/admin-key)`;
+/** Exit status of a command line the CLI could not make sense of (unknown command or flag, a bad value). */
+export const USAGE_EXIT_CODE = 2;
+
+const DEFAULT_URL = 'http://127.0.0.1:8080';
+const DEFAULT_DATA_DIR = './data';
+/** The file the server writes its first coordinator key to, under its data dir (ADMIN_KEY_FILE_NAME in adapters/http/auth/api-keys.ts). */
+const ADMIN_KEY_FILE_NAME = 'admin-key';
+
+const KEY_LOOKUP = `the coordinator key comes from TRAINLEDGER_ADMIN_KEY, else --admin-key-file, else <data dir>/admin-key,
+where the data dir is --data-dir, else TRAINLEDGER_DATA_DIR, else ./data (what \`npm start\` uses and writes on its first start)`;
+
+type CommandHelp = Readonly<{ summary: string; usage: string }>;
+
+export const COMMANDS: Readonly<Record<string, CommandHelp>> = {
+  start: {
+    summary: 'the whole system, embedded: API, projections, escrow, validator and replay',
+    usage: `usage: trainledger start [flags]
+Runs the whole system in one process until SIGINT or SIGTERM (PGlite and the dev Lightning network unless told otherwise).
+  --data-dir DIR        PGlite's files, blobs, the coordinator secret and the admin key (env TRAINLEDGER_DATA_DIR; default ./data)
+  --port N              HTTP port (env TRAINLEDGER_PORT; default 8080)
+  --host HOST           HTTP interface (env TRAINLEDGER_HOST; default 127.0.0.1)
+  --database-url URL    PostgreSQL instead of the embedded PGlite (env DATABASE_URL)
+  --parts LIST          a comma-separated subset of api, projections, escrow, validator, replay (env TRAINLEDGER_PARTS; default all)
+  -h, --help            this help
+Flags win over environment variables, which win over defaults.`,
+  },
+  'replay-worker': {
+    summary: 'replay workers alone, against a shared database',
+    usage: `usage: trainledger replay-worker [flags]
+Runs dispute replays (and, with --validator, sampled validation replays) apart from the API, until SIGINT or SIGTERM.
+  --database-url URL    PostgreSQL to share with the API (env DATABASE_URL; default the embedded PGlite in the data dir)
+  --data-dir DIR        PGlite's files and the blobs (env TRAINLEDGER_DATA_DIR; default ./data)
+  --provider NAME       auto, or an ONNX execution provider such as cpu or cuda (env TRAINLEDGER_REPLAY_PROVIDER; default auto)
+  --threads N           intra-op threads per session
+  --workers N           workers in this process (default 1)
+  --lease-ms MS         how long a worker holds a job before another may take it (default 60000)
+  --validator           also run the validator's sampled replays (a switch, no value)
+  -h, --help            this help`,
+  },
+  simulate: {
+    summary: 'drive a real run over HTTP with honest and cheating contributors, then print a summary',
+    usage: `usage: trainledger simulate [flags]     (npm run simulate -- [flags])
+Drives a run against a server that is already running (\`npm start\` in another terminal), on the dev Lightning network.
+  --contributors N        contributors, 1..64 (default 4)
+  --steps S               training steps, 1..15 (default 3)
+  --cheaters FRACTION     share of contributors who cheat, 0..1 (default 0.25)
+  --disputes FRACTION     share of rejected contributors who dispute, 0..1 (default 0.5)
+  --dispute-window-ms MS  the run's dispute window (default 20000)
+  --seed N                seed of the initial checkpoint and the batches (default 1)
+  --timeout-ms MS         longest wait for one round's verdicts and settlements (default 120000)
+  --url URL               the server (default ${DEFAULT_URL})
+  --data-dir DIR          the server's data dir, to read its admin key from (env TRAINLEDGER_DATA_DIR; default ./data)
+  --admin-key-file PATH   read the coordinator key from this file instead
+  -h, --help              this help
+${KEY_LOOKUP}`,
+  },
+  export: {
+    summary: 'the log as NDJSON on stdout',
+    usage: `usage: trainledger export [flags]
+Writes the event log as NDJSON, one event per line, from the start or from a position.
+  --url URL               the server (default ${DEFAULT_URL})
+  --after TX:POS          resume after this position (the x-next-after of an earlier export)
+  --data-dir DIR          the server's data dir, to read its admin key from (env TRAINLEDGER_DATA_DIR; default ./data)
+  --admin-key-file PATH   read the coordinator key from this file instead
+  -h, --help              this help
+${KEY_LOOKUP}`,
+  },
+};
+
+export const USAGE = `usage: trainledger <command> [flags]
+commands:
+${Object.entries(COMMANDS).map(([name, { summary }]) => `  ${name.padEnd(15)}  ${summary}`).join('\n')}
+Run \`trainledger <command> --help\` for a command's flags.`;
+
+/** A command line the CLI cannot run: printed with the usage that applies, exit status 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(message: string, readonly usage: string) {
+    super(message);
+  }
+}
 
 type Flags = Map<string, string>;
 
-function parseFlags(argv: readonly string[], known: readonly string[]): Flags {
+function parseFlags(command: string, argv: readonly string[], known: readonly string[]): Flags {
+  const usage = COMMANDS[command]!.usage;
   const flags: Flags = new Map();
   for (let i = 0; i < argv.length; i += 1) {
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]!);
-    if (!match || !known.includes(match[1]!)) throw new Error(`unknown argument ${JSON.stringify(argv[i])}\n${USAGE}`);
+    if (!match || !known.includes(match[1]!)) throw new UsageError(`unknown argument ${JSON.stringify(argv[i])} for ${command}`, usage);
     const value = match[2] ?? argv[(i += 1)];
-    if (value === undefined) throw new Error(`--${match[1]} needs a value`);
+    if (value === undefined) throw new UsageError(`--${match[1]} needs a value`, usage);
     flags.set(match[1]!, value);
   }
   return flags;
 }
 
-function fraction(flags: Flags, name: string, fallback: number): number {
-  const value = Number(flags.get(name) ?? fallback);
-  if (!(value >= 0 && value <= 1)) throw new Error(`--${name} must be a fraction from 0 to 1`);
+function count(flags: Flags, name: string, fallback: number): number {
+  const raw = flags.get(name);
+  const value = Number(raw ?? fallback);
+  if (!Number.isSafeInteger(value) || value < 0) throw new UsageError(`--${name} must be a whole number; got ${JSON.stringify(raw)}`, COMMANDS.simulate!.usage);
   return value;
 }
 
-async function adminKey(flags: Flags): Promise<string> {
-  if (process.env.TRAINLEDGER_ADMIN_KEY) return process.env.TRAINLEDGER_ADMIN_KEY;
-  const file = flags.get('admin-key-file') ?? './data/admin-key';
+function fraction(flags: Flags, name: string, fallback: number): number {
+  const value = Number(flags.get(name) ?? fallback);
+  if (!(value >= 0 && value <= 1)) throw new UsageError(`--${name} must be a fraction from 0 to 1`, COMMANDS.simulate!.usage);
+  return value;
+}
+
+/** Where a staff command finds the coordinator key, in order; the error names every way to give one. */
+export function adminKey(flags: Flags, env: NodeJS.ProcessEnv): string {
+  if (env.TRAINLEDGER_ADMIN_KEY) return env.TRAINLEDGER_ADMIN_KEY.trim();
+  const explicit = flags.get('admin-key-file');
+  const dataDir = flags.get('data-dir') ?? env.TRAINLEDGER_DATA_DIR ?? DEFAULT_DATA_DIR;
+  const file = explicit ?? join(dataDir, ADMIN_KEY_FILE_NAME);
+  let key: string;
   try {
-    return readFileSync(file, 'utf8').trim();
+    key = readFileSync(file, 'utf8').trim();
   } catch {
-    throw new Error(`no coordinator key: set TRAINLEDGER_ADMIN_KEY or pass --admin-key-file (tried ${file})`);
+    throw new Error(
+      explicit
+        ? `no coordinator key: cannot read --admin-key-file ${resolve(file)}`
+        : `no coordinator key: TRAINLEDGER_ADMIN_KEY is unset and ${resolve(file)} does not exist. The server writes <data dir>/admin-key on its first start: ` +
+            `pass --data-dir with the server's data dir, or --admin-key-file PATH, or set TRAINLEDGER_ADMIN_KEY to its coordinator key`,
+    );
+  }
+  if (key.length === 0) throw new Error(`no coordinator key: ${resolve(file)} is empty`);
+  return key;
+}
+
+/**
+ * Before a long simulation: is a server there, and does it take the key? Either failure is named with what to do,
+ * instead of a connection error or a 401 in the middle of the first round.
+ */
+async function preflight(baseUrl: string, key: string, keySource: string): Promise<void> {
+  let health: Response;
+  try {
+    health = await fetch(new URL('/health', baseUrl));
+  } catch {
+    throw new Error(`no TrainLedger server answers at ${baseUrl}: start one with \`npm start\` (in another terminal), or pass --url`);
+  }
+  if (!health.ok) throw new Error(`the server at ${baseUrl} answered GET /health with ${health.status}; is it a TrainLedger server?`);
+  const probe = await fetch(new URL('/v1/runs/-', baseUrl), { headers: { authorization: `Bearer ${key}` } });
+  if (probe.status === 401 || probe.status === 403) {
+    throw new Error(`the server at ${baseUrl} refused the coordinator key from ${keySource} (${probe.status}): it is another server's key; pass the server's --data-dir or --admin-key-file, or set TRAINLEDGER_ADMIN_KEY`);
   }
 }
 
-async function simulateCommand(argv: readonly string[]): Promise<void> {
-  const flags = parseFlags(argv, ['contributors', 'steps', 'cheaters', 'disputes', 'url', 'seed', 'admin-key-file', 'timeout-ms', 'dispute-window-ms']);
-  const summary = await simulate({
-    baseUrl: flags.get('url') ?? 'http://127.0.0.1:8080',
-    adminKey: await adminKey(flags),
-    contributors: Number(flags.get('contributors') ?? 4),
-    steps: Number(flags.get('steps') ?? 3),
+function keySource(flags: Flags, env: NodeJS.ProcessEnv): string {
+  if (env.TRAINLEDGER_ADMIN_KEY) return 'TRAINLEDGER_ADMIN_KEY';
+  return resolve(flags.get('admin-key-file') ?? join(flags.get('data-dir') ?? env.TRAINLEDGER_DATA_DIR ?? DEFAULT_DATA_DIR, ADMIN_KEY_FILE_NAME));
+}
+
+async function simulateCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const flags = parseFlags('simulate', argv, ['contributors', 'steps', 'cheaters', 'disputes', 'url', 'seed', 'admin-key-file', 'data-dir', 'timeout-ms', 'dispute-window-ms']);
+  const baseUrl = flags.get('url') ?? DEFAULT_URL;
+  const options = {
+    contributors: count(flags, 'contributors', 4),
+    steps: count(flags, 'steps', 3),
     cheaters: fraction(flags, 'cheaters', 0.25),
     disputeShare: fraction(flags, 'disputes', 0.5),
     seed: flags.get('seed') ?? '1',
-    roundTimeoutMs: Number(flags.get('timeout-ms') ?? 120_000),
-    disputeWindowMs: Number(flags.get('dispute-window-ms') ?? DEFAULT_SIMULATION_DISPUTE_WINDOW_MS),
+    roundTimeoutMs: count(flags, 'timeout-ms', 120_000),
+  };
+  const key = adminKey(flags, env);
+  await preflight(baseUrl, key, keySource(flags, env));
+  // Loaded only now: the simulator brings onnxruntime, which --help and a usage error need not wait for.
+  const { DEFAULT_SIMULATION_DISPUTE_WINDOW_MS, formatSummary, simulate } = await import('./simulate.js');
+  const summary = await simulate({
+    baseUrl,
+    adminKey: key,
+    ...options,
+    disputeWindowMs: count(flags, 'dispute-window-ms', DEFAULT_SIMULATION_DISPUTE_WINDOW_MS),
     progress: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${formatSummary(summary)}\n`);
 }
 
-async function exportCommand(argv: readonly string[]): Promise<void> {
-  const flags = parseFlags(argv, ['url', 'after', 'admin-key-file']);
-  const staff = new StaffClient({ baseUrl: flags.get('url') ?? 'http://127.0.0.1:8080' }, await adminKey(flags));
+async function exportCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const flags = parseFlags('export', argv, ['url', 'after', 'admin-key-file', 'data-dir']);
+  const { StaffClient } = await import('../client/trainledger-client.js');
+  const staff = new StaffClient({ baseUrl: flags.get('url') ?? DEFAULT_URL }, adminKey(flags, env));
   process.stdout.write(await staff.exportEvents(flags.has('after') ? { after: flags.get('after')! } : {}));
 }
 
-export async function trainledger(argv: readonly string[]): Promise<void> {
+const HELP_FLAGS = new Set(['-h', '--help']);
+
+/** What one command line asks for: help (exit 0), a usage error (exit 2), or a command to run. */
+export function route(argv: readonly string[]): { help: string } | { error: UsageError } | { run: string; rest: readonly string[] } {
   const [command, ...rest] = argv;
-  if (command === 'start') return startCommand(rest, process.env).catch(failStart);
-  if (command === 'replay-worker') return replayWorkerCommand(rest, process.env).catch(failWorker);
-  if (command === 'simulate') return simulateCommand(rest);
-  if (command === 'export') return exportCommand(rest);
-  throw new Error(USAGE);
+  if (command === undefined) return { error: new UsageError('no command given', USAGE) };
+  if (HELP_FLAGS.has(command)) return { help: USAGE };
+  if (command === 'help') {
+    if (rest[0] === undefined) return { help: USAGE };
+    return COMMANDS[rest[0]] ? { help: COMMANDS[rest[0]]!.usage } : { error: new UsageError(`unknown command ${JSON.stringify(rest[0])}`, USAGE) };
+  }
+  const known = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!known) return { error: new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE) };
+  if (rest.some((arg) => HELP_FLAGS.has(arg))) return { help: known.usage };
+  return { run: command, rest };
+}
+
+export async function trainledger(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const routed = route(argv);
+  if ('help' in routed) {
+    process.stdout.write(`${routed.help}\n`);
+    return;
+  }
+  if ('error' in routed) throw routed.error;
+  const { run, rest } = routed;
+  if (run === 'start') {
+    const { failStart, startCommand } = await import('../main.js');
+    return startCommand(rest, env).catch(failStart);
+  }
+  if (run === 'replay-worker') {
+    const { failWorker, replayWorkerCommand } = await import('../replay-worker-main.js');
+    return replayWorkerCommand(rest, env).catch(failWorker);
+  }
+  if (run === 'simulate') return simulateCommand(rest, env);
+  return exportCommand(rest, env);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   trainledger(process.argv.slice(2)).catch((error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`trainledger: ${error.message}\n${error.usage}`);
+      process.exit(USAGE_EXIT_CODE);
+    }
     console.error(`trainledger: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(2);
+    process.exit(1);
   });
 }
