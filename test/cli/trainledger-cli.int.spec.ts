@@ -125,6 +125,15 @@ describe('trainledger simulate finds its key or says how to give one', () => {
     expect(ran.stderr).toContain(`refused the coordinator key from ${join(dataDir, 'admin-key')} (401)`);
   }, SPAWN_TIMEOUT_MS);
 
+  it('with the server\'s own key, gets past the checks to the simulation (which refuses --steps 0 here)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'trainledger-cli-'));
+    writeFileSync(join(dataDir, 'admin-key'), `${h.keys.coordinator}\n`);
+    const ran = await trainledger(['simulate', '--url', baseUrl, '--data-dir', dataDir, '--steps', '0']);
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain('--steps must be 1..15');
+    expect(ran.stderr).not.toContain('refused');
+  }, SPAWN_TIMEOUT_MS);
+
   it('says when no server answers at the URL', async () => {
     const ran = await trainledger(['simulate', '--url', 'http://127.0.0.1:9'], { TRAINLEDGER_ADMIN_KEY: h.keys.coordinator });
     expect(ran.code).toBe(1);
