@@ -123,14 +123,16 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * The one-statement append, or null when it does not apply or did not take (then nothing was written).
+   * The one-call append, or null when it does not apply or did not take (then nothing was written).
    *
-   * Why it is safe: the statement is its own transaction. Its UPDATE of the head row names the known
-   * revision and hash in its WHERE, so under READ COMMITTED a concurrent writer's committed move of
-   * the head makes the re-check fail and the UPDATE match nothing; the events INSERT reads its rows
-   * FROM the UPDATE's RETURNING, so an unmoved head inserts nothing, and so does the idempotency
-   * INSERT, which reads from the events INSERT. A unique violation (an event id already in the
-   * stream, an idempotency key already used) fails the whole statement, so nothing is left behind.
+   * Why it is safe: the call (event_store_append_at_known_head, migration 0002) is its own
+   * transaction. Its UPDATE of the head row names the known revision and hash in its WHERE, so under
+   * READ COMMITTED a concurrent writer's committed move of the head makes the re-check fail and the
+   * UPDATE match nothing, and then the function writes nothing and returns no row. A unique violation
+   * (an event id already in the stream, an idempotency key already used) fails the whole call, so
+   * nothing is left behind. A second guard: the rows start at the known revision + 1, which is at
+   * most the real head + 1, so a head that is not the known one would also collide with the unique
+   * (stream_id, stream_revision) constraint.
    */
   private async tryFastAppend(streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult | null> {
     const known = this.heads.get(streamId);
@@ -140,40 +142,17 @@ export class PostgresEventStore implements EventStore {
     const rows = chainRows(streamId, events, head, recordedAt);
     const last = rows[rows.length - 1]!;
     const firstRevision = head.revision + 1;
-    const moveHead = head.exists
-      ? sql`UPDATE streams SET revision = ${last.stream_revision}, head_hash = ${last.hash}, updated_at = ${recordedAt}
-          WHERE stream_id = ${streamId} AND revision = ${head.revision} AND head_hash = ${head.headHash}
-          RETURNING stream_id`
-      : sql`INSERT INTO streams (stream_id, revision, head_hash, updated_at)
-          VALUES (${streamId}, ${last.stream_revision}, ${last.hash}, ${recordedAt})
-          ON CONFLICT (stream_id) DO NOTHING
-          RETURNING stream_id`;
+    // Revision, prev_hash, stream and time are the same for the server to derive; only what differs per event travels.
+    const payload = JSON.stringify(
+      rows.map((r) => ({ event_id: r.event_id, event_type: r.event_type, schema_version: r.schema_version, data: r.data, metadata: r.metadata, hash: r.hash })),
+    );
     const claim = options.idempotency;
-    const keyRow = claim
-      ? sql`, key_row AS (
-          INSERT INTO idempotency_keys (idempotency_key, request_digest, stream_id, result, created_at)
-          SELECT ${claim.key}::text, ${claim.requestDigest}::text, ${streamId}::text,
-            jsonb_build_object('streamId', ${streamId}::text, 'firstRevision', ${firstRevision}::bigint, 'lastRevision', ${last.stream_revision}::bigint,
-              'transactionId', written.transaction_id, 'globalPosition', written.global_position::text),
-            ${recordedAt}::timestamptz
-          FROM written WHERE written.global_position IS NOT NULL
-          RETURNING 1)`
-      : sql``;
     let written;
     try {
-      written = await sql<{ global_position: string | null; transaction_id: string | null }>`
-        WITH moved AS (${moveHead}),
-        inserted AS (
-          INSERT INTO events (stream_id, stream_revision, event_id, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
-          SELECT r.* FROM moved CROSS JOIN jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(
-            stream_id text, stream_revision bigint, event_id uuid, event_type text, schema_version integer,
-            data jsonb, metadata jsonb, recorded_at timestamptz, prev_hash text, hash text)
-          ORDER BY r.stream_revision
-          RETURNING global_position, transaction_id
-        ), written AS (
-          SELECT max(inserted.global_position) AS global_position, min(inserted.transaction_id::text) AS transaction_id FROM inserted
-        )${keyRow}
-        SELECT written.global_position::text AS global_position, written.transaction_id FROM written`.execute(this.db);
+      written = await sql<{ appended_position: string; appended_transaction: string }>`
+        SELECT appended_position, appended_transaction FROM event_store_append_at_known_head(
+          ${streamId}::text, ${head.revision}::bigint, ${head.headHash}::text, ${payload}::jsonb, ${recordedAt}::timestamptz,
+          ${claim?.key ?? null}::text, ${claim?.requestDigest ?? null}::text)`.execute(this.db);
     } catch (error) {
       this.heads.forget(streamId);
       if (isUniqueViolation(error)) {
@@ -183,13 +162,13 @@ export class PostgresEventStore implements EventStore {
       throw error;
     }
     const row = written.rows[0];
-    if (!row || row.global_position === null || row.transaction_id === null) {
+    if (!row) {
       // The head was not the known one any more: another writer (or another process) moved it.
       this.heads.forget(streamId);
       this.pathCounts.fastMissed += 1;
       return null;
     }
-    invariant(written.rows.length === 1, `one-statement append to ${streamId} returned ${written.rows.length} summary rows`);
+    invariant(written.rows.length === 1, `one-call append to ${streamId} returned ${written.rows.length} summary rows`);
     this.heads.learn(streamId, last.stream_revision, last.hash);
     this.pathCounts.fast += 1;
     return {
@@ -197,7 +176,7 @@ export class PostgresEventStore implements EventStore {
       streamId,
       firstRevision,
       lastRevision: last.stream_revision,
-      position: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) },
+      position: { transactionId: BigInt(row.appended_transaction), globalPosition: BigInt(row.appended_position) },
     };
   }
 

@@ -478,7 +478,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
           expect(polls).toBeLessThan(5_000);
           const rows = await sql<{ n: number }>`
             SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH moved AS%'`.execute(subject.db);
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM event_store_append_at_known_head(%'`.execute(subject.db);
           if (rows.rows[0]!.n > 0) break;
         }
         release();

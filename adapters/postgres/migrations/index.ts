@@ -2,7 +2,9 @@
 
 import type { Migration } from 'kysely';
 import * as eventLog from './0001_event_log.js';
+import * as appendAtKnownHead from './0002_append_at_known_head.js';
 
 export const EVENT_STORE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_event_log': eventLog,
+  '0002_append_at_known_head': appendAtKnownHead,
 };
