@@ -6,7 +6,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type RunningCluster = { adminUrl: string; stop: () => void };
+export type RunningCluster = { adminUrl: string; durable: boolean; stop: () => void };
+
+export type ClusterOptions = {
+  /**
+   * Production durability (fsync, synchronous_commit and full_page_writes on), for benchmarks whose
+   * figures must include the WAL flush at commit. Off by default: the test suite's cluster is thrown away.
+   */
+  durable?: boolean;
+};
 
 /** Where PostgreSQL's server binaries live: PG_BIN, Debian's versioned folder, or PATH. */
 export function findPostgresBinDir(): string {
@@ -45,7 +53,8 @@ function runAsServerUser(bin: string, args: string[]): void {
   execFileSync(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export async function startThrowawayCluster(): Promise<RunningCluster> {
+export async function startThrowawayCluster(options: ClusterOptions = {}): Promise<RunningCluster> {
+  const durable = options.durable ?? false;
   const binDir = findPostgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'trainledger-pg-'));
   if (process.getuid?.() === 0) {
@@ -56,11 +65,14 @@ export async function startThrowawayCluster(): Promise<RunningCluster> {
   const dataDir = join(dir, 'data');
   const port = await freePort();
   runAsServerUser(join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
-  // fsync off: the cluster is thrown away, and durability is PostgreSQL's job, not this suite's.
-  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`;
+  // fsync off for tests: the cluster is thrown away, and durability is PostgreSQL's job, not this suite's.
+  // A durable cluster (benchmarks) commits as production does: every commit waits for its WAL flush.
+  const durability = durable ? 'on' : 'off';
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${durability} -c synchronous_commit=${durability} -c full_page_writes=${durability} -c max_connections=300`;
   runAsServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-o', serverOptions, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
   return {
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    durable,
     stop: () => {
       try {
         runAsServerUser(join(binDir, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
