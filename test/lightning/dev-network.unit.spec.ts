@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEV_ROUTE, routingFeeMsat } from '../../adapters/lightning/dev/index.js';
 import { expectLightningError } from '../contract/lightning.contract.js';
-import { AMOUNT_MSAT, CLTV_DELTA, ManualClock, holdInvoice, openDev, payRequest } from './dev-fixtures.js';
+import { AMOUNT_MSAT, CLTV_DELTA, ManualClock, holdInvoice, openDev, payRequest, secret } from './dev-fixtures.js';
 
 describe('DevLightningNetwork: chain and expiry', () => {
   it('cancels a held HTLC once the chain reaches htlcExpiryHeight - safetyMarginBlocks, failing the payment with TIMEOUT', async () => {
@@ -165,5 +165,36 @@ describe('DevLightningNetwork: one send per hash', () => {
     const balance = (await network.coordinatorFunds()).balanceMsat;
     expect(await coordinator.pay(payRequest(invoice.bolt11, invoice.paymentHash))).toMatchObject({ status: 'succeeded', preimageHex: invoice.preimageHex });
     expect((await network.coordinatorFunds()).balanceMsat).toBe(balance);
+  });
+});
+
+describe('DevLightningNetwork: bulk seeding of held escrows (benchmarks)', () => {
+  it('leaves each invoice and payment exactly as createHoldInvoice then pay would, and the escrow settles', async () => {
+    const seeded = await openDev(new ManualClock());
+    const stepwise = await openDev(new ManualClock());
+    const labels = ['seed-a', 'seed-b', 'seed-c'];
+    const requests = labels.map((label, i) => ({ walletName: i === 1 ? 'bob' : 'alice', paymentHash: secret(label).paymentHash, amountMsat: AMOUNT_MSAT, expirySec: 600, cltvDelta: CLTV_DELTA, description: `escrow ${label}` }));
+    const results = await seeded.seedHeldInvoices(requests);
+    expect(results.map((r) => r.status)).toEqual(['in_flight', 'in_flight', 'in_flight']);
+    for (const [i, request] of requests.entries()) {
+      const bolt11 = await stepwise.wallet(request.walletName).createHoldInvoice(request);
+      expect(results[i]!.bolt11).toBe(bolt11);
+      await stepwise.coordinator().pay(payRequest(bolt11, request.paymentHash, { maxFeeMsat: routingFeeMsat(AMOUNT_MSAT), maxTimeoutHeight: Number.MAX_SAFE_INTEGER }));
+      expect(await seeded.wallet(request.walletName).holdInvoiceState(request.paymentHash)).toEqual(await stepwise.wallet(request.walletName).holdInvoiceState(request.paymentHash));
+      expect(await seeded.coordinator().paymentState(request.paymentHash)).toEqual(await stepwise.coordinator().paymentState(request.paymentHash));
+    }
+    expect(await seeded.coordinatorFunds()).toEqual(await stepwise.coordinatorFunds());
+    await seeded.wallet('alice').settleHoldInvoice(secret('seed-a').preimageHex);
+    expect(await seeded.coordinator().paymentState(requests[0]!.paymentHash)).toMatchObject({ status: 'succeeded' });
+    await seeded.close();
+    await stepwise.close();
+  });
+
+  it('refuses a payment hash already used, like createHoldInvoice', async () => {
+    const network = await openDev(new ManualClock());
+    const request = { walletName: 'alice', paymentHash: secret('dup').paymentHash, amountMsat: AMOUNT_MSAT, expirySec: 600, cltvDelta: CLTV_DELTA, description: 'escrow dup' };
+    await network.seedHeldInvoices([request]);
+    await expect(network.seedHeldInvoices([request])).rejects.toThrow();
+    await network.close();
   });
 });

@@ -6,7 +6,8 @@ import { DevCoordinatorNode } from './dev-coordinator.js';
 import { DevFaults, type DevNodeRef } from './dev-faults.js';
 import { assertInvariants, drainTouched, pendingMsat } from './dev-htlc.js';
 import { DevKeyring, DEV_SEED_BYTES, randomDevSeed } from './dev-keys.js';
-import { releaseUnresolved } from './dev-payments.js';
+import { releaseUnresolved, routingFeeMsat, startPayment } from './dev-payments.js';
+import { DEV_NETWORK } from './bolt11.js';
 import { SerialQueue, type DevAccess, type DevRuntime } from './dev-runtime.js';
 import type { DevState } from './dev-state.js';
 import { openDevStore, type DevStore } from './dev-store.js';
@@ -112,6 +113,33 @@ export class DevLightningNetwork {
     const wallet = new DevContributorWallet(this.runtime, name);
     this.walletHandles.set(name, wallet);
     return wallet;
+  }
+
+  /**
+   * Bench and test seeding: for each request, the hold invoice its wallet would create and the
+   * coordinator's payment that holds it, exactly as createHoldInvoice then pay would leave them
+   * (signed BOLT11, HTLC accepted at the payee), but in one call: one chain sweep and one
+   * invariant check for the lot instead of two calls each, whose cost grows with the network.
+   * Returns each request's BOLT11 and the state of its payment.
+   */
+  seedHeldInvoices(requests: readonly Readonly<{ walletName: string; paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number; description: string }>[]): Promise<Array<{ bolt11: string; status: string }>> {
+    const wallets = requests.map((request) => this.wallet(request.walletName) as DevContributorWallet);
+    return this.exclusive(null, async () => {
+      const out: Array<{ bolt11: string; status: string }> = [];
+      for (const [index, request] of requests.entries()) {
+        const wallet = wallets[index]!;
+        const bolt11 = await wallet.holdInvoiceNow(request);
+        const invoice = this.state.wallets.get(request.walletName)!.get(request.paymentHash)!;
+        const decoded = {
+          bolt11, paymentHash: request.paymentHash, amountMsat: request.amountMsat, destination: this.runtime.keys.wallet(request.walletName).publicKeyHex,
+          createdAtMs: invoice.createdAtMs, expiresAtMs: invoice.expiresAtMs, cltvDelta: request.cltvDelta, network: DEV_NETWORK, description: request.description,
+        };
+        const pay = { bolt11, paymentHash: request.paymentHash, amountMsat: request.amountMsat, maxFeeMsat: routingFeeMsat(request.amountMsat), maxTimeoutHeight: Number.MAX_SAFE_INTEGER };
+        const context = { state: this.state, faults: this.faults, nowMs: this.chain.nowMs(), walletNameOf: (key: string) => this.runtime.walletNameOf(key) };
+        out.push({ bolt11, status: startPayment(context, pay, decoded).status });
+      }
+      return out;
+    });
   }
 
   /** Mines `blocks` blocks, then cancels what the new height expires. Returns the new height. */

@@ -28,12 +28,15 @@ export class DevContributorWallet implements ContributorWallet {
   }
 
   createHoldInvoice(request: Readonly<{ paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number; description: string }>): Promise<string> {
-    return this.runtime.exclusive(this.node, async () => {
-      requireHash(request.paymentHash);
-      validateNewInvoice(request, this.runtime.chain.safetyMarginBlocks);
-      assertHashUnused(this.invoices(), request.paymentHash);
-      return this.addInvoice('hold', request.paymentHash, null, request);
-    });
+    return this.runtime.exclusive(this.node, () => this.holdInvoiceNow(request));
+  }
+
+  /** @internal createHoldInvoice's work, for a caller already inside the network's exclusive call (bulk seeding). */
+  async holdInvoiceNow(request: Readonly<{ paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number; description: string }>): Promise<string> {
+    requireHash(request.paymentHash);
+    validateNewInvoice(request, this.runtime.chain.safetyMarginBlocks);
+    assertHashUnused(this.invoices(), request.paymentHash);
+    return this.addInvoice('hold', request.paymentHash, null, request);
   }
 
   /** The preimage comes from the network's seed and a counter, so a run with a fixed seed repeats exactly. */
