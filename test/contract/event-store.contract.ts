@@ -178,6 +178,11 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         expect(backwards.map((e) => e.revision)).toEqual([5, 4, 3]);
         const lastOne = await store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
         expect(lastOne[0]!.revision).toBe(9);
+        // Pages at the stream's ends: fewer than maxCount, never past revision 0 or the head.
+        expect((await store.readStream(streamId, { direction: 'backwards', fromRevision: 1, maxCount: 5 })).map((e) => e.revision)).toEqual([1, 0]);
+        expect((await store.readStream(streamId, { fromRevision: 8, maxCount: 5 })).map((e) => e.revision)).toEqual([8, 9]);
+        expect((await store.readStream(streamId, { maxCount: 2 })).map((e) => e.revision)).toEqual([0, 1]);
+        expect(await store.readStream(streamId, { fromRevision: 10, maxCount: 5 })).toEqual([]);
         await expectCode(store.readStream(streamId, { maxCount: 1_000_000 }), 'INVALID_APPEND');
       });
 
