@@ -1,69 +1,99 @@
-// `npm run bench`: appends, rebuilds and signed gradient submissions on PostgreSQL and PGlite, and replay steps per provider, each beside a same-run baseline; prints JSON.
+// `npm run bench`: every figure of the README's Benchmarks table, each beside its same-run baseline, as JSON on stdout (progress on stderr).
 
 import { randomBytes } from 'node:crypto';
-import { cpus, totalmem } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
-import { startThrowawayCluster, type RunningCluster } from '../support/postgres-cluster.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ALL_PROJECTORS } from '../../projections/index.js';
-import { runAppendBench, type AppendBenchSizes } from './append-bench.js';
+import { startThrowawayCluster, type RunningCluster } from '../support/postgres-cluster.js';
+import { runAppendBench, runDurableAppendBench, type AppendBenchSizes, type DurableAppendBenchResult } from './append-bench.js';
+import { ESCROW_HELD_RATIO_GOAL, runEscrowBench, type EscrowBenchResult } from './escrow-bench.js';
 import { runRebuildBench } from './rebuild-bench.js';
 import { runReplayBench } from './replay-bench.js';
-import { MAX_HISTORY_ASSIGNMENTS, MAX_SUBMISSIONS, runSubmissionBench, type SubmissionBenchSizes } from './submission-bench.js';
 import { PeakMemory } from './stats.js';
+import { MAX_HISTORY_ASSIGNMENTS, MAX_SUBMISSIONS, runSubmissionBench, type SubmissionBenchResult, type SubmissionBenchSizes } from './submission-bench.js';
 
 type Engine = 'postgres' | 'pglite';
 
-type BenchArgs = { engines: Engine[]; sizes: AppendBenchSizes; rebuildEvents: number; replaySteps: number; submissions: number; concurrency: number; historyAssignments: number };
+type BenchArgs = {
+  engines: Engine[];
+  durableAppends: { singleEvents: number; batches: number; batchSize: number; repeats: number };
+  storeAppends: AppendBenchSizes;
+  rebuildEvents: number;
+  replaySteps: number;
+  submissions: number;
+  concurrency: number;
+  historyAssignments: number;
+  escrowHeld: number;
+};
 
 function parseArgs(argv: readonly string[]): BenchArgs {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+  const known = new Set(['engines', 'appends', 'append-batches', 'batch-size', 'repeats', 'single', 'batches', 'rebuild-events', 'replay-steps', 'submissions', 'concurrency', 'history-assignments', 'escrow-held']);
+  for (const name of args.keys()) if (!known.has(name)) throw new Error(`unknown argument --${name}; known: ${[...known].map((k) => `--${k}`).join(', ')}`);
   const enginesArg = args.get('engines') ?? 'postgres,pglite';
   // --engines=none skips the store benchmarks, for a replay-only run on a GPU machine.
   const engines = (enginesArg === 'none' ? [] : enginesArg.split(',')) as Engine[];
-  for (const e of engines) if (e !== 'postgres' && e !== 'pglite') throw new Error(`unknown engine ${e}; use postgres and/or pglite`);
-  const int = (name: string, fallback: number) => {
+  for (const e of engines) if (e !== 'postgres' && e !== 'pglite') throw new Error(`unknown engine ${e}; use postgres and/or pglite, or none`);
+  const int = (name: string, fallback: number, min: number, max: number) => {
     const value = Number(args.get(name) ?? fallback);
-    if (!Number.isInteger(value) || value < 1 || value > 1_000_000) throw new Error(`--${name} must be an integer from 1 to 1000000`);
+    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}${min === 0 ? ' (0 skips it)' : ''}`);
     return value;
   };
-  const rebuildEvents = Number(args.get('rebuild-events') ?? 1_000_000);
-  if (!Number.isInteger(rebuildEvents) || rebuildEvents < 0 || rebuildEvents > 10_000_000) throw new Error('--rebuild-events must be an integer from 0 (skip) to 10000000');
-  const replaySteps = Number(args.get('replay-steps') ?? 500);
-  if (!Number.isInteger(replaySteps) || replaySteps < 0 || replaySteps > 1_000_000) throw new Error('--replay-steps must be an integer from 0 (skip) to 1000000');
-  const submissions = Number(args.get('submissions') ?? 300);
-  if (!Number.isInteger(submissions) || submissions < 0 || submissions > MAX_SUBMISSIONS) throw new Error(`--submissions must be an integer from 0 (skip) to ${MAX_SUBMISSIONS}`);
-  const historyAssignments = Number(args.get('history-assignments') ?? 100_000);
-  if (!Number.isInteger(historyAssignments) || historyAssignments < 0 || historyAssignments > MAX_HISTORY_ASSIGNMENTS) throw new Error(`--history-assignments must be an integer from 0 to ${MAX_HISTORY_ASSIGNMENTS}`);
-  return { engines, sizes: { singleAppends: int('single', 2000), batchAppends: int('batches', 200), batchSize: int('batch-size', 100) }, rebuildEvents, replaySteps, submissions, concurrency: int('concurrency', 16), historyAssignments };
+  const batchSize = int('batch-size', 100, 1, 1_000);
+  return {
+    engines,
+    durableAppends: { singleEvents: int('appends', 10_000, 0, 1_000_000), batches: int('append-batches', 100, 1, 100_000), batchSize, repeats: int('repeats', 3, 1, 9) },
+    storeAppends: { singleAppends: int('single', 2_000, 1, 1_000_000), batchAppends: int('batches', 200, 1, 100_000), batchSize },
+    rebuildEvents: int('rebuild-events', 1_000_000, 0, 10_000_000),
+    replaySteps: int('replay-steps', 500, 0, 1_000_000),
+    submissions: int('submissions', 320, 0, MAX_SUBMISSIONS),
+    concurrency: int('concurrency', 16, 1, 256),
+    historyAssignments: int('history-assignments', 100_000, 0, MAX_HISTORY_ASSIGNMENTS),
+    escrowHeld: int('escrow-held', 10_000, 0, 100_000),
+  };
 }
 
-/** Runs `fn` against a brand-new database on DATABASE_URL's server, or on a throwaway cluster. */
-async function withPostgres<T>(fn: (url: string) => Promise<T>): Promise<T> {
-  const cluster: RunningCluster | null = process.env.DATABASE_URL ? null : await startThrowawayCluster();
-  const adminUrl = process.env.DATABASE_URL ?? cluster!.adminUrl;
-  try {
+/**
+ * One PostgreSQL server for the whole run, with fsync, synchronous_commit and full_page_writes on
+ * (production's settings): DATABASE_URL's server when set, else a throwaway cluster. Each bench
+ * gets a brand-new database on it.
+ */
+class PostgresServer {
+  private constructor(private readonly adminUrl: string, private readonly cluster: RunningCluster | null) {}
+
+  static async start(): Promise<PostgresServer> {
+    if (process.env.DATABASE_URL) return new PostgresServer(process.env.DATABASE_URL, null);
+    const cluster = await startThrowawayCluster({ durable: true });
+    return new PostgresServer(cluster.adminUrl, cluster);
+  }
+
+  async freshDatabase(): Promise<string> {
     const name = `trainledger_bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
+    const admin = new pg.Client({ connectionString: this.adminUrl });
     await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const url = new URL(adminUrl);
+    try {
+      await admin.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(this.adminUrl);
     url.pathname = `/${name}`;
-    return await fn(url.toString());
-  } finally {
-    cluster?.stop();
+    return url.toString();
+  }
+
+  stop(): void {
+    this.cluster?.stop();
   }
 }
 
-type Target = Parameters<typeof openEventStore>[0];
+const log = (line: string) => process.stderr.write(`${line}\n`);
 
-/** Opens a fresh store on `engine` for one benchmark: a new database (or DATABASE_URL), or PGlite in a temporary folder. */
-async function withFreshStore<T>(engine: Engine, fn: (opened: Awaited<ReturnType<typeof openEventStore>>) => Promise<T>): Promise<T> {
-  const run = async (target: Target) => {
+/** A fresh store on `engine` for one bench: a new PostgreSQL database, or PGlite in a temporary folder. */
+async function withFreshStore<T>(engine: Engine, server: PostgresServer | null, fn: (opened: Awaited<ReturnType<typeof openEventStore>>) => Promise<T>): Promise<T> {
+  const run = async (target: Parameters<typeof openEventStore>[0]) => {
     const opened = await openEventStore(target);
     try {
       return await fn(opened);
@@ -71,7 +101,7 @@ async function withFreshStore<T>(engine: Engine, fn: (opened: Awaited<ReturnType
       await opened.store.close();
     }
   };
-  if (engine === 'postgres') return withPostgres((connectionString) => run({ engine: 'postgres', connectionString }));
+  if (engine === 'postgres') return run({ engine: 'postgres', connectionString: await server!.freshDatabase() });
   // On disk rather than in memory: a million events would not fit PGlite's 32-bit WebAssembly heap.
   const dataDir = mkdtempSync(join(tmpdir(), 'trainledger-bench-'));
   try {
@@ -81,51 +111,111 @@ async function withFreshStore<T>(engine: Engine, fn: (opened: Awaited<ReturnType
   }
 }
 
-async function benchEngine(engine: Engine, args: BenchArgs) {
-  const appends = await withFreshStore(engine, ({ store, db }) => runAppendBench(store, db, args.sizes));
-  if (args.rebuildEvents === 0) return { appends };
-  process.stderr.write(`bench: rebuild on ${engine} over ${args.rebuildEvents} events...\n`);
-  const rebuild = await withFreshStore(engine, ({ store }) => runRebuildBench(store, args.rebuildEvents, ALL_PROJECTORS, (line) => process.stderr.write(`${line}\n`)));
-  return { appends, rebuild };
+type EngineResults = {
+  storeAppends: Awaited<ReturnType<typeof runAppendBench>>;
+  rebuild?: Awaited<ReturnType<typeof runRebuildBench>>;
+  submissions?: SubmissionBenchResult;
+  escrow?: EscrowBenchResult;
+};
+
+async function benchEngine(engine: Engine, server: PostgresServer | null, args: BenchArgs): Promise<EngineResults> {
+  log(`bench: store appends on ${engine} (${args.storeAppends.singleAppends} single, ${args.storeAppends.batchAppends} x ${args.storeAppends.batchSize})...`);
+  const out: EngineResults = { storeAppends: await withFreshStore(engine, server, ({ store, db }) => runAppendBench(store, db, args.storeAppends)) };
+  if (args.rebuildEvents > 0) {
+    log(`bench: rebuild on ${engine} over ${args.rebuildEvents} events...`);
+    out.rebuild = await withFreshStore(engine, server, ({ store }) => runRebuildBench(store, args.rebuildEvents, ALL_PROJECTORS, log));
+  }
+  if (args.submissions > 0) {
+    const sizes: SubmissionBenchSizes = { submissions: args.submissions, concurrency: args.concurrency, historyAssignments: args.historyAssignments };
+    out.submissions = await runSubmissionBench(engine === 'postgres' ? { engine, connectionString: await server!.freshDatabase() } : { engine }, sizes, log);
+  }
+  if (args.escrowHeld > 0) {
+    log(`bench: escrow passes on ${engine}, 10 and ${args.escrowHeld} held...`);
+    out.escrow = await runEscrowBench(engine === 'postgres' ? { engine, connectionString: await server!.freshDatabase() } : { engine }, { smallHeld: 10, largeHeld: args.escrowHeld, passes: 30 }, log);
+  }
+  return out;
 }
 
-/** The whole embedded system on `engine` (a new PostgreSQL database, or PGlite in the bench's own temporary folder), N signed submissions. */
-async function benchSubmissions(engine: Engine, sizes: SubmissionBenchSizes) {
-  const log = (line: string) => process.stderr.write(`${line}\n`);
-  if (engine === 'postgres') return withPostgres((connectionString) => runSubmissionBench({ engine: 'postgres', connectionString }, sizes, log));
-  return runSubmissionBench({ engine: 'pglite' }, sizes, log);
+type Goal = { figure: string; key: string; value: number; goal: string; met: boolean; baseline: string };
+
+/** The issue's goal table, from the figures above: one row per goal, each with the baseline it is a ratio to. */
+function goals(durable: DurableAppendBenchResult | null, engines: Partial<Record<Engine, EngineResults>>, replay: Awaited<ReturnType<typeof runReplayBench>> | null): Goal[] {
+  const rows: Goal[] = [];
+  const atLeast = (figure: string, key: string, value: number, goal: number, baseline: string) => rows.push({ figure, key, value, goal: `>= ${goal}`, met: value >= goal, baseline });
+  if (durable) {
+    atLeast('appends, 1 event, 16 writers', 'vsRaw', durable.single.vsRaw, 0.5, 'raw single-row INSERT, 16 writers');
+    atLeast('appends, 1 event, 16 writers', 'vsEmmett', durable.single.vsEmmett, 1.5, "Emmett appendToStream, 16 writers");
+    atLeast(`appends, ${durable.batched.eventsPerAppend} events, 16 writers`, 'vsRaw', durable.batched.vsRaw, 0.6, 'raw multi-row INSERT, 16 writers');
+    atLeast(`appends, ${durable.batched.eventsPerAppend} events, 16 writers`, 'vsEmmett', durable.batched.vsEmmett, 1.2, 'Emmett appendToStream, 16 writers');
+  }
+  for (const [engine, results] of Object.entries(engines) as Array<[Engine, EngineResults]>) {
+    const s = results.submissions;
+    if (s) {
+      atLeast(`signed submissions/s, ${s.concurrency} contributors, API part alone, ${engine}`, 'vsFloor', s.vsFloor, engine === 'postgres' ? 0.5 : 0.3, 'bare route: body, one ed25519 verify, one INSERT');
+      atLeast(`submissions/s at ${s.history.historyAssignments} assignments of history, ${engine}`, 'historyFlatness', s.history.historyFlatness.submissions, 0.9, 'the same on a new run');
+      atLeast(`assignments/s at ${s.history.historyAssignments} assignments of history, ${engine}`, 'historyFlatness', s.history.historyFlatness.assignments, 0.9, 'the same on a new run');
+    }
+    const e = results.escrow;
+    if (e) rows.push({ figure: `escrow pass after one acceptance, ${e.large.held} held, ${engine}`, key: 'escrowHeldRatio', value: e.escrowHeldRatio, goal: `<= ${ESCROW_HELD_RATIO_GOAL}`, met: e.escrowHeldRatio <= ESCROW_HELD_RATIO_GOAL, baseline: `the same with ${e.small.held} held` });
+  }
+  for (const [provider, result] of Object.entries(replay ?? {}) as Array<[string, { available: boolean; models?: Record<string, { overheadRatio: number }> }]>) {
+    for (const [model, figures] of Object.entries(result.models ?? {})) {
+      rows.push({ figure: `replay step, ${model}, ${provider}`, key: 'overheadRatio', value: figures.overheadRatio, goal: '<= 1.5', met: figures.overheadRatio <= 1.5, baseline: 'bare session.run, same session' });
+    }
+  }
+  return rows;
+}
+
+function commandLine(args: BenchArgs): string {
+  const a = args;
+  return [
+    'npm run bench --',
+    `--engines=${a.engines.length > 0 ? a.engines.join(',') : 'none'}`,
+    `--appends=${a.durableAppends.singleEvents} --append-batches=${a.durableAppends.batches} --batch-size=${a.durableAppends.batchSize} --repeats=${a.durableAppends.repeats}`,
+    `--single=${a.storeAppends.singleAppends} --batches=${a.storeAppends.batchAppends}`,
+    `--rebuild-events=${a.rebuildEvents} --replay-steps=${a.replaySteps}`,
+    `--submissions=${a.submissions} --concurrency=${a.concurrency} --history-assignments=${a.historyAssignments} --escrow-held=${a.escrowHeld}`,
+  ].join(' ');
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const { engines, sizes } = args;
   const memory = new PeakMemory();
-  const results: Record<string, unknown> = {};
-  const submissions: Record<string, unknown> = {};
-  for (const engine of engines) {
-    process.stderr.write(`bench: appends on ${engine} (${sizes.singleAppends} single, ${sizes.batchAppends} x ${sizes.batchSize})...\n`);
-    results[engine] = await benchEngine(engine, args);
-    if (args.submissions > 0) submissions[engine] = await benchSubmissions(engine, { submissions: args.submissions, concurrency: args.concurrency, historyAssignments: args.historyAssignments });
+  const server = args.engines.includes('postgres') ? await PostgresServer.start() : null;
+  try {
+    let durableAppends: DurableAppendBenchResult | null = null;
+    if (server && args.durableAppends.singleEvents > 0) {
+      log(`bench: durable appends on PostgreSQL, 16 writers: ${args.durableAppends.singleEvents} single events, ${args.durableAppends.batches} x ${args.durableAppends.batchSize}, ${args.durableAppends.repeats} runs each...`);
+      durableAppends = await runDurableAppendBench(await server.freshDatabase(), { ...args.durableAppends, writers: 16 }, log);
+    }
+    const engines: Partial<Record<Engine, EngineResults>> = {};
+    for (const engine of args.engines) engines[engine] = await benchEngine(engine, server, args);
+    const replay = args.replaySteps > 0 ? await runReplayBench(args.replaySteps, log) : null;
+    const goalRows = goals(durableAppends, engines, replay);
+    const report = {
+      benchmark: 'TrainLedger: durable appends, projection rebuilds, signed gradient submissions, escrow passes and step replay, each beside a same-run baseline',
+      command: commandLine(args),
+      machine: { node: process.version, cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+      goals: goalRows,
+      goalsMet: `${goalRows.filter((g) => g.met).length} of ${goalRows.length}`,
+      notes: [
+        'PostgreSQL: one server for the run with fsync, synchronous_commit and full_page_writes on (DATABASE_URL if set, else a throwaway cluster); each bench gets a new database. PGlite: a temporary data folder.',
+        'durableAppends: 16 concurrent writers per contestant, each appending to its own stream; TrainLedger\'s store, a raw INSERT into a plain table (one row per event; one multi-row INSERT per batch), and Emmett\'s PostgreSQL appendToStream; a CHECKPOINT before each timed run, contestants rotated, median of the runs. vsRaw and vsEmmett = TrainLedger events/s over the baseline\'s.',
+        'storeAppends: the same concurrent writers through the store and a raw INSERT on each engine (PGlite has one connection, so its writers queue).',
+        'rebuild: generated histories bulk-loaded, then each projector replays the log from position zero in 1,000-event batches; readBaseline is the same read and decode with no projector work.',
+        'submissions: the API part alone (--parts=api; no validator, projections or escrow in the process) takes signed RFC 9421 submitGradient calls from N contributors at once over distinct ~64 KiB sparseloco bodies; the floor is a bare route in the same process that reads the same body, verifies one ed25519 signature and commits one single-row INSERT. vsFloor = submissions/s over floor requests/s. historyFlatness = rate on a run with historyAssignments finished assignments (bulk-loaded) over the rate on a new run.',
+        'escrow: the escrow engine with the dev Lightning network; per pass after one new event (an acceptance, or an unrelated funding), with 10 and with N escrows held; escrowHeldRatio = median pass time with N held over with 10 held; node calls per pass are counted.',
+        'replay: per execution provider and reference model, alternating rounds of executeRecipe (as verification calls it) and a bare session.run of the same session; overheadRatio = bare steps/s over engine steps/s.',
+      ],
+      durableAppends,
+      engines,
+      replay,
+      memory: memory.stop(),
+    };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    server?.stop();
   }
-  const replay = args.replaySteps > 0 ? await runReplayBench(args.replaySteps, (line) => process.stderr.write(`${line}\n`)) : null;
-  const report = {
-    benchmark: 'event-store appends, projection rebuilds, signed gradient submissions and step replay',
-    command: `npm run bench -- --engines=${engines.length > 0 ? engines.join(',') : 'none'} --single=${sizes.singleAppends} --batches=${sizes.batchAppends} --batch-size=${sizes.batchSize} --rebuild-events=${args.rebuildEvents} --replay-steps=${args.replaySteps} --submissions=${args.submissions} --concurrency=${args.concurrency} --history-assignments=${args.historyAssignments}`,
-    machine: { node: process.version, cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30) },
-    notes: [
-      'appends: sequential single writer; storeToRawRatio = store events/s / raw multi-row INSERT events/s into a plain table, same engine, same run.',
-      'rebuild: generated histories bulk-loaded, then each projector replays the log from position zero in 1000-event batches; readBaseline is the same batched read and decode with no projector work; readShare = read time / rebuild time.',
-      'PostgreSQL is a throwaway cluster with fsync off unless DATABASE_URL is set; PGlite is in a temporary data folder.',
-      'submissions: per engine, the whole embedded system (startSystem on 127.0.0.1, port 0: API, projections, validator, replay feeder and worker, escrow loop on the dev Lightning network, all in this process) takes N sequential SDK submitGradient calls, each RFC 9421-signed, over distinct sparseloco bodies of the MLP sized closest to 64 KiB (bodySizeBytes, with chunkSize/topK), timed request to 201. One contributor; waves of 100 assignments, one run each, made untimed before the wave once the log is quiet (every open assignment holds an escrow HTLC the dispatcher checks on each pass, and the route replays the run stream on each submission, so a fixed wave keeps the figure independent of N). Background consumers react to each submission during the timing and share the CPU (and PGlite\'s single connection); the run policy accepts every gradient (held-out check only, replayProbability 0, bonus 0) and the escrow settles; verdicts are not timed. isolatedSubmissions: single submissions, each after the log has been quiet for 1.5 s, what the API takes with nothing else running. 20 untimed warm-ups each side; the per-caller rate limit is raised so it never refuses (it still runs).',
-      'submissions bareRoute: the same bodies by plain fetch (no signing) to a bare Fastify() POST /discard route in the same process, reading the octet-stream body as a buffer and answering 204, timed while the system is idle; apiToBareRatio = submissions/s / bare requests/s.',
-      'replay: per available execution provider and reference model, 5 alternating rounds (median) of: executeRecipe as verification calls it (checkpoint from the per-store digest-keyed cache, seeded batch, session.run fetching loss and gradients, gradient digest on demand) against a bare session.run of the same session with feeds built once and every output fetched; overheadRatio = bare steps/s / engine steps/s, overheadRatioP50 = engine p50 / bare p50; bareSessionRunSameFetches fetches what the engine fetches; engineWithGradientDigest also reads the gradient digest (one SHA-256). Optimization disabled, one intra-op thread.',
-    ],
-    results,
-    submissions: args.submissions > 0 && engines.length > 0 ? submissions : null,
-    replay,
-    memory: memory.stop(),
-  };
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }
 
 main().catch((error: unknown) => {
