@@ -1,4 +1,4 @@
-// The `trainledger` command: start, replay-worker, simulate and export, each with its own flags and its own --help.
+// The `trainledger` command: start, replay-worker, simulate, export and checkpoint, each with its own flags and its own --help.
 
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -70,6 +70,15 @@ Writes the event log as NDJSON, one event per line, from the start or from a pos
   --admin-key-file PATH   read the coordinator key from this file instead
   -h, --help              this help
 ${KEY_LOOKUP}`,
+  },
+  checkpoint: {
+    summary: "write a reference model's initial checkpoint, to upload before opening a run",
+    usage: `usage: trainledger checkpoint --model NAME --out FILE [flags]
+Writes the initial parameters of a reference model (the same bytes the server accepts at PUT /v1/checkpoints) and prints their SHA-256 digest.
+  --model NAME            softmax-regression or mlp (GET /v1/step-graphs lists the models and their graph digests)
+  --out FILE              where to write the bytes (refuses to overwrite an existing file)
+  --seed N                seed of the initial parameters (default 1)
+  -h, --help              this help`,
   },
 };
 
@@ -190,6 +199,30 @@ async function exportCommand(argv: readonly string[], env: NodeJS.ProcessEnv): P
   process.stdout.write(await staff.exportEvents(flags.has('after') ? { after: flags.get('after')! } : {}));
 }
 
+async function checkpointCommand(argv: readonly string[]): Promise<void> {
+  const flags = parseFlags('checkpoint', argv, ['model', 'out', 'seed']);
+  const usage = COMMANDS.checkpoint!.usage;
+  const model = flags.get('model');
+  const out = flags.get('out');
+  if (model === undefined || out === undefined) throw new UsageError('--model and --out are required', usage);
+  const seed = flags.get('seed') ?? '1';
+  if (!/^[0-9]{1,20}$/.test(seed)) throw new UsageError(`--seed must be a whole number; got ${JSON.stringify(seed)}`, usage);
+  // Loaded only now: the graphs bring onnx protobufs, which --help and a usage error need not wait for.
+  const { referenceSteps } = await import('../../replay/graphs/reference-steps.js');
+  const { checkpointDigest, encodeCheckpoint, initialParameters } = await import('../../replay/model/checkpoint.js');
+  const step = referenceSteps().find((s) => s.model.name === model);
+  if (!step) throw new UsageError(`unknown model ${JSON.stringify(model)}; one of ${referenceSteps().map((s) => s.model.name).join(', ')}`, usage);
+  const parameters = initialParameters(step.model, seed);
+  const { writeFileSync } = await import('node:fs');
+  try {
+    writeFileSync(out, encodeCheckpoint(step.model, parameters), { flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${resolve(out)} exists; choose another --out or remove it`);
+    throw error;
+  }
+  process.stdout.write(`${JSON.stringify({ model: step.model.name, graphDigest: step.graphDigest, checkpointDigest: checkpointDigest(step.model, parameters), file: resolve(out) })}\n`);
+}
+
 const HELP_FLAGS = new Set(['-h', '--help']);
 
 /** What one command line asks for: help (exit 0), a usage error (exit 2), or a command to run. */
@@ -224,6 +257,7 @@ export async function trainledger(argv: readonly string[], env: NodeJS.ProcessEn
     return replayWorkerCommand(rest, env).catch(failWorker);
   }
   if (run === 'simulate') return simulateCommand(rest, env);
+  if (run === 'checkpoint') return checkpointCommand(rest);
   return exportCommand(rest, env);
 }
 

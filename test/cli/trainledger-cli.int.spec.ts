@@ -1,7 +1,8 @@
 // The `trainledger` command line as a user runs it: spawned with tsx, its exit status and what it prints.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +41,7 @@ const EXPECTED_FLAGS: Record<string, readonly string[]> = {
   'replay-worker': ['--database-url', '--data-dir', '--provider', '--threads', '--workers', '--lease-ms', '--validator', '--help'],
   simulate: ['--contributors', '--steps', '--cheaters', '--disputes', '--dispute-window-ms', '--seed', '--timeout-ms', '--url', '--data-dir', '--admin-key-file', '--help'],
   export: ['--url', '--after', '--data-dir', '--admin-key-file', '--help'],
+  checkpoint: ['--model', '--out', '--seed', '--help'],
 };
 
 describe('trainledger --help', () => {
@@ -140,4 +142,49 @@ describe('trainledger simulate finds its key or says how to give one', () => {
     expect(ran.stderr).toContain('no TrainLedger server answers at http://127.0.0.1:9');
     expect(ran.stderr).toContain('npm start');
   }, SPAWN_TIMEOUT_MS);
+});
+
+describe('trainledger checkpoint', () => {
+  let h: ApiHarness;
+
+  beforeAll(async () => {
+    h = await apiHarness('pglite');
+  });
+
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('writes the initial checkpoint the server accepts, under the digest it prints', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'trainledger-cli-')), 'initial.ckpt');
+    const ran = await trainledger(['checkpoint', '--model', 'softmax-regression', '--seed', '7', '--out', out]);
+    expect(ran.code).toBe(0);
+    const printed = JSON.parse(ran.stdout) as { model: string; graphDigest: string; checkpointDigest: string; file: string };
+    expect(printed.model).toBe('softmax-regression');
+    const bytes = readFileSync(out);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(printed.checkpointDigest);
+    const uploaded = await h.app.inject({
+      method: 'PUT', url: '/v1/checkpoints', payload: bytes,
+      headers: { authorization: `Bearer ${h.keys.coordinator}`, 'content-type': 'application/octet-stream', 'idempotency-key': 'cli-checkpoint-1' },
+    });
+    expect(uploaded.statusCode).toBe(201);
+    expect(uploaded.json()).toMatchObject({ digest: printed.checkpointDigest, model: 'softmax-regression' });
+    const graphs = (await h.app.inject({ method: 'GET', url: '/v1/step-graphs' })).json() as Array<{ model: string; graphDigest: string }>;
+    expect(graphs.find((g) => g.model === 'softmax-regression')!.graphDigest).toBe(printed.graphDigest);
+  }, SPAWN_TIMEOUT_MS);
+
+  it('refuses to overwrite a file (exit 1), and names an unknown model or a missing --out (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainledger-cli-'));
+    writeFileSync(join(dir, 'taken'), 'keep me');
+    const taken = await trainledger(['checkpoint', '--model', 'mlp', '--out', join(dir, 'taken')]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('exists');
+    expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('keep me');
+    const unknown = await trainledger(['checkpoint', '--model', 'resnet', '--out', join(dir, 'x')]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown model "resnet"; one of softmax-regression, mlp');
+    const noOut = await trainledger(['checkpoint', '--model', 'mlp']);
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toContain('--model and --out are required');
+  }, SPAWN_TIMEOUT_MS * 3);
 });
