@@ -213,14 +213,16 @@ async function checkpointCommand(argv: readonly string[]): Promise<void> {
   const step = referenceSteps().find((s) => s.model.name === model);
   if (!step) throw new UsageError(`unknown model ${JSON.stringify(model)}; one of ${referenceSteps().map((s) => s.model.name).join(', ')}`, usage);
   const parameters = initialParameters(step.model, seed);
+  // `npm run` runs scripts in the package root; INIT_CWD is where the user typed the command, which is what a relative --out means.
+  const file = resolve(process.env.INIT_CWD ?? process.cwd(), out);
   const { writeFileSync } = await import('node:fs');
   try {
-    writeFileSync(out, encodeCheckpoint(step.model, parameters), { flag: 'wx' });
+    writeFileSync(file, encodeCheckpoint(step.model, parameters), { flag: 'wx' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${resolve(out)} exists; choose another --out or remove it`);
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${file} exists; choose another --out or remove it`);
     throw error;
   }
-  process.stdout.write(`${JSON.stringify({ model: step.model.name, graphDigest: step.graphDigest, checkpointDigest: checkpointDigest(step.model, parameters), file: resolve(out) })}\n`);
+  process.stdout.write(`${JSON.stringify({ model: step.model.name, graphDigest: step.graphDigest, checkpointDigest: checkpointDigest(step.model, parameters), file })}\n`);
 }
 
 const HELP_FLAGS = new Set(['-h', '--help']);
