@@ -39,6 +39,11 @@ export const DEFAULT_API_LIMITS: ApiLimits = Object.freeze({
 export type ApiDeps = Readonly<{
   store: PostgresEventStore;
   db: Kysely<any>;
+  /**
+   * Where HTTP idempotency records go: on PostgreSQL a pool with asynchronous commit (see
+   * openAsyncCommitDatabase), so a request waits for one WAL flush, its append's; else `db`.
+   */
+  asyncCommitDb?: Kysely<any>;
   blobs: BlobStore;
   apiKeys: ApiKeyStore;
   nonces: NonceStore;

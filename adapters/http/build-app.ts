@@ -52,7 +52,7 @@ async function registerApi(app: FastifyInstance, api: ApiDeps, engine: string): 
   await registerRateLimits(app, { maxPerMinute: api.limits.requestsPerMinute });
   registerAuthFirst(app);
   // The engine tells the plugin how to see that a claim's process died, so its retries need not wait out the lease.
-  await registerIdempotency(app, { db: api.db, nowMs: api.nowMs, ...(engine === 'postgres' || engine === 'pglite' ? { engine } : {}) });
+  await registerIdempotency(app, { db: api.asyncCommitDb ?? api.db, nowMs: api.nowMs, ...(engine === 'postgres' || engine === 'pglite' ? { engine } : {}) });
   // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
   app.removeContentTypeParser('text/plain');
   await app.register(swagger, {

@@ -48,6 +48,26 @@ export async function openDatabase<DB>(target: DatabaseTarget): Promise<OpenedDa
   };
 }
 
+/** Connections in the asynchronous-commit pool: it carries only small single-row statements. */
+export const ASYNC_COMMIT_MAX_CONNECTIONS = 8;
+
+/**
+ * A small second pool on the same PostgreSQL database whose commits return before their WAL is
+ * flushed (synchronous_commit=off), for bookkeeping rows that a crash may lose without harm:
+ * single-use nonces and HTTP idempotency records. It is sound because WAL is flushed in order, so
+ * the durable commit of the events a request appends also makes every earlier commit durable (the
+ * nonce and the in-flight claim); only a record written after the append can be lost, and then the
+ * command-level idempotency key still returns the original events on a retry. Visibility is not
+ * affected: a row is seen by every other connection as soon as its commit returns.
+ */
+export function openAsyncCommitDatabase<DB>(connectionString: string, maxConnections = ASYNC_COMMIT_MAX_CONNECTIONS): OpenedDatabase<DB> {
+  const pool = new pg.Pool({ connectionString, max: maxConnections, options: '-c synchronous_commit=off' });
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return { db, engine: 'postgres', close: () => db.destroy() };
+}
+
 /** Applies every pending migration of one migration set; throws with the failing migration's name. */
 export async function migrateToLatest(
   db: Kysely<any>,

@@ -16,6 +16,7 @@ import { HoldInvoiceBox } from '../../adapters/http/hold-invoice-box.js';
 import { DevContributors } from '../../adapters/lightning/dev-contributors.js';
 import { DevLightningNetwork } from '../../adapters/lightning/dev/dev-lightning-network.js';
 import { PreimageDeriver } from '../../adapters/lightning/preimages.js';
+import { openAsyncCommitDatabase } from '../../adapters/postgres/database.js';
 import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
 import { createPostgresDatabase } from '../support/databases.js';
 import { mnistShardDigests } from '../../replay/data/mnist.js';
@@ -39,14 +40,16 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
   await holdInvoices.prepare();
   const apiKeys = new ApiKeyStore(db);
   await apiKeys.prepare();
-  const nonces = new NonceStore(db);
+  // As in production (adapters/system.ts): nonces and HTTP idempotency records on the asynchronous-commit pool.
+  const asyncCommit = target.engine === 'postgres' ? openAsyncCommitDatabase(target.connectionString) : null;
+  const nonces = new NonceStore(asyncCommit?.db ?? db);
   await nonces.prepare();
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), 'trainledger-api-')));
   const preimages = new PreimageDeriver(randomBytes(32));
   const app: FastifyInstance = await buildApp({
     store, engine, startedAtMs: clock.nowMs, nowMs, bodyLimitBytes: 1024 * 1024,
     api: {
-      store, db, blobs, apiKeys, nonces, preimages, holdInvoices, nowMs, newEventId: randomUUID,
+      store, db, ...(asyncCommit ? { asyncCommitDb: asyncCommit.db } : {}), blobs, apiKeys, nonces, preimages, holdInvoices, nowMs, newEventId: randomUUID,
       limits: { ...DEFAULT_API_LIMITS, ...limits },
       lightning: { node: network.coordinator(), network: 'regtest' },
       devNodeKey: (id) => network.wallet(id).publicKey(),
@@ -117,6 +120,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
     close: async () => {
       await app.close();
       await network.close();
+      await asyncCommit?.close();
       await store.close();
     },
   };
