@@ -44,6 +44,8 @@ export const MAX_HISTORY_ASSIGNMENTS = 1_000_000;
 export const TARGET_BODY_BYTES = 64 * 1024;
 /** Untimed requests on each side first, per contributor: JIT, connection pools, the first fold of each run. */
 const WARM_UP_PER_CONTRIBUTOR = 3;
+/** Timed rounds; each runs the floor, the new run and the long run once, in a rotating order. */
+const ROUNDS = 5;
 const BASE_REWARD_MSAT = 1_000n;
 /** Covers an assignment's worst case (base, bonus bound, routing fees) with room to spare. */
 const FUNDING_PER_ASSIGNMENT_MSAT = 20_000n;
@@ -65,6 +67,7 @@ export type SubmissionBenchResult = {
   bodySizeBytes: number;
   sparseloco: SparseLocoOptions & { targetBytes: number };
   concurrency: number;
+  rounds: number;
   /** 16 contributors into the API part alone (no projections, validator or escrow in this process), on a new run. */
   api: Rate;
   /** The same bodies, the same concurrency: read the body, verify one ed25519 signature over its digest, commit one single-row INSERT. */
@@ -114,33 +117,53 @@ export async function runSubmissionBench(database: SubmissionBenchDatabase, size
       timeConcurrent(ids, async (contributor, assignmentId) => {
         await seeder.contributors[contributor]!.submitGradient(assignmentId, { bytes: bodies.body(nextBody++), encoding: 'sparseloco', claimedLoss: 2.3, computeTimeMs: 10 });
       });
-    const phase = async (runId: string, open: boolean): Promise<PhaseResult> => {
-      if (open) await seeder.openRun(runId, submissions + concurrency * WARM_UP_PER_CONTRIBUTOR);
-      const warmUp = await seeder.assign(runId, concurrency * WARM_UP_PER_CONTRIBUTOR);
-      await submitAll(warmUp.byContributor);
-      const assigned = await seeder.assign(runId, submissions);
+    const perRound = Math.max(concurrency, Math.ceil(submissions / ROUNDS));
+    const runPhase = async (runId: string): Promise<PhaseResult> => {
+      const assigned = await seeder.assign(runId, perRound);
       return { assignments: assigned.rate, submissions: await submitAll(assigned.byContributor) };
     };
+    const floorPhase = () => timeConcurrent(spread(Array.from({ length: perRound }, () => ''), concurrency), () => floor!.call(bodies.body(nextBody++)));
 
-    // Floor first, then the API on a new run, then the long run: the same bodies, the same concurrency.
-    const floorWarmUp = Array.from({ length: concurrency }, () => Array.from({ length: WARM_UP_PER_CONTRIBUTOR }, () => ''));
-    await timeConcurrent(floorWarmUp, () => floor!.call(bodies.body(nextBody++)));
-    const floorRate = await timeConcurrent(spread(Array.from({ length: submissions }, () => ''), concurrency), () => floor!.call(bodies.body(nextBody++)));
-    const newRun = await phase('bench-new', true);
-    await seeder.fundRun('bench-long', submissions + concurrency * WARM_UP_PER_CONTRIBUTOR);
-    const longRun = await phase('bench-long', false);
+    // Untimed warm-up of all three: JIT, connection pools, and the first fold of each run.
+    await seeder.openRun('bench-new', (ROUNDS + 1) * perRound + concurrency * WARM_UP_PER_CONTRIBUTOR);
+    await seeder.fundRun('bench-long', (ROUNDS + 1) * perRound + concurrency * WARM_UP_PER_CONTRIBUTOR);
+    await timeConcurrent(Array.from({ length: concurrency }, () => Array.from({ length: WARM_UP_PER_CONTRIBUTOR }, () => '')), () => floor!.call(bodies.body(nextBody++)));
+    for (const runId of ['bench-new', 'bench-long']) await submitAll((await seeder.assign(runId, concurrency * WARM_UP_PER_CONTRIBUTOR)).byContributor);
+
+    // Timed rounds, the three interleaved in a rotating order, so a neighbour's burst on this shared
+    // machine slows one round of each rather than all of one; every figure is the median round.
+    const rounds: Array<{ floor: Rate; newRun: PhaseResult; longRun: PhaseResult }> = [];
+    for (let round = 0; round < ROUNDS; round += 1) {
+      const result: Partial<(typeof rounds)[number]> = {};
+      const order = (['floor', 'newRun', 'longRun'] as const).map((_, k, all) => all[(k + round) % all.length]!);
+      for (const part of order) {
+        if (part === 'floor') result.floor = await floorPhase();
+        else result[part] = await runPhase(part === 'newRun' ? 'bench-new' : 'bench-long');
+      }
+      rounds.push(result as (typeof rounds)[number]);
+      log(`bench: submissions round ${round + 1}/${ROUNDS} [${database.engine}]: floor ${result.floor!.perSec}/s, new run ${result.newRun!.submissions.perSec}/s, long run ${result.longRun!.submissions.perSec}/s`);
+    }
+    const medianRate = (rates: Rate[]): Rate => [...rates].sort((a, b) => a.perSec - b.perSec)[Math.floor(rates.length / 2)]!;
+    const medianOf = (values: number[]) => round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!, 3);
+    const newRun = { assignments: medianRate(rounds.map((r) => r.newRun.assignments)), submissions: medianRate(rounds.map((r) => r.newRun.submissions)) };
+    const longRun = { assignments: medianRate(rounds.map((r) => r.longRun.assignments)), submissions: medianRate(rounds.map((r) => r.longRun.submissions)) };
     return {
       bodySizeBytes: bodies.sizeBytes,
       sparseloco: { ...options, targetBytes: TARGET_BODY_BYTES },
       concurrency,
+      rounds: ROUNDS,
       api: newRun.submissions,
-      floor: floorRate,
-      vsFloor: round(newRun.submissions.perSec / floorRate.perSec, 3),
+      floor: medianRate(rounds.map((r) => r.floor)),
+      // Ratios within each round first (the two sides ran back to back), then the median round.
+      vsFloor: medianOf(rounds.map((r) => r.newRun.submissions.perSec / r.floor.perSec)),
       history: {
         historyAssignments,
         newRun,
         longRun,
-        historyFlatness: { submissions: round(longRun.submissions.perSec / newRun.submissions.perSec, 3), assignments: round(longRun.assignments.perSec / newRun.assignments.perSec, 3) },
+        historyFlatness: {
+          submissions: medianOf(rounds.map((r) => r.longRun.submissions.perSec / r.newRun.submissions.perSec)),
+          assignments: medianOf(rounds.map((r) => r.longRun.assignments.perSec / r.newRun.assignments.perSec)),
+        },
         seedMs: round(seedMs),
         firstFoldMs: round(firstFoldMs),
       },
