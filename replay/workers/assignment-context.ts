@@ -1,7 +1,8 @@
 // Loads what a validator or replay worker needs about one assignment from the log: its state, its run, the checkpoint before its base.
 
 import { assignmentDecider, assignmentStreamId, type AssignmentState } from '../../domain/assignment/index.js';
-import { decodeEvent, loadAggregate } from '../../adapters/commands/command-handler.js';
+import { loadAggregate } from '../../adapters/commands/command-handler.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import { runDecider, runStreamId, type RunEvent } from '../../domain/run/index.js';
 import type { ActiveRunState } from '../../domain/run/run.state.js';

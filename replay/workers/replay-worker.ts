@@ -1,7 +1,8 @@
 // Dispute replays: a feeder turns disputes into durable jobs; workers claim them, re-run the step, record the verdict and resolve.
 
 import { assignmentDecider, assignmentStreamId, resolutionImpliedBy, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
-import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
+import { handleCommand } from '../../adapters/commands/command-handler.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import type { CalibrationFile } from '../compare/calibration.js';
 import { isShardDataError, requireDeclaredShardData } from '../data/shard-data.js';

@@ -3,7 +3,8 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { migrateToLatest } from '../../adapters/postgres/database.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
-import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
+import { handleCommand } from '../../adapters/commands/command-handler.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.js';
 import { isShardDataError, requireDeclaredShardData } from '../data/shard-data.js';
 import { judgeSubmission, type JudgeDeps, type Judgement } from '../validator/judge-submission.js';

@@ -2,8 +2,8 @@
 // and when the data held here is other data, they leave it unjudged or park the job, without blaming anyone or stopping.
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { decodeEvent } from '../../adapters/commands/command-handler.js';
 import type { AssignmentCommand, AssignmentEvent } from '../../domain/assignment/index.js';
+import { decodeEvent } from '../../domain/codec.js';
 import { LOG_START } from '../../domain/ports/event-store.js';
 import { mnistShard, mnistShardDigests } from '../../replay/data/mnist.js';
 import { checkpointDigest, encodeCheckpoint } from '../../replay/model/checkpoint.js';

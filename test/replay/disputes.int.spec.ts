@@ -2,8 +2,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assignmentDecider, type AssignmentCommand } from '../../domain/assignment/index.js';
-import { decodeEvent } from '../../adapters/commands/command-handler.js';
 import type { AssignmentEvent } from '../../domain/assignment/assignment.state.js';
+import { decodeEvent } from '../../domain/codec.js';
 import { parseRecipe } from '../../replay/recipe.js';
 import { executeRecipe } from '../../replay/step/execute-recipe.js';
 import { feedReplayJobs, ReplayWorker, replayJobIdFor } from '../../replay/workers/replay-worker.js';
