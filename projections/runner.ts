@@ -13,7 +13,7 @@ import {
 import { decodeForProjection } from './decode.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { prepareProjectorSchema } from './schemas.js';
-import { PassLoop, type StopRequested } from '../adapters/pass-loop.js';
+import { PassLoop, type StopRequested } from './pass-loop.js';
 
 export const DEFAULT_PROJECTION_BATCH_SIZE = 500;
 export const DEFAULT_PROJECTION_POLL_INTERVAL_MS = 200;

@@ -9,7 +9,7 @@ import type { SessionSettings } from '../../replay/step/execution-providers.js';
 import { StepRunner } from '../../replay/step/step-runner.js';
 import { ValidatorWorker } from '../../replay/workers/validator-worker.js';
 import { feedReplayJobs, ReplayWorker } from '../../replay/workers/replay-worker.js';
-import { PassLoop, type StopRequested } from '../pass-loop.js';
+import { PassLoop, type StopRequested } from '../../projections/pass-loop.js';
 import { PostgresReplayJobQueue } from './postgres-replay-jobs.js';
 
 export type VerificationParts = Readonly<{ validator: boolean; replayWorkers: number }>;
