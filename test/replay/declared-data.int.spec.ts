@@ -40,13 +40,13 @@ async function submitHonest(assignmentId: string, contributorId: string, batchIn
 }
 
 function worker(workerId: string): ReplayWorker {
-  return new ReplayWorker({ ...world, calibration: null, workerId, leaseMs: LEASE_MS, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+  return new ReplayWorker({ ...world, calibration: null, workerId, leaseMs: LEASE_MS, nowMs: () => world.clock.nowMs });
 }
 
 async function rejectAndDispute(assignmentId: string, contributorId: string, disputeId: string): Promise<void> {
   await world.assignment(command<AssignmentCommand>('RejectSubmission', { assignmentId, validatorId: 'broken-validator', reasonCode: 'REPLAY_MISMATCH', evidence: {} }), assignmentId);
   await world.assignment(command<AssignmentCommand>('DisputeRejection', { assignmentId, contributorId, disputeId, reason: 'replay my step' }), assignmentId);
-  await feedReplayJobs({ store: world.store, jobs: world.jobs, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+  await feedReplayJobs({ store: world.store, commands: world.commands, jobs: world.jobs, nowMs: () => world.clock.nowMs });
 }
 
 describe('the validator judges only on the data the run declared', () => {
