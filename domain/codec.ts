@@ -1,7 +1,9 @@
 // Wire codec for events and commands: bigint msat fields become decimal strings and back, by naming convention.
 
+import type { Event } from './decider.js';
 import { DomainError } from './errors.js';
 import { parseMsat } from './money.js';
+import type { RecordedEvent } from './ports/event-store.js';
 
 /**
  * Any property whose name ends in `Msat` holds a bigint in code and a decimal
@@ -38,6 +40,14 @@ export function fromWire(value: unknown, depth = 0, key = ''): unknown {
     return out;
   }
   return value;
+}
+
+/**
+ * A logged event back as the domain event it was: type and data, msat strings as bigints. Pure, so
+ * the command path, the workers in replay/ and the reactors all decode one way.
+ */
+export function decodeEvent<E extends Event>(recorded: RecordedEvent): E {
+  return { type: recorded.type, data: fromWire(recorded.data) } as E;
 }
 
 /**

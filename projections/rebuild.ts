@@ -3,14 +3,15 @@
 import { sql, type Kysely } from 'kysely';
 import { comparePositions, type LogPosition } from '../domain/ports/event-store.js';
 import { invariant } from '../domain/errors.js';
-import { loadCheckpointIn, saveCheckpointIn, type PostgresEventStore } from '../adapters/postgres/postgres-event-store.js';
 import { checksumTables, sameChecksums, type TableChecksum } from './checksum.js';
+import type { ProjectionLog } from './ports/projection-log.js';
 import type { Projector } from './projector.js';
 import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, isTransientDatabaseError, lockProjection, projectionCheckpointId } from './runner.js';
 import { prepareProjectorSchema } from './schemas.js';
 
 export type RebuildOptions = Readonly<{
-  store: PostgresEventStore;
+  /** The log, in the read models' own database (the PostgreSQL/PGlite event store implements it). */
+  store: ProjectionLog;
   projector: Projector;
   /** Swap the rebuilt tables in; otherwise they are compared and dropped. */
   swap: boolean;
@@ -45,13 +46,13 @@ export function rebuildSchemaName(projector: Projector): string {
 }
 
 export async function rebuildProjection(options: RebuildOptions): Promise<RebuildReport> {
-  const db = options.store.db as Kysely<any>;
-  const { projector } = options;
+  const { store: log, projector } = options;
+  const db = log.db;
   const target = rebuildSchemaName(projector);
   const batch = { batchSize: options.batchSize ?? DEFAULT_PROJECTION_BATCH_SIZE, nowMs: options.nowMs ?? Date.now };
   await prepareProjectorSchema(db, projector);
   await sql`DROP SCHEMA IF EXISTS ${sql.id(target)} CASCADE`.execute(db);
-  await db.deleteFrom('subscription_checkpoints').where('subscription_id', '=', projectionCheckpointId(target)).execute();
+  await log.deleteCheckpointIn(db, projectionCheckpointId(target));
   await prepareProjectorSchema(db, projector, target);
 
   // Green phase: replay the whole log into the fresh schema while the live
@@ -60,7 +61,7 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
   for (;;) {
     const n = await db.transaction().execute(async (trx) => {
       await lockProjection(trx, target);
-      return applyBatchIn(trx, projector, target, batch);
+      return applyBatchIn(log, trx, projector, target, batch);
     });
     if (n === 0) break;
     eventsApplied += n;
@@ -71,7 +72,7 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
   // compare row for row, and swap by renaming schemas in one transaction.
   return db.transaction().execute(async (trx) => {
     await lockProjection(trx, projector.name);
-    const { position, liveError } = await alignPositions(trx, projector, target, batch, (n) => (eventsApplied += n));
+    const { position, liveError } = await alignPositions(log, trx, projector, target, batch, (n) => (eventsApplied += n));
     const live = await checksumTables(trx, projector, projector.name);
     const rebuilt = await checksumTables(trx, projector, target);
     const identical = liveError === null && sameChecksums(live, rebuilt);
@@ -82,11 +83,11 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
       await sql`ALTER SCHEMA ${sql.id(target)} RENAME TO ${sql.id(projector.name)}`.execute(trx);
       await sql`DROP SCHEMA ${sql.id(retired)} CASCADE`.execute(trx);
       // The swapped-in tables stand at the rebuilt position (the live checkpoint already does, unless liveError).
-      await saveCheckpointIn(trx, projectionCheckpointId(projector.name), position, new Date(batch.nowMs()));
+      await log.saveCheckpointIn(trx, projectionCheckpointId(projector.name), position, new Date(batch.nowMs()));
     } else {
       await sql`DROP SCHEMA ${sql.id(target)} CASCADE`.execute(trx);
     }
-    await trx.deleteFrom('subscription_checkpoints').where('subscription_id', '=', projectionCheckpointId(target)).execute();
+    await log.deleteCheckpointIn(trx, projectionCheckpointId(target));
     return { projector: projector.name, eventsApplied, position, live, rebuilt, identical, swapped: options.swap, liveError };
   });
 }
@@ -98,6 +99,7 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
  * with the live tables left where they were and the reason returned.
  */
 async function alignPositions(
+  log: ProjectionLog,
   trx: Kysely<any>,
   projector: Projector,
   target: string,
@@ -106,19 +108,19 @@ async function alignPositions(
 ): Promise<{ position: LogPosition; liveError: string | null }> {
   for (let guard = 0; ; guard += 1) {
     invariant(guard < 1_000_000, 'rebuild alignment did not converge');
-    const live = await loadCheckpointIn(trx, projectionCheckpointId(projector.name));
-    const rebuilt = await loadCheckpointIn(trx, projectionCheckpointId(target));
+    const live = await log.loadCheckpointIn(trx, projectionCheckpointId(projector.name));
+    const rebuilt = await log.loadCheckpointIn(trx, projectionCheckpointId(target));
     const order = comparePositions(rebuilt, live);
     if (order === 0) return { position: live, liveError: null };
     if (order < 0) {
-      const n = await applyBatchIn(trx, projector, target, { ...batch, until: live });
+      const n = await applyBatchIn(log, trx, projector, target, { ...batch, until: live });
       invariant(n > 0, `rebuild of ${projector.name} cannot reach the live position`);
       countRebuilt(n);
     } else {
       // A savepoint, so a live batch that throws halfway leaves none of its writes behind.
       await sql`SAVEPOINT rebuild_live_batch`.execute(trx);
       try {
-        const n = await applyBatchIn(trx, projector, projector.name, { ...batch, until: rebuilt });
+        const n = await applyBatchIn(log, trx, projector, projector.name, { ...batch, until: rebuilt });
         invariant(n > 0, `live ${projector.name} cannot reach the rebuilt position`);
         await sql`RELEASE SAVEPOINT rebuild_live_batch`.execute(trx);
       } catch (error) {

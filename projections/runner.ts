@@ -4,16 +4,11 @@
 import { sql, type Kysely } from 'kysely';
 import { comparePositions, type LogPosition, type RecordedEvent } from '../domain/ports/event-store.js';
 import { DomainError, invariant, InvariantViolation } from '../domain/errors.js';
-import {
-  loadCheckpointIn,
-  readAllIn,
-  saveCheckpointIn,
-  type PostgresEventStore,
-} from '../adapters/postgres/postgres-event-store.js';
 import { decodeForProjection } from './decode.js';
+import { PassLoop, type StopRequested } from './pass-loop.js';
+import type { ProjectionLog } from './ports/projection-log.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { prepareProjectorSchema } from './schemas.js';
-import { PassLoop, type StopRequested } from '../adapters/pass-loop.js';
 
 export const DEFAULT_PROJECTION_BATCH_SIZE = 500;
 export const DEFAULT_PROJECTION_POLL_INTERVAL_MS = 200;
@@ -44,7 +39,8 @@ export type ProjectionLag = Readonly<{
 }>;
 
 export type RunnerOptions = Readonly<{
-  store: PostgresEventStore;
+  /** The log, in the read models' own database (the PostgreSQL/PGlite event store implements it). */
+  store: ProjectionLog;
   projectors: readonly Projector[];
   batchSize?: number;
   pollIntervalMs?: number;
@@ -71,10 +67,12 @@ export async function lockProjection(trx: Kysely<any>, schema: string): Promise<
 
 /**
  * Applies at most `batchSize` events after the checkpoint (and not beyond
- * `until`, when given) to the projector's tables in `schema`, inside `trx`.
- * Returns how many events it applied.
+ * `until`, when given) to the projector's tables in `schema`, inside `trx`;
+ * the events and the checkpoint are read and moved through `log` in that same
+ * transaction. Returns how many events it applied.
  */
 export async function applyBatchIn(
+  log: ProjectionLog,
   trx: Kysely<any>,
   projector: Projector,
   schema: string,
@@ -88,8 +86,8 @@ export async function applyBatchIn(
   },
 ): Promise<number> {
   const checkpointId = projectionCheckpointId(schema);
-  const checkpoint = await loadCheckpointIn(trx, checkpointId);
-  let recorded = await readAllIn(trx, { after: checkpoint, maxCount: options.batchSize });
+  const checkpoint = await log.loadCheckpointIn(trx, checkpointId);
+  let recorded = await log.readAllIn(trx, { after: checkpoint, maxCount: options.batchSize });
   if (options.until) recorded = recorded.filter((e) => comparePositions(e.position, options.until!) <= 0);
   if (recorded.length === 0) return 0;
   options.onRead?.(recorded);
@@ -97,7 +95,7 @@ export async function applyBatchIn(
   await projector.apply(trx.withSchema(schema), events);
   const last = events[events.length - 1]!.position;
   invariant(comparePositions(last, checkpoint) > 0, `projection ${schema} would move its checkpoint backwards`);
-  await saveCheckpointIn(trx, checkpointId, last, new Date(options.nowMs()));
+  await log.saveCheckpointIn(trx, checkpointId, last, new Date(options.nowMs()));
   await options.beforeCommit?.(projector.name, events);
   return events.length;
 }
@@ -170,7 +168,7 @@ export class ProjectionRunner {
   }
 
   private get db(): Kysely<any> {
-    return this.options.store.db as Kysely<any>;
+    return this.options.store.db;
   }
 
   private state(projector: Projector): ProjectorState {
@@ -190,7 +188,7 @@ export class ProjectionRunner {
   async step(projector: Projector, batchSize = this.batchSize, onRead?: (recorded: readonly RecordedEvent[]) => void): Promise<number> {
     const applied = await this.db.transaction().execute(async (trx) => {
       await lockProjection(trx, projector.name);
-      return applyBatchIn(trx, projector, projector.name, {
+      return applyBatchIn(this.options.store, trx, projector, projector.name, {
         batchSize,
         nowMs: this.nowMs,
         ...(this.options.beforeCommit ? { beforeCommit: this.options.beforeCommit } : {}),
@@ -292,7 +290,7 @@ export class ProjectionRunner {
 
   /** A stopped projector resumes once its checkpoint is no longer where it stopped. */
   private async checkpointMoved(projector: Projector, stop: ProjectionStop): Promise<boolean> {
-    const checkpoint = await loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
+    const checkpoint = await this.options.store.loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
     if (comparePositions(checkpoint, stop.checkpoint) === 0) return false;
     this.state(projector).stop = null;
     this.log(`projection ${projector.name}: PROJECTION_RESUMED: its checkpoint moved from ${formatPosition(stop.checkpoint)} to ${formatPosition(checkpoint)} (rebuilt, or applied by another process)`);
@@ -330,7 +328,7 @@ export class ProjectionRunner {
     }
     let checkpoint: LogPosition;
     try {
-      checkpoint = await loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
+      checkpoint = await this.options.store.loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
     } catch (error) {
       if (!isTransientDatabaseError(error)) throw error;
       // Where it stands is unknown for now: not stopped, the next pass fails on the same event and stops it then.
@@ -413,18 +411,14 @@ export class ProjectionRunner {
   async lag(): Promise<ProjectionLag[]> {
     const lags: ProjectionLag[] = [];
     for (const projector of this.options.projectors) {
-      const checkpoint = await loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
-      const result = await sql<{ events: string; oldest_ms: string | null }>`
-        SELECT count(*)::text AS events, (extract(epoch FROM min(recorded_at)) * 1000)::bigint::text AS oldest_ms FROM events
-        WHERE (transaction_id, global_position) > (${checkpoint.transactionId.toString()}::xid8, ${checkpoint.globalPosition.toString()}::bigint)
-          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())`.execute(this.db);
-      const row = result.rows[0]!;
-      const lagSeconds = row.oldest_ms === null ? 0 : Math.max(0, (this.nowMs() - Number(row.oldest_ms)) / 1000);
+      const checkpoint = await this.options.store.loadCheckpointIn(this.db, projectionCheckpointId(projector.name));
+      const backlog = await this.options.store.backlogIn(this.db, checkpoint);
+      const lagSeconds = backlog.oldestRecordedAtMs === null ? 0 : Math.max(0, (this.nowMs() - backlog.oldestRecordedAtMs) / 1000);
       const stop = this.state(projector).stop;
       lags.push({
         projector: projector.name,
         checkpoint,
-        lagEvents: Number(row.events),
+        lagEvents: backlog.events,
         lagSeconds,
         ...(stop ? { status: 'stopped' as const, stopped: stop } : { status: 'running' as const }),
       });

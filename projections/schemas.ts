@@ -1,7 +1,7 @@
 // Creates and migrates a projector's schema; a read model's tables live in a schema named after it.
 
 import { sql, type Kysely } from 'kysely';
-import { migrateToLatest } from '../adapters/postgres/database.js';
+import { migrateToLatest } from './migrate.js';
 import type { Projector } from './projector.js';
 
 const SCHEMA_NAME_PATTERN = /^[a-z][a-z0-9_]{0,50}$/;

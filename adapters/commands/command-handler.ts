@@ -2,9 +2,9 @@
 
 import { createHash } from 'node:crypto';
 import type { Command, Decider, Event } from '../../domain/decider.js';
-import { canonicalJson, fromWire, toWire } from '../../domain/codec.js';
+import { canonicalJson, decodeEvent, toWire } from '../../domain/codec.js';
 import { DomainError } from '../../domain/errors.js';
-import type { EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent } from '../../domain/ports/event-store.js';
+import type { EventStore, JsonObject, LogPosition, NewEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError, IdempotencyKeyReusedError, WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
 import { aggregateCacheFor, type CachedAggregate } from './aggregate-cache.js';
 
@@ -206,10 +206,6 @@ async function foldFrom<S>(store: EventStore, decider: Decider<any, any, S>, str
     }
     if (page.length < LOAD_PAGE_SIZE) return { state, revision, hash };
   }
-}
-
-export function decodeEvent<E extends Event>(recorded: RecordedEvent): E {
-  return { type: recorded.type, data: fromWire(recorded.data) } as E;
 }
 
 async function replayIdempotent<E extends Event>(

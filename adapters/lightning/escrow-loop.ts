@@ -2,7 +2,7 @@
 
 import { InvariantViolation } from '../../domain/errors.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
-import { PassLoop } from '../pass-loop.js';
+import { PassLoop } from '../../projections/pass-loop.js';
 import type { EscrowEngine } from './escrow-engine.js';
 
 export const DEFAULT_ESCROW_POLL_INTERVAL_MS = 1_000;

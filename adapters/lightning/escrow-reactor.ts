@@ -2,13 +2,14 @@
 
 import type { Kysely } from 'kysely';
 import { assignmentDecider, assignmentStreamId, type AssignmentEvent, type AssignmentState } from '../../domain/assignment/index.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { Command, Decider, Event } from '../../domain/decider.js';
 import { DomainError } from '../../domain/errors.js';
 import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type InvoiceEvent } from '../../domain/invoice/index.js';
 import { comparePositions, type EventStore, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
 import { IdempotencyKeyReusedError } from '../../domain/ports/event-store-errors.js';
 import { impliedSettlement, reactToAssignmentEvent, reactToEscrowEvent, type EscrowReactionContext } from '../../domain/reactions/escrow.js';
-import { decodeEvent, handleCommand } from '../commands/command-handler.js';
+import { handleCommand } from '../commands/command-handler.js';
 import { migrateToLatest } from '../postgres/database.js';
 import { AssignmentSettler, type SettlerDeps } from './assignment-settler.js';
 import { ESCROW_REACTOR_MIGRATIONS } from './escrow-migrations.js';

@@ -1,8 +1,9 @@
 // Opens a kysely database on PostgreSQL (pg pool) or PGlite (data folder or memory) and migrates it.
 
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, Migrator, PostgresDialect, type Migration } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { migrateToLatest } from '../../projections/migrate.js';
 import { PgliteSerialPool } from './pglite-pool.js';
 import { EVENT_STORE_MIGRATIONS } from './migrations/index.js';
 
@@ -68,26 +69,8 @@ export function openAsyncCommitDatabase<DB>(connectionString: string, maxConnect
   return { db, engine: 'postgres', close: () => db.destroy() };
 }
 
-/** Applies every pending migration of one migration set; throws with the failing migration's name. */
-export async function migrateToLatest(
-  db: Kysely<any>,
-  migrations: Readonly<Record<string, Migration>>,
-  migrationTableName: string,
-  migrationTableSchema?: string,
-): Promise<void> {
-  const migrator = new Migrator({
-    db,
-    provider: { getMigrations: async () => ({ ...migrations }) },
-    migrationTableName,
-    migrationLockTableName: `${migrationTableName}_lock`,
-    ...(migrationTableSchema ? { migrationTableSchema } : {}),
-  });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-}
+// Re-exported so the adapters' own tables (API keys, nonces, idempotency, escrow, replay jobs) keep migrating through this module.
+export { migrateToLatest };
 
 export async function migrateEventStore(db: Kysely<unknown>): Promise<void> {
   await migrateToLatest(db, EVENT_STORE_MIGRATIONS, 'event_store_migrations');

@@ -31,6 +31,7 @@ import { GENESIS_HASH, chainHash, sameEventContent } from '../event-store/hash-c
 import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
 import { validateAppend } from '../event-store/validate-append.js';
 import { verifyChain } from '../event-store/verify-chain.js';
+import type { LogBacklog, ProjectionLog } from '../../projections/ports/projection-log.js';
 import type { EventStoreTables } from './schema.js';
 
 type Db = Kysely<EventStoreTables>;
@@ -74,7 +75,7 @@ type EventRow = {
   hash: string;
 };
 
-export class PostgresEventStore implements EventStore {
+export class PostgresEventStore implements EventStore, ProjectionLog {
   private readonly appended = new EventEmitter();
   private readonly heads: KnownHeads;
   private readonly pathCounts: AppendPathCounts = { fast: 0, fastMissed: 0, slow: 0 };
@@ -371,6 +372,35 @@ export class PostgresEventStore implements EventStore {
       after = page[page.length - 1]!.stream_id;
     }
     return { ok: true, streamsChecked, eventsChecked };
+  }
+
+  // The projection-log port (projections/ports/projection-log.ts): the same SQL as the store's own reads and
+  // checkpoints, on whatever executor the runner holds, so a projection batch and its checkpoint commit together.
+  // Each calls the module function of the same name below.
+
+  readAllIn(db: Kysely<any>, options: ReadAllOptions): Promise<RecordedEvent[]> {
+    return readAllIn(db, options);
+  }
+
+  loadCheckpointIn(db: Kysely<any>, subscriptionId: string): Promise<LogPosition> {
+    return loadCheckpointIn(db, subscriptionId);
+  }
+
+  saveCheckpointIn(db: Kysely<any>, subscriptionId: string, position: LogPosition, at: Date): Promise<void> {
+    return saveCheckpointIn(db, subscriptionId, position, at);
+  }
+
+  async deleteCheckpointIn(db: Kysely<any>, subscriptionId: string): Promise<void> {
+    await db.deleteFrom('subscription_checkpoints').where('subscription_id', '=', subscriptionId).execute();
+  }
+
+  async backlogIn(db: Kysely<any>, after: LogPosition): Promise<LogBacklog> {
+    const result = await sql<{ events: string; oldest_ms: string | null }>`
+      SELECT count(*)::text AS events, (extract(epoch FROM min(recorded_at)) * 1000)::bigint::text AS oldest_ms FROM events
+      WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
+        AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())`.execute(db);
+    const row = result.rows[0]!;
+    return { events: Number(row.events), oldestRecordedAtMs: row.oldest_ms === null ? null : Number(row.oldest_ms) };
   }
 
   onAppended(listener: () => void): () => void {

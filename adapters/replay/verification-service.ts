@@ -7,9 +7,10 @@ import { loadCalibration } from '../../replay/compare/calibration.js';
 import type { BlobStore } from '../../replay/ports/blob-store.js';
 import type { SessionSettings } from '../../replay/step/execution-providers.js';
 import { StepRunner } from '../../replay/step/step-runner.js';
+import { EventStoreCommandBus } from '../commands/command-bus.js';
 import { ValidatorWorker } from '../../replay/workers/validator-worker.js';
 import { feedReplayJobs, ReplayWorker } from '../../replay/workers/replay-worker.js';
-import { PassLoop, type StopRequested } from '../pass-loop.js';
+import { PassLoop, type StopRequested } from '../../projections/pass-loop.js';
 import { PostgresReplayJobQueue } from './postgres-replay-jobs.js';
 
 export type VerificationParts = Readonly<{ validator: boolean; replayWorkers: number }>;
@@ -48,18 +49,19 @@ export class VerificationService {
     const calibration = loadCalibration();
     const jobs = new PostgresReplayJobQueue(db);
     await jobs.prepare();
-    const newEventId = () => randomUUID();
+    // One bus for every worker here: the aggregate cache is per store, and all of them write to this one.
+    const commands = new EventStoreCommandBus(store, { newEventId: () => randomUUID() });
     if (parts.validator) {
       const runner = this.runner(settings);
       // The validator's replay draws come from the process's CSPRNG, never from anything a contributor can see.
-      const validator = new ValidatorWorker({ store, db, blobs, runner, calibration, random: secureRandom, validatorId: `${this.deps.workerIdPrefix}-validator`, nowMs, newEventId, onSkipped: (id, reason, code) => log(`validator: left ${id} unjudged (${code}): ${reason}`) });
+      const validator = new ValidatorWorker({ store, commands, db, blobs, runner, calibration, random: secureRandom, validatorId: `${this.deps.workerIdPrefix}-validator`, nowMs, onSkipped: (id, reason, code) => log(`validator: left ${id} unjudged (${code}): ${reason}`) });
       await validator.prepare();
       this.loop('validator', async (stopped) => void (await validator.runOnce(stopped)));
     }
     if (parts.replayWorkers > 0) {
-      this.loop('replay-feeder', async (stopped) => void (await feedReplayJobs({ store, jobs, nowMs, newEventId }, stopped)));
+      this.loop('replay-feeder', async (stopped) => void (await feedReplayJobs({ store, commands, jobs, nowMs }, stopped)));
       for (let i = 0; i < parts.replayWorkers; i += 1) {
-        const worker = new ReplayWorker({ store, jobs, blobs, runner: this.runner(settings), calibration, workerId: `${this.deps.workerIdPrefix}-replay-${i}-${randomUUID().slice(0, 8)}`, leaseMs: this.deps.leaseMs, nowMs, newEventId });
+        const worker = new ReplayWorker({ store, commands, jobs, blobs, runner: this.runner(settings), calibration, workerId: `${this.deps.workerIdPrefix}-replay-${i}-${randomUUID().slice(0, 8)}`, leaseMs: this.deps.leaseMs, nowMs });
         this.loop(`replay-worker-${i}`, async (stopped) => {
           for (const outcome of await worker.drain(undefined, stopped)) log(`replay: ${outcome.jobId} ${outcome.result}${outcome.detail ? `: ${outcome.detail}` : ''}`);
         });

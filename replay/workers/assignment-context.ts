@@ -1,11 +1,12 @@
 // Loads what a validator or replay worker needs about one assignment from the log: its state, its run, the checkpoint before its base.
 
 import { assignmentDecider, assignmentStreamId, type AssignmentState } from '../../domain/assignment/index.js';
-import { decodeEvent, loadAggregate } from '../../adapters/commands/command-handler.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import { runDecider, runStreamId, type RunEvent } from '../../domain/run/index.js';
 import type { ActiveRunState } from '../../domain/run/run.state.js';
 import { stepByGraphDigest, type StepDefinition } from '../graphs/reference-steps.js';
+import type { CommandBus } from '../ports/commands.js';
 
 export type AssignmentContext = Readonly<{
   assignment: AssignmentState;
@@ -21,11 +22,15 @@ export type AssignmentContext = Readonly<{
 /** Run streams are read in pages of this many events when collecting checkpoints. */
 const RUN_PAGE_SIZE = 1_000;
 
-export async function loadAssignmentContext(store: EventStore, assignmentId: string): Promise<AssignmentContext | null> {
-  const { state: assignment } = await loadAggregate(store, assignmentDecider, assignmentStreamId(assignmentId));
+/** States come through the command port (its cache); the run's checkpoints are read from the log in pages. */
+export type AssignmentContextDeps = Readonly<{ store: Pick<EventStore, 'readStream'>; commands: Pick<CommandBus, 'load'> }>;
+
+export async function loadAssignmentContext(deps: AssignmentContextDeps, assignmentId: string): Promise<AssignmentContext | null> {
+  const { store, commands } = deps;
+  const { state: assignment } = await commands.load(assignmentDecider, assignmentStreamId(assignmentId));
   const terms = assignment.terms;
   if (!terms) return null;
-  const { state: run } = await loadAggregate(store, runDecider, runStreamId(terms.runId));
+  const { state: run } = await commands.load(runDecider, runStreamId(terms.runId));
   if (run.status === 'none') return null;
   const checkpoints = await runCheckpointDigests(store, run.runId);
   const index = checkpoints.lastIndexOf(terms.baseCheckpointDigest);
@@ -39,7 +44,7 @@ export async function loadAssignmentContext(store: EventStore, assignmentId: str
 }
 
 /** The initial checkpoint, then every published one, in log order. */
-async function runCheckpointDigests(store: EventStore, runId: string): Promise<string[]> {
+async function runCheckpointDigests(store: Pick<EventStore, 'readStream'>, runId: string): Promise<string[]> {
   const digests: string[] = [];
   for (let from = 0; ; from += RUN_PAGE_SIZE) {
     const page = await store.readStream(runStreamId(runId), { fromRevision: from, maxCount: RUN_PAGE_SIZE });

@@ -1,11 +1,12 @@
 // Dispute replays: a feeder turns disputes into durable jobs; workers claim them, re-run the step, record the verdict and resolve.
 
 import { assignmentDecider, assignmentStreamId, resolutionImpliedBy, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
-import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import type { CalibrationFile } from '../compare/calibration.js';
 import { isShardDataError, requireDeclaredShardData } from '../data/shard-data.js';
 import type { BlobStore } from '../ports/blob-store.js';
+import type { CommandBus } from '../ports/commands.js';
 import type { ReplayJob, ReplayJobQueue } from '../ports/replay-jobs.js';
 import type { StepRunner } from '../step/step-runner.js';
 import { loadSubmittedGradients, replaySubmission, type ReplayComparison } from '../validator/replay-submission.js';
@@ -14,7 +15,8 @@ import { loadAssignmentContext } from './assignment-context.js';
 export const REPLAY_FEEDER_SUBSCRIPTION = 'replay-feeder';
 const FEEDER_BATCH_SIZE = 200;
 
-export type ReplayFeederDeps = Readonly<{ store: EventStore; jobs: ReplayJobQueue; nowMs: () => number; newEventId: () => string }>;
+/** `commands` must write to `store`: the feeder reads the log and its checkpoint there. */
+export type ReplayFeederDeps = Readonly<{ store: EventStore; commands: CommandBus; jobs: ReplayJobQueue; nowMs: () => number }>;
 
 /** The replay job of a dispute is named after it, so a re-delivered dispute can never start a second replay. */
 export function replayJobIdFor(disputeId: string): string {
@@ -35,7 +37,7 @@ export async function feedReplayJobs(deps: ReplayFeederDeps, stopped: () => bool
       if (event.type === 'RejectionDisputed') {
         const { assignmentId, disputeId } = event.data;
         const command = { type: 'RequestReplay', data: { assignmentId, replayJobId: replayJobIdFor(disputeId) }, metadata: { nowMs: deps.nowMs() } } as AssignmentCommand;
-        await handleCommand(deps.store, assignmentDecider, assignmentStreamId(assignmentId), command, { newEventId: deps.newEventId, idempotencyKey: `replay-request:${disputeId}` });
+        await deps.commands.handle(assignmentDecider, assignmentStreamId(assignmentId), command, { idempotencyKey: `replay-request:${disputeId}` });
       } else if (event.type === 'ReplayRequested') {
         const { assignmentId, disputeId, replayJobId } = event.data;
         if (await deps.jobs.enqueue({ jobId: replayJobId, assignmentId, disputeId, enqueuedAtMs: deps.nowMs() })) fed += 1;
@@ -51,6 +53,8 @@ export async function feedReplayJobs(deps: ReplayFeederDeps, stopped: () => bool
 
 export type ReplayWorkerDeps = Readonly<{
   store: EventStore;
+  /** Over the same store: verdicts and resolutions are written through it. */
+  commands: CommandBus;
   jobs: ReplayJobQueue;
   blobs: BlobStore;
   runner: StepRunner;
@@ -59,7 +63,6 @@ export type ReplayWorkerDeps = Readonly<{
   /** Longer than any replay: a live worker must never lose its lease mid-step. */
   leaseMs: number;
   nowMs: () => number;
-  newEventId: () => string;
 }>;
 
 /**
@@ -106,7 +109,7 @@ export class ReplayWorker {
   }
 
   private async perform(job: ReplayJob): Promise<'resolved' | 'already-resolved'> {
-    const context = await loadAssignmentContext(this.deps.store, job.assignmentId);
+    const context = await loadAssignmentContext(this.deps, job.assignmentId);
     if (!context) throw new Error(`assignment ${job.assignmentId} has no terms or no run in the log`);
     const { assignment } = context;
     if (assignment.status === 'resolved') return 'already-resolved';
@@ -132,13 +135,13 @@ export class ReplayWorker {
   }
 
   private async impliedResolution(assignmentId: string) {
-    const context = await loadAssignmentContext(this.deps.store, assignmentId);
+    const context = await loadAssignmentContext(this.deps, assignmentId);
     return resolutionImpliedBy(context!.assignment.verdict!.outcome);
   }
 
   private async command(assignmentId: string, type: AssignmentCommand['type'], data: Record<string, unknown>, idempotencyKey: string): Promise<void> {
     const command = { type, data: { assignmentId, ...data }, metadata: { nowMs: this.deps.nowMs() } } as AssignmentCommand;
-    await handleCommand(this.deps.store, assignmentDecider, assignmentStreamId(assignmentId), command, { newEventId: this.deps.newEventId, idempotencyKey });
+    await this.deps.commands.handle(assignmentDecider, assignmentStreamId(assignmentId), command, { idempotencyKey });
   }
 }
 

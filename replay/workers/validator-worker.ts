@@ -1,11 +1,12 @@
 // The validator worker: follows the log, judges every submitted gradient, and records SubmissionAccepted or SubmissionRejected, or leaves it unjudged with a reason.
 
 import { sql, type Kysely, type Migration } from 'kysely';
-import { migrateToLatest } from '../../adapters/postgres/database.js';
+import { migrateToLatest } from '../../projections/migrate.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
-import { decodeEvent, handleCommand } from '../../adapters/commands/command-handler.js';
+import { decodeEvent } from '../../domain/codec.js';
 import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.js';
 import { isShardDataError, requireDeclaredShardData } from '../data/shard-data.js';
+import type { CommandBus } from '../ports/commands.js';
 import { judgeSubmission, type JudgeDeps, type Judgement } from '../validator/judge-submission.js';
 import { loadAssignmentContext } from './assignment-context.js';
 
@@ -54,11 +55,12 @@ const SCORE_SCALE = 1_000_000n;
 export type ValidatorWorkerDeps = JudgeDeps &
   Readonly<{
     store: EventStore;
+    /** Over the same store: verdicts are written through it. */
+    commands: CommandBus;
     /** The event store's database, for the validator's own table of seen gradient digests. */
     db: Kysely<any>;
     validatorId: string;
     nowMs: () => number;
-    newEventId: () => string;
     /**
      * Submissions the validator could not judge (a run with an unknown graph, a missing checkpoint, shard data here
      * that is not the data the run declared): never guessed, kept in `validator_unjudged` (see unjudged()) and reported here.
@@ -104,7 +106,7 @@ export class ValidatorWorker {
     const event = decodeEvent<AssignmentEvent>(recorded);
     if (event.type !== 'GradientSubmitted') return;
     const { assignmentId, runId, gradientDigest } = event.data;
-    const context = await loadAssignmentContext(this.deps.store, assignmentId);
+    const context = await loadAssignmentContext(this.deps, assignmentId);
     // Judged already (a restart mid-batch), or the submission was superseded: nothing to do.
     if (!context || context.assignment.status !== 'submitted' || context.assignment.submission?.gradientDigest !== gradientDigest) return;
     const skipped = { assignmentId, gradientDigest, runId };
@@ -151,14 +153,14 @@ export class ValidatorWorker {
   }
 
   private async record(assignmentId: string, gradientDigest: string, judgement: Judgement, maxBonusMsat: bigint): Promise<void> {
-    const { validatorId, nowMs, newEventId, store } = this.deps;
+    const { validatorId, nowMs, commands } = this.deps;
     const data =
       judgement.verdict === 'accepted'
         ? { assignmentId, validatorId, qualityScore: judgement.qualityScore, bonusMsat: bonusFor(judgement.qualityScore, maxBonusMsat), evidence: judgement.evidence }
         : { assignmentId, validatorId, reasonCode: judgement.reasonCode, evidence: judgement.evidence };
     const command = { type: judgement.verdict === 'accepted' ? 'AcceptSubmission' : 'RejectSubmission', data, metadata: { nowMs: nowMs() } } as AssignmentCommand;
     // One verdict per submitted gradient, however often the worker restarts over the same events.
-    await handleCommand(store, assignmentDecider, assignmentStreamId(assignmentId), command, { newEventId, idempotencyKey: `validate:${assignmentId}:${gradientDigest}` });
+    await commands.handle(assignmentDecider, assignmentStreamId(assignmentId), command, { idempotencyKey: `validate:${assignmentId}:${gradientDigest}` });
     // Judged after all (the subscription was rewound once the data was fixed): no longer unjudged.
     await sql`DELETE FROM validator_unjudged WHERE assignment_id = ${assignmentId} AND gradient_digest = ${gradientDigest}`.execute(this.deps.db);
   }

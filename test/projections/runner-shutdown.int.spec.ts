@@ -2,7 +2,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
-import { PassLoop, STOP_ON_ERROR } from '../../adapters/pass-loop.js';
+import { PassLoop, STOP_ON_ERROR } from '../../projections/pass-loop.js';
 import type { LogPosition } from '../../domain/ports/event-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { ProjectionRunner } from '../../projections/runner.js';

@@ -2,8 +2,8 @@
 // and when the data held here is other data, they leave it unjudged or park the job, without blaming anyone or stopping.
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { decodeEvent } from '../../adapters/commands/command-handler.js';
 import type { AssignmentCommand, AssignmentEvent } from '../../domain/assignment/index.js';
+import { decodeEvent } from '../../domain/codec.js';
 import { LOG_START } from '../../domain/ports/event-store.js';
 import { mnistShard, mnistShardDigests } from '../../replay/data/mnist.js';
 import { checkpointDigest, encodeCheckpoint } from '../../replay/model/checkpoint.js';
@@ -40,13 +40,13 @@ async function submitHonest(assignmentId: string, contributorId: string, batchIn
 }
 
 function worker(workerId: string): ReplayWorker {
-  return new ReplayWorker({ ...world, calibration: null, workerId, leaseMs: LEASE_MS, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+  return new ReplayWorker({ ...world, calibration: null, workerId, leaseMs: LEASE_MS, nowMs: () => world.clock.nowMs });
 }
 
 async function rejectAndDispute(assignmentId: string, contributorId: string, disputeId: string): Promise<void> {
   await world.assignment(command<AssignmentCommand>('RejectSubmission', { assignmentId, validatorId: 'broken-validator', reasonCode: 'REPLAY_MISMATCH', evidence: {} }), assignmentId);
   await world.assignment(command<AssignmentCommand>('DisputeRejection', { assignmentId, contributorId, disputeId, reason: 'replay my step' }), assignmentId);
-  await feedReplayJobs({ store: world.store, jobs: world.jobs, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+  await feedReplayJobs({ store: world.store, commands: world.commands, jobs: world.jobs, nowMs: () => world.clock.nowMs });
 }
 
 describe('the validator judges only on the data the run declared', () => {

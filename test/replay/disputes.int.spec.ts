@@ -2,8 +2,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assignmentDecider, type AssignmentCommand } from '../../domain/assignment/index.js';
-import { decodeEvent } from '../../adapters/commands/command-handler.js';
 import type { AssignmentEvent } from '../../domain/assignment/assignment.state.js';
+import { decodeEvent } from '../../domain/codec.js';
 import { parseRecipe } from '../../replay/recipe.js';
 import { executeRecipe } from '../../replay/step/execute-recipe.js';
 import { feedReplayJobs, ReplayWorker, replayJobIdFor } from '../../replay/workers/replay-worker.js';
@@ -19,7 +19,7 @@ afterAll(async () => world?.close());
 const LEASE_MS = 60_000;
 
 function worker(workerId: string): ReplayWorker {
-  return new ReplayWorker({ ...world, calibration: null, workerId, leaseMs: LEASE_MS, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+  return new ReplayWorker({ ...world, calibration: null, workerId, leaseMs: LEASE_MS, nowMs: () => world.clock.nowMs });
 }
 
 async function rejectWrongly(assignmentId: string): Promise<void> {
@@ -29,7 +29,7 @@ async function rejectWrongly(assignmentId: string): Promise<void> {
 
 async function dispute(assignmentId: string, contributorId: string, disputeId: string): Promise<void> {
   await world.assignment(command<AssignmentCommand>('DisputeRejection', { assignmentId, contributorId, disputeId, reason: 'replay my step' }), assignmentId);
-  await feedReplayJobs({ store: world.store, jobs: world.jobs, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+  await feedReplayJobs({ store: world.store, commands: world.commands, jobs: world.jobs, nowMs: () => world.clock.nowMs });
 }
 
 async function eventsOf(assignmentId: string): Promise<AssignmentEvent[]> {
@@ -90,7 +90,7 @@ describe('dispute replays', () => {
   });
 
   it('feeds each dispute once, however often the feeder re-reads the log', async () => {
-    const again = await feedReplayJobs({ store: world.store, jobs: world.jobs, nowMs: () => world.clock.nowMs, newEventId: world.newEventId });
+    const again = await feedReplayJobs({ store: world.store, commands: world.commands, jobs: world.jobs, nowMs: () => world.clock.nowMs });
     expect(again).toBe(0);
     for (const id of ['d-honest', 'd-stale', 'd-lease']) expect((await eventsOf(id)).filter((e) => e.type === 'ReplayRequested')).toHaveLength(1);
   });

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileBlobStore } from '../../adapters/blobs/file-blob-store.js';
+import { EventStoreCommandBus } from '../../adapters/commands/command-bus.js';
 import { handleCommand, loadAggregate } from '../../adapters/commands/command-handler.js';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
@@ -34,6 +35,8 @@ export async function replayWorld(options: { replayProbability?: number; minRela
   const step = referenceStep('softmax-regression');
   const clock = { nowMs: T0 };
   const newEventId = () => randomUUID();
+  // The workers' command port, over the same store (and so the same aggregate cache) as the setup commands below.
+  const commands = new EventStoreCommandBus(store, { newEventId });
   const jobs = new PostgresReplayJobQueue(db);
   await jobs.prepare();
 
@@ -96,14 +99,14 @@ export async function replayWorld(options: { replayProbability?: number; minRela
     submitBytes(assignmentId, contributorId, encodeSparseLoco(step.model, gradients, { chunkSize: 4096, topK: 512 }), 'sparseloco');
 
   const validator = (random: () => number = () => 0, onSkipped?: (assignmentId: string, reason: string, code: string) => void) =>
-    new ValidatorWorker({ store, db, blobs, runner, calibration: null, random, validatorId: 'validator-1', nowMs: () => (clock.nowMs += 1000), newEventId, ...(onSkipped ? { onSkipped } : {}) });
+    new ValidatorWorker({ store, commands, db, blobs, runner, calibration: null, random, validatorId: 'validator-1', nowMs: () => (clock.nowMs += 1000), ...(onSkipped ? { onSkipped } : {}) });
 
   await validator().prepare();
 
   const state = async (assignmentId: string): Promise<AssignmentState> => (await loadAggregate(store, assignmentDecider, assignmentStreamId(assignmentId))).state;
 
   return {
-    store: store as PostgresEventStore, db, blobs, runner, step, jobs, clock, newEventId,
+    store: store as PostgresEventStore, commands, db, blobs, runner, step, jobs, clock, newEventId,
     checkpoints: { initial, current, initialDigest, currentDigest },
     shardDigest: mnistShard(SHARD_ID).digest,
     openRun, assign, assignment, gradientFor, submitBytes, submitDense, submitSparse, validator, state,

@@ -1,4 +1,6 @@
 // Runs a pass (catch up projections, react to escrow, validate, replay) again after each append or a poll interval, until stopped.
+// It lives in projections/, the innermost ring that runs one, because it does no I/O of its own: timers, and the
+// store's onAppended (a port) as its wake-up; adapters/ run their loops (escrow, verification) on it too.
 
 import type { EventStore } from '../domain/ports/event-store.js';
 
