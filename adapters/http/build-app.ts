@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { ApiDeps } from './api-context.js';
 import { registerAuthFirst } from './auth/auth-first.js';
+import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { healthRoutes, type HealthDeps } from './health-routes.js';
 import { registerIdempotency } from './idempotency.js';
 import { frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
@@ -64,4 +65,5 @@ async function registerApi(app: FastifyInstance, api: ApiDeps, engine: string): 
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   for (const routes of [runsRoutes, contributorsRoutes, assignmentsRoutes, gradientsRoutes, queriesRoutes, eventsRoutes, adminRoutes]) await routes(app, api);
+  await dashboardRoutes(app, api);
 }

@@ -43,7 +43,7 @@ describe('one part alone', () => {
     const system = await startSystem({ config: config('--parts', 'projections'), env: {}, log: () => {} });
     try {
       const health = (await (await fetch(new URL('/health', system.address))).json()) as { projections: { projector: string }[] };
-      expect(health.projections.map((p) => p.projector)).toEqual(['ledger', 'rewards', 'metrics']);
+      expect(health.projections.map((p) => p.projector)).toEqual(['ledger', 'rewards', 'metrics', 'disputes']);
       const api = await fetch(new URL('/v1/step-graphs', system.address));
       expect(api.status).toBe(404);
       expect(((await api.json()) as { code: string }).code).toBe('ROUTE_NOT_FOUND');
