@@ -1,8 +1,6 @@
 // Escrow pass bench (issue 14): the work the escrow engine does after one new event, with 10,000 held escrows beside the same with 10; it should not grow with what is held.
 
 import { randomUUID } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import pg from 'pg';
 import { sql, type Kysely } from 'kysely';
 import { handleCommand } from '../../adapters/commands/command-handler.js';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
@@ -21,7 +19,6 @@ import { invoiceDecider, invoiceStreamId, type InvoiceCommand, type InvoiceEvent
 import type { CoordinatorNode } from '../../domain/ports/lightning.js';
 import { runDecider, runStreamId, type RunCommand } from '../../domain/run/index.js';
 import { assignWorkData, command, hex64, openRunData, RUN_ID, T0 } from '../domain/fixtures.js';
-import { startThrowawayCluster } from '../support/postgres-cluster.js';
 import { bulkLoad } from './bulk-load.js';
 import { percentile, round } from './stats.js';
 
@@ -79,115 +76,174 @@ function countingNode(real: CoordinatorNode): { node: CoordinatorNode; calls: ()
 }
 
 /**
- * Measures escrow passes: with `smallHeld` escrows held, then (after seeding more in bulk, in the
- * same database) with `largeHeld`. Each measured pass follows one new event: an acceptance of one
- * more held escrow (the pass releases it, sees it settled and closes the assignment) or one
- * funding of another run (the pass has nothing to do). Held escrows are seeded as a running
- * engine would have left them: the events bulk-loaded into the log, the dev node holding each
- * HTLC, the outbox projected, the settler's schedule rows in place.
+ * Measures escrow passes in two worlds side by side: one with `smallHeld` escrows held, one with
+ * `largeHeld`, each its own database, dev network and engine. Passes alternate between the worlds
+ * (the order flipping every pass), so a neighbour's burst on a shared machine slows both alike.
+ * Each measured pass follows one new event: an acceptance of one more held escrow (the pass
+ * releases it, sees it settled and closes the assignment) or one funding of another run (the pass
+ * has nothing to do). Held escrows are seeded as a running engine would have left them: the events
+ * bulk-loaded into the log, the dev node holding each HTLC, the outbox projected, the settler's
+ * schedule rows in place.
  */
-export async function runEscrowBench(database: EscrowBenchDatabase, sizes: EscrowBenchSizes = DEFAULT_ESCROW_BENCH_SIZES, log: (line: string) => void = () => {}): Promise<EscrowBenchResult> {
-  const { store, db } = await openEventStore(database.engine === 'pglite' ? { engine: 'pglite' } : { engine: 'postgres', connectionString: database.connectionString });
-  const clock = { nowMs: T0 + 500 };
-  const nowMs = () => clock.nowMs;
-  const network = await DevLightningNetwork.open({ nowMs, seed: Buffer.alloc(32, 3) });
+export async function runEscrowBench(
+  databases: Readonly<{ small: EscrowBenchDatabase; large: EscrowBenchDatabase }>,
+  sizes: EscrowBenchSizes = DEFAULT_ESCROW_BENCH_SIZES,
+  log: (line: string) => void = () => {},
+): Promise<EscrowBenchResult> {
+  const started = performance.now();
+  const small = await EscrowWorld.open(databases.small, sizes.smallHeld);
+  const large = await EscrowWorld.open(databases.large, sizes.largeHeld).catch(async (error: unknown) => {
+    await small.close();
+    throw error;
+  });
+  const seedMs = performance.now() - started;
   try {
-    const preimages = new PreimageDeriver(Buffer.alloc(32, 5));
-    const newEventId = () => randomUUID();
-    const run = (runId: string, cmd: RunCommand) => handleCommand(store, runDecider, runStreamId(runId), cmd, { newEventId });
-    await run(RUN_ID, command<RunCommand>('OpenRun', openRunData(), T0));
-    await run(RUN_ID, command<RunCommand>('FundRun', { runId: RUN_ID, fundingId: 'f1', source: 'customer', amountMsat: 10n ** 15n }, T0));
-    await run('run-other', command<RunCommand>('OpenRun', openRunData({ runId: 'run-other' }), T0));
-    const contributors = Array.from({ length: CONTRIBUTORS }, (_, i) => `bench-c${i}`);
-    for (const id of contributors) {
-      const nodeKey = await network.wallet(id).publicKey();
-      await handleCommand(store, contributorDecider, contributorStreamId(id), command('RegisterContributor', { contributorId: id, signingPublicKeyHex: hex64(`${id}-signing`), lightningNodePubkeyHex: nodeKey }, T0), { newEventId });
-    }
-    const { node, calls } = countingNode(network.coordinator());
-    const dev = new DevContributors(network);
-    const engine = new EscrowEngine({ store, node, invoices: dev, contributors: dev, preimages, nowMs, newEventId, network: 'regtest' });
-    await engine.prepare();
-    await engine.runUntilQuiet();
-
-    let seeded = 0;
-    let seedMs = 0;
-    const seed = async (count: number, submitted: boolean): Promise<string[]> => {
-      const started = performance.now();
-      const ids: string[] = [];
-      for (let from = 0; from < count; from += SEED_CHUNK) {
-        const chunk = Array.from({ length: Math.min(SEED_CHUNK, count - from) }, () => `held-${seeded++}`);
-        ids.push(...chunk);
-        await seedHeld(store, db, network, preimages, chunk, contributors, clock.nowMs, submitted);
-      }
-      // As if a previous process had reacted to all of it; the next pass projects the outbox rows.
-      await store.saveCheckpoint(ESCROW_REACTOR_SUBSCRIPTION, await store.headPosition());
-      await engine.runUntilQuiet();
-      seedMs += performance.now() - started;
-      return ids;
-    };
-
-    const passes = async (): Promise<{ ms: number; nodeCalls: number; visits: number }> => {
-      const callsBefore = calls();
-      const visitsBefore = engine.dispatcher.counters.visits;
-      const started = performance.now();
-      await engine.runUntilQuiet();
-      return { ms: performance.now() - started, nodeCalls: calls() - callsBefore, visits: engine.dispatcher.counters.visits - visitsBefore };
-    };
-
-    let fundings = 0;
-    const measureSize = async (held: number): Promise<SizeFigures> => {
-      const acceptance: Array<{ ms: number; nodeCalls: number; visits: number }> = [];
-      const unrelated: Array<{ ms: number; nodeCalls: number; visits: number }> = [];
-      for (let i = 0; i < WARMUP_PASSES + sizes.passes; i += 1) {
-        // One more held escrow, submitted: the acceptance below is the one new event its pass follows.
-        const [id] = await seed(1, true);
-        clock.nowMs += 1;
-        await handleCommand(store, assignmentDecider, assignmentStreamId(id!), { ...command<AssignmentCommand>('AcceptSubmission', { assignmentId: id!, validatorId: 'v', qualityScore: 0.5, bonusMsat: 0n, evidence: {} }), metadata: { nowMs: clock.nowMs } } as AssignmentCommand, { newEventId });
-        const accepted = await passes();
-        const settledEvents = await store.readStream(invoiceStreamId(preimages.escrow(id!).paymentHash));
-        if (settledEvents.at(-1)?.type !== 'InvoiceSettled') throw new Error(`bench: escrow of ${id} ended ${settledEvents.at(-1)?.type}, not settled`);
-        await run('run-other', { type: 'FundRun', data: { runId: 'run-other', fundingId: `f-${fundings++}`, source: 'customer', amountMsat: 1_000n }, metadata: { nowMs: clock.nowMs } } as RunCommand);
-        const other = await passes();
+    log(`escrow bench [${databases.small.engine}] seeded ${sizes.smallHeld} and ${sizes.largeHeld} held escrows in ${Math.round(seedMs)} ms`);
+    const samples = new Map<EscrowWorld, { acceptance: PassSample[]; unrelated: PassSample[] }>([[small, { acceptance: [], unrelated: [] }], [large, { acceptance: [], unrelated: [] }]]);
+    for (let i = 0; i < WARMUP_PASSES + sizes.passes; i += 1) {
+      for (const world of i % 2 === 0 ? [small, large] : [large, small]) {
+        const acceptance = await world.passAfterAcceptance();
+        const unrelated = await world.passAfterUnrelatedEvent();
         if (i >= WARMUP_PASSES) {
-          acceptance.push(accepted);
-          unrelated.push(other);
+          samples.get(world)!.acceptance.push(acceptance);
+          samples.get(world)!.unrelated.push(unrelated);
         }
       }
-      engine.dispatcher.sweepNow();
-      const tick = await passes();
-      const figures = { held, afterAcceptance: summarise(acceptance), afterUnrelatedEvent: summarise(unrelated), sweepTick: { pageSize: DEFAULT_DISPATCHER_LIMITS.batchSize, ms: round(tick.ms, 2), nodeCalls: tick.nodeCalls } };
-      log(`escrow bench [${database.engine}] ${held} held: ${JSON.stringify(figures)}`);
-      return figures;
+    }
+    const figures = async (world: EscrowWorld): Promise<SizeFigures> => {
+      const { acceptance, unrelated } = samples.get(world)!;
+      const result = { held: world.held, afterAcceptance: summarise(acceptance), afterUnrelatedEvent: summarise(unrelated), sweepTick: await world.sweepTick() };
+      log(`escrow bench [${databases.small.engine}] ${world.held} held: ${JSON.stringify(result)}`);
+      return result;
     };
-
-    await seed(sizes.smallHeld, false);
-    const small = await measureSize(sizes.smallHeld);
-    log(`escrow bench [${database.engine}] seeding ${sizes.largeHeld - sizes.smallHeld} more held escrows`);
-    await seed(sizes.largeHeld - sizes.smallHeld, false);
-    const large = await measureSize(sizes.largeHeld);
-    await engine.close();
-
-    const escrowHeldRatio = round(large.afterAcceptance.passMsP50 / small.afterAcceptance.passMsP50, 3);
-    const escrowHeldRatioUnrelated = round(large.afterUnrelatedEvent.passMsP50 / small.afterUnrelatedEvent.passMsP50, 3);
+    const smallFigures = await figures(small);
+    const largeFigures = await figures(large);
+    const escrowHeldRatio = round(largeFigures.afterAcceptance.passMsP50 / smallFigures.afterAcceptance.passMsP50, 3);
+    const escrowHeldRatioUnrelated = round(largeFigures.afterUnrelatedEvent.passMsP50 / smallFigures.afterUnrelatedEvent.passMsP50, 3);
     return {
-      engine: database.engine,
-      small,
-      large,
+      engine: databases.small.engine,
+      small: smallFigures,
+      large: largeFigures,
       escrowHeldRatio,
       escrowHeldRatioUnrelated,
       goal: ESCROW_HELD_RATIO_GOAL,
       met: escrowHeldRatio <= ESCROW_HELD_RATIO_GOAL && escrowHeldRatioUnrelated <= ESCROW_HELD_RATIO_GOAL,
       seedMs: Math.round(seedMs),
       nodeCallsPerPassFlat:
-        large.afterAcceptance.nodeCallsPerPassMax === small.afterAcceptance.nodeCallsPerPassMax && large.afterUnrelatedEvent.nodeCallsPerPassMax === small.afterUnrelatedEvent.nodeCallsPerPassMax,
+        largeFigures.afterAcceptance.nodeCallsPerPassMax === smallFigures.afterAcceptance.nodeCallsPerPassMax &&
+        largeFigures.afterUnrelatedEvent.nodeCallsPerPassMax === smallFigures.afterUnrelatedEvent.nodeCallsPerPassMax,
     };
   } finally {
-    await network.close();
-    await store.close();
+    await large.close();
+    await small.close();
   }
 }
 
-function summarise(samples: ReadonlyArray<{ ms: number; nodeCalls: number; visits: number }>): PassFigures {
+type PassSample = { ms: number; nodeCalls: number; visits: number };
+
+/** One database, dev network and escrow engine with `held` escrows held, and the passes measured on it. */
+class EscrowWorld {
+  private seeded = 0;
+  private fundings = 0;
+
+  private constructor(
+    readonly held: number,
+    private readonly store: PostgresEventStore,
+    private readonly db: Kysely<any>,
+    private readonly network: DevLightningNetwork,
+    private readonly engine: EscrowEngine,
+    private readonly preimages: PreimageDeriver,
+    private readonly contributors: readonly string[],
+    private readonly clock: { nowMs: number },
+    private readonly calls: () => number,
+  ) {}
+
+  static async open(database: EscrowBenchDatabase, held: number): Promise<EscrowWorld> {
+    const { store, db } = await openEventStore(database.engine === 'pglite' ? { engine: 'pglite' } : { engine: 'postgres', connectionString: database.connectionString });
+    const clock = { nowMs: T0 + 500 };
+    const nowMs = () => clock.nowMs;
+    const network = await DevLightningNetwork.open({ nowMs, seed: Buffer.alloc(32, 3) });
+    try {
+      const preimages = new PreimageDeriver(Buffer.alloc(32, 5));
+      await handleCommand(store, runDecider, runStreamId(RUN_ID), command<RunCommand>('OpenRun', openRunData(), T0), { newEventId });
+      await handleCommand(store, runDecider, runStreamId(RUN_ID), command<RunCommand>('FundRun', { runId: RUN_ID, fundingId: 'f1', source: 'customer', amountMsat: 10n ** 15n }, T0), { newEventId });
+      await handleCommand(store, runDecider, runStreamId('run-other'), command<RunCommand>('OpenRun', openRunData({ runId: 'run-other' }), T0), { newEventId });
+      const contributors = Array.from({ length: CONTRIBUTORS }, (_, i) => `bench-c${i}`);
+      for (const id of contributors) {
+        const nodeKey = await network.wallet(id).publicKey();
+        await handleCommand(store, contributorDecider, contributorStreamId(id), command('RegisterContributor', { contributorId: id, signingPublicKeyHex: hex64(`${id}-signing`), lightningNodePubkeyHex: nodeKey }, T0), { newEventId });
+      }
+      const { node, calls } = countingNode(network.coordinator());
+      const dev = new DevContributors(network);
+      const engine = new EscrowEngine({ store, node, invoices: dev, contributors: dev, preimages, nowMs, newEventId, network: 'regtest' });
+      await engine.prepare();
+      await engine.runUntilQuiet();
+      const world = new EscrowWorld(held, store, db, network, engine, preimages, contributors, clock, calls);
+      await world.seed(held, false);
+      return world;
+    } catch (error) {
+      await network.close();
+      await store.close();
+      throw error;
+    }
+  }
+
+  /** `count` more held escrows (submitted, when asked), in chunks; returns their ids. */
+  private async seed(count: number, submitted: boolean): Promise<string[]> {
+    const ids: string[] = [];
+    for (let from = 0; from < count; from += SEED_CHUNK) {
+      const chunk = Array.from({ length: Math.min(SEED_CHUNK, count - from) }, () => `held-${this.seeded++}`);
+      ids.push(...chunk);
+      await seedHeld(this.db, this.network, this.preimages, chunk, this.contributors, this.clock.nowMs, submitted);
+    }
+    // As if a previous process had reacted to all of it; the next pass projects the outbox rows.
+    await this.store.saveCheckpoint(ESCROW_REACTOR_SUBSCRIPTION, await this.store.headPosition());
+    await this.engine.runUntilQuiet();
+    return ids;
+  }
+
+  private async pass(): Promise<PassSample> {
+    const callsBefore = this.calls();
+    const visitsBefore = this.engine.dispatcher.counters.visits;
+    const started = performance.now();
+    await this.engine.runUntilQuiet();
+    return { ms: performance.now() - started, nodeCalls: this.calls() - callsBefore, visits: this.engine.dispatcher.counters.visits - visitsBefore };
+  }
+
+  /** One more held, submitted escrow (untimed), then its acceptance: the one new event the timed pass follows. */
+  async passAfterAcceptance(): Promise<PassSample> {
+    const [id] = await this.seed(1, true);
+    this.clock.nowMs += 1;
+    await handleCommand(this.store, assignmentDecider, assignmentStreamId(id!), { ...command<AssignmentCommand>('AcceptSubmission', { assignmentId: id!, validatorId: 'v', qualityScore: 0.5, bonusMsat: 0n, evidence: {} }), metadata: { nowMs: this.clock.nowMs } } as AssignmentCommand, { newEventId });
+    const sample = await this.pass();
+    const settled = await this.store.readStream(invoiceStreamId(this.preimages.escrow(id!).paymentHash));
+    if (settled.at(-1)?.type !== 'InvoiceSettled') throw new Error(`bench: escrow of ${id} ended ${settled.at(-1)?.type}, not settled`);
+    return sample;
+  }
+
+  /** One funding of another run: an event the pass has nothing to do for. */
+  async passAfterUnrelatedEvent(): Promise<PassSample> {
+    await handleCommand(this.store, runDecider, runStreamId('run-other'), { type: 'FundRun', data: { runId: 'run-other', fundingId: `f-${this.fundings++}`, source: 'customer', amountMsat: 1_000n }, metadata: { nowMs: this.clock.nowMs } } as RunCommand, { newEventId });
+    return this.pass();
+  }
+
+  /** One reconciliation sweep page: bounded by the dispatcher's batch size whatever is held. */
+  async sweepTick(): Promise<SizeFigures['sweepTick']> {
+    this.engine.dispatcher.sweepNow();
+    const tick = await this.pass();
+    return { pageSize: DEFAULT_DISPATCHER_LIMITS.batchSize, ms: round(tick.ms, 2), nodeCalls: tick.nodeCalls };
+  }
+
+  async close(): Promise<void> {
+    await this.engine.close();
+    await this.network.close();
+    await this.store.close();
+  }
+}
+
+const newEventId = () => randomUUID();
+
+function summarise(samples: readonly PassSample[]): PassFigures {
   const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
   const nodeCalls = samples.map((s) => s.nodeCalls).sort((a, b) => a - b);
   return {
@@ -205,7 +261,6 @@ function summarise(samples: ReadonlyArray<{ ms: number; nodeCalls: number; visit
  * HTLC; the settler's schedule row due only at its idle recheck.
  */
 async function seedHeld(
-  store: PostgresEventStore,
   db: Kysely<any>,
   network: DevLightningNetwork,
   preimages: PreimageDeriver,
@@ -250,39 +305,4 @@ async function seedHeld(
   await bulkLoad(db, history, nowMs);
   await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms)
     SELECT id, ${String(nowMs + IDLE_RECHECK_MS)} FROM unnest(${[...ids]}::text[]) AS id ON CONFLICT (assignment_id) DO NOTHING`.execute(db);
-  void store;
-}
-
-/** `npx tsx test/bench/escrow-bench.ts [--engine=pglite|postgres] [--held=10000] [--passes=30]`: prints the result as JSON. */
-async function main(argv: readonly string[]): Promise<void> {
-  const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
-  const engine = args.get('engine') ?? 'pglite';
-  const sizes = { ...DEFAULT_ESCROW_BENCH_SIZES, largeHeld: Number(args.get('held') ?? DEFAULT_ESCROW_BENCH_SIZES.largeHeld), passes: Number(args.get('passes') ?? DEFAULT_ESCROW_BENCH_SIZES.passes) };
-  const log = (line: string) => process.stderr.write(`${line}\n`);
-  if (engine === 'pglite') {
-    process.stdout.write(`${JSON.stringify(await runEscrowBench({ engine: 'pglite' }, sizes, log), null, 2)}\n`);
-    return;
-  }
-  if (engine !== 'postgres') throw new Error(`unknown engine ${engine}; use pglite or postgres`);
-  const cluster = process.env.DATABASE_URL ? null : await startThrowawayCluster({ durable: true });
-  const adminUrl = process.env.DATABASE_URL ?? cluster!.adminUrl;
-  try {
-    const name = `trainledger_escrow_bench_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    process.stdout.write(`${JSON.stringify(await runEscrowBench({ engine: 'postgres', connectionString: url.toString() }, sizes, log), null, 2)}\n`);
-  } finally {
-    cluster?.stop();
-  }
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).catch((error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  });
 }
