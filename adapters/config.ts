@@ -29,11 +29,15 @@ export const DEFAULT_CONFIG = Object.freeze({
   shutdownTimeoutMs: 10_000,
 });
 
+/** Bounds on the shutdown deadline: long enough to drain, short enough that a stuck stop still ends. */
+export const SHUTDOWN_TIMEOUT_MS_RANGE = Object.freeze({ min: 100, max: 600_000 });
+
 /**
  * Flags win over environment variables, which win over defaults:
  * --data-dir / TRAINLEDGER_DATA_DIR, --port / TRAINLEDGER_PORT, --host / TRAINLEDGER_HOST,
  * --database-url / DATABASE_URL (PostgreSQL instead of the embedded PGlite),
- * --parts / TRAINLEDGER_PARTS (a comma-separated subset of api, projections, escrow, validator, replay).
+ * --parts / TRAINLEDGER_PARTS (a comma-separated subset of api, projections, escrow, validator, replay),
+ * --shutdown-timeout-ms / TRAINLEDGER_SHUTDOWN_TIMEOUT_MS (how long a stop may take before the process exits anyway).
  */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AppConfig {
   const flags = parseFlags(argv);
@@ -44,10 +48,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): App
   // PGlite gets a folder of its own: the data folder also holds the coordinator secret and the dev network.
   const database: DatabaseTarget = databaseUrl ? { engine: 'postgres', connectionString: databaseUrl } : { engine: 'pglite', dataDir: join(dataDir, 'pglite') };
   const parts = parseParts(flags.parts ?? env.TRAINLEDGER_PARTS ?? SYSTEM_PARTS.join(','));
-  return { dataDir, database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, parts, shutdownTimeoutMs: DEFAULT_CONFIG.shutdownTimeoutMs };
+  const shutdownTimeoutMs = parseShutdownTimeout(flags['shutdown-timeout-ms'] ?? env.TRAINLEDGER_SHUTDOWN_TIMEOUT_MS ?? String(DEFAULT_CONFIG.shutdownTimeoutMs));
+  return { dataDir, database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, parts, shutdownTimeoutMs };
 }
 
-const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url', 'parts']);
+const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url', 'parts', 'shutdown-timeout-ms']);
 
 function parseParts(text: string): ReadonlySet<SystemPart> {
   const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
@@ -73,4 +78,11 @@ function parsePort(text: string): number {
   const port = Number(text);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`port must be an integer from 0 to 65535, got ${JSON.stringify(text)}`);
   return port;
+}
+
+function parseShutdownTimeout(text: string): number {
+  const timeoutMs = Number(text);
+  const { min, max } = SHUTDOWN_TIMEOUT_MS_RANGE;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < min || timeoutMs > max) throw new ConfigError(`shutdown timeout must be an integer number of milliseconds from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return timeoutMs;
 }

@@ -2,41 +2,65 @@
 
 import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig } from './config.js';
-import { startSystem } from './system.js';
+import { startSystem, type RunningSystem } from './system.js';
 
 /** `trainledger start` and `npm start`: runs until SIGINT or SIGTERM. */
 export async function startCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadConfig(argv, env);
-  const system = await startSystem({ config, env, log: (line) => console.error(line), logger: true });
+  const started = startSystem({ config, env, log: (line) => console.error(line), logger: true });
+  // Handlers before the start: a signal during start-up waits for it and then stops what started, rather than killing PGlite mid-write.
+  stopOnSignals(started, config.shutdownTimeoutMs);
+  const system = await started;
   const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
   system.app.log.info(`trainledger listening on ${system.address} (event store: ${where}; Lightning: ${system.lightning}; OpenAPI at ${system.address}/docs)`);
+}
 
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) {
+/**
+ * A repeat of a stop signal this soon after the first is the same request arriving twice, not an
+ * impatient operator: a terminal's Ctrl-C reaches every process in its group, npm and node both, and
+ * npm forwards its copy to node as well.
+ */
+export const REPEAT_SIGNAL_GRACE_MS = 1_000;
+
+/**
+ * SIGINT and SIGTERM stop the system once, in order, and exit 0; a failed stop, or one that takes
+ * longer than `shutdownTimeoutMs`, exits 1. A second signal later than REPEAT_SIGNAL_GRACE_MS after
+ * the first exits 1 at once.
+ */
+function stopOnSignals(started: Promise<RunningSystem>, shutdownTimeoutMs: number): void {
+  let system: RunningSystem | null = null;
+  started.then((s) => (system = s), () => {});
+  // The service's log once it runs; stderr while it is still starting.
+  const log = { info: (line: string) => (system ? system.app.log.info(line) : console.error(line)), error: (line: string) => (system ? system.app.log.error(line) : console.error(line)) };
+  let firstSignalMs: number | null = null;
+  const shutdown = async (signal: NodeJS.Signals): Promise<void> => {
+    if (firstSignalMs !== null) {
+      if (Date.now() - firstSignalMs < REPEAT_SIGNAL_GRACE_MS) {
+        log.info(`${signal} again within ${REPEAT_SIGNAL_GRACE_MS} ms: the same stop, not a forced exit`);
+        return;
+      }
       // A second signal is someone who will not wait: leave now rather than after the deadline.
-      system.app.log.error(`${signal} received again while shutting down; exiting now`);
+      log.error(`${signal} received again while shutting down; exiting now`);
       process.exit(1);
     }
-    stopping = true;
-    const startedMs = Date.now();
-    system.app.log.info(`${signal} received: closing HTTP, workers, escrow, projections, then the event store (each loop stops after its batch in progress)`);
+    const stopStartedMs = Date.now();
+    firstSignalMs = stopStartedMs;
+    log.info(`${signal} received: closing HTTP, workers, escrow, projections, then the event store (each loop stops after its batch in progress; another signal ${REPEAT_SIGNAL_GRACE_MS} ms or more from now exits at once)`);
     const forced = setTimeout(() => {
-      system.app.log.error(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
+      log.error(`shutdown took longer than ${shutdownTimeoutMs} ms; exiting`);
       process.exit(1);
-    }, config.shutdownTimeoutMs);
+    }, shutdownTimeoutMs);
     forced.unref();
     try {
-      await system.stop();
+      await (await started).stop();
     } catch (error) {
-      system.app.log.error(`shutdown failed after ${Date.now() - startedMs} ms: ${error instanceof Error ? error.message : String(error)}`);
+      log.error(`shutdown failed after ${Date.now() - stopStartedMs} ms: ${error instanceof Error ? error.message : String(error)}`);
       process.exit(1);
     }
-    system.app.log.info(`stopped in ${Date.now() - startedMs} ms`);
+    log.info(`stopped in ${Date.now() - stopStartedMs} ms`);
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void shutdown(signal));
 }
 
 export function failStart(error: unknown): never {
