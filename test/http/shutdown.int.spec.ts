@@ -63,7 +63,7 @@ describe('stopping the started system under a projection backlog', () => {
 
       expect(batchesAfterStop(lines)).toBeLessThanOrEqual(1);
       const lag = Object.fromEntries((await new ProjectionRunner({ store, projectors: ALL_PROJECTORS }).lag()).map((l) => [l.projector, l.lagEvents]));
-      expect(lag).toEqual({ ledger: history.length - DEFAULT_PROJECTION_BATCH_SIZE, rewards: history.length, metrics: history.length });
+      expect(lag).toEqual({ ledger: history.length - DEFAULT_PROJECTION_BATCH_SIZE, rewards: history.length, metrics: history.length, disputes: history.length });
     } finally {
       await holder.end().catch(() => {});
       await store.close();
