@@ -10,6 +10,7 @@ import { ALL_PROJECTORS } from '../../projections/index.js';
 import { startThrowawayCluster, type RunningCluster } from '../support/postgres-cluster.js';
 import { runAppendBench, runDurableAppendBench, type AppendBenchSizes, type DurableAppendBenchResult } from './append-bench.js';
 import { ESCROW_HELD_RATIO_GOAL, runEscrowBench, type EscrowBenchResult } from './escrow-bench.js';
+import { runIdleMemoryBench } from './idle-memory-bench.js';
 import { runRebuildBench } from './rebuild-bench.js';
 import { runReplayBench } from './replay-bench.js';
 import { PeakMemory } from './stats.js';
@@ -27,11 +28,12 @@ type BenchArgs = {
   concurrency: number;
   historyAssignments: number;
   escrowHeld: number;
+  idleMemory: boolean;
 };
 
 function parseArgs(argv: readonly string[]): BenchArgs {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
-  const known = new Set(['engines', 'appends', 'append-batches', 'batch-size', 'repeats', 'single', 'batches', 'rebuild-events', 'replay-steps', 'submissions', 'concurrency', 'history-assignments', 'escrow-held']);
+  const known = new Set(['engines', 'appends', 'append-batches', 'batch-size', 'repeats', 'single', 'batches', 'rebuild-events', 'replay-steps', 'submissions', 'concurrency', 'history-assignments', 'escrow-held', 'idle-memory']);
   for (const name of args.keys()) if (!known.has(name)) throw new Error(`unknown argument --${name}; known: ${[...known].map((k) => `--${k}`).join(', ')}`);
   const enginesArg = args.get('engines') ?? 'postgres,pglite';
   // --engines=none skips the store benchmarks, for a replay-only run on a GPU machine.
@@ -53,6 +55,7 @@ function parseArgs(argv: readonly string[]): BenchArgs {
     concurrency: int('concurrency', 16, 1, 256),
     historyAssignments: int('history-assignments', 100_000, 0, MAX_HISTORY_ASSIGNMENTS),
     escrowHeld: int('escrow-held', 10_000, 0, 100_000),
+    idleMemory: int('idle-memory', 1, 0, 1) === 1,
   };
 }
 
@@ -175,7 +178,7 @@ function commandLine(args: BenchArgs): string {
     `--appends=${a.durableAppends.singleEvents} --append-batches=${a.durableAppends.batches} --batch-size=${a.durableAppends.batchSize} --repeats=${a.durableAppends.repeats}`,
     `--single=${a.storeAppends.singleAppends} --batches=${a.storeAppends.batchAppends}`,
     `--rebuild-events=${a.rebuildEvents} --replay-steps=${a.replaySteps}`,
-    `--submissions=${a.submissions} --concurrency=${a.concurrency} --history-assignments=${a.historyAssignments} --escrow-held=${a.escrowHeld}`,
+    `--submissions=${a.submissions} --concurrency=${a.concurrency} --history-assignments=${a.historyAssignments} --escrow-held=${a.escrowHeld} --idle-memory=${a.idleMemory ? 1 : 0}`,
   ].join(' ');
 }
 
@@ -192,6 +195,8 @@ async function main(): Promise<void> {
     const engines: Partial<Record<Engine, EngineResults>> = {};
     for (const engine of args.engines) engines[engine] = await benchEngine(engine, server, args);
     const replay = args.replaySteps > 0 ? await runReplayBench(args.replaySteps, log) : null;
+    // The service as `npm start` runs it, in its own process: what it holds at idle, first boot and restart.
+    const idleMemory = args.idleMemory ? await runIdleMemoryBench(log) : null;
     const goalRows = goals(durableAppends, engines, replay);
     const report = {
       benchmark: 'TrainLedger: durable appends, projection rebuilds, signed gradient submissions, escrow passes and step replay, each beside a same-run baseline',
@@ -211,6 +216,7 @@ async function main(): Promise<void> {
       durableAppends,
       engines,
       replay,
+      idleMemory,
       memory: memory.stop(),
     };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
