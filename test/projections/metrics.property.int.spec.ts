@@ -62,10 +62,14 @@ describe.each(PROJECTION_ENGINES)('metrics projection [$name]', (engine) => {
     const times = facts.map((f) => f.atMs).sort((a, b) => a - b);
     const fromMs = times[Math.floor(times.length / 3)]!;
     const toMs = times[Math.floor((2 * times.length) / 3)]!;
-    // The comparisons above mean little on empty data: the histories must have exercised every figure.
+    // The comparisons above mean little on empty data: the histories must have exercised every figure, on some day
+    // of all of them together or of the covering history (a fixed seed) alone. Neither alone is certain: the covering
+    // history misses some figures, and on one CI run the days of all of them together showed one figure only as 0.
     const daily = expectedByPeriod(facts, 'day');
+    const coveringDaily = expectedByPeriod(factsOf(COVERING_HISTORY.map((h) => h.event)), 'day');
     for (const figure of ['medianSettlementMs', 'subsidyRatio', 'overturnRate', 'verificationOverhead', 'costPerAcceptedStepMsat'] as const) {
-      expect(daily.some((p) => p[figure] !== null && p[figure] !== 0)).toBe(true);
+      const exercised = (days: typeof daily) => days.some((p) => p[figure] !== null && p[figure] !== 0);
+      expect(exercised(daily) || exercised(coveringDaily), figure).toBe(true);
     }
     expect(daily.some((p) => p.escrowOutstandingMsat > 0n)).toBe(true);
     expect(expectedByPeriod(facts, 'week').length).toBeGreaterThan(1);
