@@ -1,6 +1,6 @@
 // The `trainledger` command: start, replay-worker, simulate, export and checkpoint, each with its own flags and its own --help.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -215,7 +215,6 @@ async function checkpointCommand(argv: readonly string[]): Promise<void> {
   const parameters = initialParameters(step.model, seed);
   // `npm run` runs scripts in the package root; INIT_CWD is where the user typed the command, which is what a relative --out means.
   const file = resolve(process.env.INIT_CWD ?? process.cwd(), out);
-  const { writeFileSync } = await import('node:fs');
   try {
     writeFileSync(file, encodeCheckpoint(step.model, parameters), { flag: 'wx' });
   } catch (error) {

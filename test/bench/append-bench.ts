@@ -11,7 +11,7 @@ import pg from 'pg';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import type { AppendPathCounts, PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
 import type { NewEvent } from '../../domain/ports/event-store.js';
-import { startThrowawayCluster } from '../support/postgres-cluster.js';
+import { createDatabaseOn, startThrowawayCluster } from '../support/postgres-cluster.js';
 import { medianTiming, round, timeConcurrent, type Timing } from './stats.js';
 
 export type DurableAppendBenchSizes = {
@@ -256,17 +256,7 @@ export async function withDurablePostgresDatabase<T>(fn: (connectionString: stri
   const cluster = process.env.DATABASE_URL ? null : await startThrowawayCluster({ durable: true });
   const adminUrl = process.env.DATABASE_URL ?? cluster!.adminUrl;
   try {
-    const name = `trainledger_append_bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${name}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    return await fn(url.toString());
+    return await fn(await createDatabaseOn(adminUrl, 'trainledger_append_bench'));
   } finally {
     cluster?.stop();
   }

@@ -1,13 +1,11 @@
 // `npm run bench`: every figure of the README's Benchmarks table, each beside its same-run baseline, as JSON on stdout (progress on stderr).
 
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
-import { startThrowawayCluster, type RunningCluster } from '../support/postgres-cluster.js';
+import { createDatabaseOn, startThrowawayCluster, type RunningCluster } from '../support/postgres-cluster.js';
 import { runAppendBench, runDurableAppendBench, type AppendBenchSizes, type DurableAppendBenchResult } from './append-bench.js';
 import { ESCROW_HELD_RATIO_GOAL, runEscrowBench, type EscrowBenchResult } from './escrow-bench.js';
 import { runIdleMemoryBench } from './idle-memory-bench.js';
@@ -73,18 +71,8 @@ class PostgresServer {
     return new PostgresServer(cluster.adminUrl, cluster);
   }
 
-  async freshDatabase(): Promise<string> {
-    const name = `trainledger_bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: this.adminUrl });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${name}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(this.adminUrl);
-    url.pathname = `/${name}`;
-    return url.toString();
+  freshDatabase(): Promise<string> {
+    return createDatabaseOn(this.adminUrl, 'trainledger_bench');
   }
 
   stop(): void {

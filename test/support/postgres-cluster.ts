@@ -1,10 +1,12 @@
 // Starts a throwaway PostgreSQL cluster (initdb + pg_ctl in a temporary folder) for the test run, or uses DATABASE_URL.
 
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, chownSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 
 export type RunningCluster = { adminUrl: string; durable: boolean; stop: () => void };
 
@@ -81,4 +83,19 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
       }
     },
   };
+}
+
+/** Creates an empty database named `<prefix>_<random hex>` on the server at `adminUrl` and returns its URL. */
+export async function createDatabaseOn(adminUrl: string, prefix: string): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
