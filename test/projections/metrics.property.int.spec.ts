@@ -14,7 +14,8 @@ import { appendHistory, generateHistory, historyArbitrary } from './history.js';
 
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 6);
 /** A fixed history that reaches every figure, so the coverage checks below never depend on luck. */
-const COVERING_HISTORY = generateHistory(20261121, { runs: 3, assignments: 60 }, { idPrefix: 'cover-' });
+// A seed whose history alone exercises every figure the coverage guard below names (20261121 drew no overturn).
+const COVERING_HISTORY = generateHistory(1, { runs: 3, assignments: 60 }, { idPrefix: 'cover-' });
 
 describe.each(PROJECTION_ENGINES)('metrics projection [$name]', (engine) => {
   let store: PostgresEventStore;
@@ -62,16 +63,13 @@ describe.each(PROJECTION_ENGINES)('metrics projection [$name]', (engine) => {
     const times = facts.map((f) => f.atMs).sort((a, b) => a - b);
     const fromMs = times[Math.floor(times.length / 3)]!;
     const toMs = times[Math.floor((2 * times.length) / 3)]!;
-    // The comparisons above mean little on empty data: the histories must have exercised every figure, on some day
-    // of all of them together or of the covering history (a fixed seed) alone. Neither alone is certain: the covering
-    // history misses some figures, and on one CI run the days of all of them together showed one figure only as 0.
-    const daily = expectedByPeriod(facts, 'day');
+    // The comparisons above mean little on empty data: the covering history (a fixed seed) must exercise every
+    // figure by itself, so the guard never depends on what the random histories before it happened to draw.
     const coveringDaily = expectedByPeriod(factsOf(COVERING_HISTORY.map((h) => h.event)), 'day');
     for (const figure of ['medianSettlementMs', 'subsidyRatio', 'overturnRate', 'verificationOverhead', 'costPerAcceptedStepMsat'] as const) {
-      const exercised = (days: typeof daily) => days.some((p) => p[figure] !== null && p[figure] !== 0);
-      expect(exercised(daily) || exercised(coveringDaily), figure).toBe(true);
+      expect(coveringDaily.some((p) => p[figure] !== null && p[figure] !== 0), figure).toBe(true);
     }
-    expect(daily.some((p) => p.escrowOutstandingMsat > 0n)).toBe(true);
+    expect(coveringDaily.some((p) => p.escrowOutstandingMsat > 0n)).toBe(true);
     expect(expectedByPeriod(facts, 'week').length).toBeGreaterThan(1);
     for (const granularity of GRANULARITIES) {
       const expected = expectedByPeriod(facts, granularity).filter((p) => p.periodStartMs < toMs && periodEnd(p.periodStartMs, granularity) > fromMs);
