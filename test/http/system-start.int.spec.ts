@@ -67,3 +67,15 @@ describe('the shutdown deadline', () => {
     }
   });
 });
+
+describe("the embedded PGlite's buffer cache", () => {
+  it('is 32 MB unless --pglite-shared-buffers-mb or TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB says otherwise, within 1 to 1024 MB', () => {
+    expect(config().database).toMatchObject({ engine: 'pglite', sharedBuffersMb: DEFAULT_CONFIG.pgliteSharedBuffersMb });
+    expect(DEFAULT_CONFIG.pgliteSharedBuffersMb).toBe(32);
+    expect(loadConfig([], { TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB: '128' }).database).toMatchObject({ sharedBuffersMb: 128 });
+    expect(loadConfig(['--pglite-shared-buffers-mb', '16'], { TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB: '128' }).database).toMatchObject({ sharedBuffersMb: 16 });
+    for (const bad of ['0', '1025', '2.5', 'big']) {
+      expect(() => config('--pglite-shared-buffers-mb', bad)).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+  });
+});
