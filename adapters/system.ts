@@ -21,7 +21,6 @@ import type { ContributorChannel, CoordinatorNode } from '../domain/ports/lightn
 import { ConfigError } from './config.js';
 import { API_CONTRIBUTOR_CHANNEL } from './lightning/api-contributor-channel.js';
 import { loadLndConfig } from './lightning/lnd/lnd-config.js';
-import { LndCoordinatorNode } from './lightning/lnd/lnd-coordinator.js';
 import { DevContributors } from './lightning/dev-contributors.js';
 import { DevLightningNetwork } from './lightning/dev/dev-lightning-network.js';
 import { EscrowEngine } from './lightning/escrow-engine.js';
@@ -65,6 +64,8 @@ async function openLightning(options: SystemOptions, db: Kysely<any>): Promise<L
   if (lnd) {
     const network = options.env.TRAINLEDGER_LND_NETWORK ?? 'bitcoin';
     if (!LND_NETWORKS.includes(network)) throw new ConfigError(`TRAINLEDGER_LND_NETWORK must be one of ${LND_NETWORKS.join(', ')}, got ${network}`);
+    // Loaded only here: ln-service and its gRPC stack hold ~15 MB a development-network service never uses.
+    const { LndCoordinatorNode } = await import('./lightning/lnd/lnd-coordinator.js');
     const node = LndCoordinatorNode.connect(lnd);
     // Fail at start, not at the first payment, when the node cannot be reached or the credentials are wrong.
     await node.publicKey();

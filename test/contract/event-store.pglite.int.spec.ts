@@ -1,10 +1,12 @@
 // Runs the event-store contract against PGlite (embedded Postgres), plus what only a data folder can show: surviving a reopen.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
+import { openDatabase } from '../../adapters/postgres/database.js';
 import { describeEventStoreContract, event } from './event-store.contract.js';
 
 describeEventStoreContract({
@@ -37,5 +39,25 @@ describe('PGlite in a data folder', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('runs with the shared_buffers it is given, and with PostgreSQL\'s default when given none; a new folder is initialised outside the process', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'trainledger-pglite-'));
+    try {
+      const sized = await openDatabase<any>({ engine: 'pglite', dataDir, sharedBuffersMb: 8 });
+      expect((await sql<{ shared_buffers: string }>`SHOW shared_buffers`.execute(sized.db)).rows[0]!.shared_buffers).toBe('8MB');
+      await sized.close();
+      const plain = await openDatabase<any>({ engine: 'pglite', dataDir });
+      expect((await sql<{ shared_buffers: string }>`SHOW shared_buffers`.execute(plain.db)).rows[0]!.shared_buffers).toBe('128MB');
+      await plain.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('says which folder it could not initialise, and what to check', async () => {
+    const notAFolder = join(mkdtempSync(join(tmpdir(), 'trainledger-pglite-')), 'file');
+    writeFileSync(notAFolder, 'not a data folder');
+    await expect(openDatabase({ engine: 'pglite', dataDir: join(notAFolder, 'pglite') })).rejects.toThrow(/could not initialise its data folder .*file\/pglite.*check that the folder is writable/s);
   });
 });

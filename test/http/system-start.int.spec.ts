@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../adapters/config.js';
+import { DEFAULT_CONFIG, loadConfig } from '../../adapters/config.js';
 import { startSystem } from '../../adapters/system.js';
 
 /** Files shaped like LND's credentials (a PEM certificate, a version 2 macaroon); no LND is behind them. */
@@ -54,5 +54,28 @@ describe('one part alone', () => {
 
   it('refuses an unknown part with INVALID_CONFIG', () => {
     expect(() => config('--parts', 'api,gossip')).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+  });
+});
+
+describe('the shutdown deadline', () => {
+  it('comes from --shutdown-timeout-ms, then TRAINLEDGER_SHUTDOWN_TIMEOUT_MS, then the default, and is refused out of its range', () => {
+    expect(config().shutdownTimeoutMs).toBe(DEFAULT_CONFIG.shutdownTimeoutMs);
+    expect(loadConfig(['--port', '0'], { TRAINLEDGER_SHUTDOWN_TIMEOUT_MS: '2500' }).shutdownTimeoutMs).toBe(2_500);
+    expect(loadConfig(['--shutdown-timeout-ms', '700'], { TRAINLEDGER_SHUTDOWN_TIMEOUT_MS: '2500' }).shutdownTimeoutMs).toBe(700);
+    for (const bad of ['0', '99', '600001', '1.5', 'soon']) {
+      expect(() => config('--shutdown-timeout-ms', bad)).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+  });
+});
+
+describe("the embedded PGlite's buffer cache", () => {
+  it('is 32 MB unless --pglite-shared-buffers-mb or TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB says otherwise, within 1 to 1024 MB', () => {
+    expect(config().database).toMatchObject({ engine: 'pglite', sharedBuffersMb: DEFAULT_CONFIG.pgliteSharedBuffersMb });
+    expect(DEFAULT_CONFIG.pgliteSharedBuffersMb).toBe(32);
+    expect(loadConfig([], { TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB: '128' }).database).toMatchObject({ sharedBuffersMb: 128 });
+    expect(loadConfig(['--pglite-shared-buffers-mb', '16'], { TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB: '128' }).database).toMatchObject({ sharedBuffersMb: 16 });
+    for (const bad of ['0', '1025', '2.5', 'big']) {
+      expect(() => config('--pglite-shared-buffers-mb', bad)).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
   });
 });
