@@ -1,7 +1,8 @@
 // Opens a kysely database on PostgreSQL (pg pool) or PGlite (data folder or memory) and migrates it.
 
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, Migrator, PostgresDialect, type Migration } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
+import { Migrator, type Migration } from 'kysely/migration';
 import pg from 'pg';
 import { PgliteSerialPool } from './pglite-pool.js';
 import { EVENT_STORE_MIGRATIONS } from './migrations/index.js';
