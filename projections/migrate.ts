@@ -2,7 +2,8 @@
 // Driver-agnostic (kysely's Migrator over whatever Kysely it is given), so it lives with the read models' migrations
 // and the inner rings use it without an adapter; adapters/postgres/database.ts re-exports it for the adapters' tables.
 
-import { Migrator, type Kysely, type Migration } from 'kysely';
+import type { Kysely } from 'kysely';
+import { Migrator, type Migration } from 'kysely/migration';
 
 /** Applies every pending migration of one migration set; throws with the failing migration's name. */
 export async function migrateToLatest(

@@ -1,6 +1,7 @@
 // The projector contract: a named read model with its own schema, migrations and a deterministic batch apply.
 
-import type { Kysely, Migration } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import type { DomainEvent } from '../domain/events.js';
 import type { LogPosition } from '../domain/ports/event-store.js';
 

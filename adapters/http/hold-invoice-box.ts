@@ -1,6 +1,7 @@
 // Contributors' invoices as posted through the API (escrow hold invoices and payout invoices), kept until the escrow reactor asks.
 
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import { migrateToLatest } from '../postgres/database.js';
 import type { PayoutRequest } from '../../domain/reactions/escrow.js';
 import type { ContributorInvoiceKind } from '../../domain/assignment/index.js';

@@ -2,7 +2,8 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
+import { sql, type ColumnType, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import { migrateToLatest } from '../postgres/database.js';
 import { ApiError, problemOf } from './problem.js';
 

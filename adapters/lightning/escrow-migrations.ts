@@ -1,6 +1,7 @@
 // The escrow process manager's own tables, as ordered kysely migrations; a landed migration is never edited.
 
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 
 export const ESCROW_REACTOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
   /**

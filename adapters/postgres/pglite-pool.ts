@@ -10,6 +10,12 @@ import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kyse
  * the first commits or rolls back, instead of interleaving inside it.
  */
 export class PgliteSerialPool implements PostgresPool {
+  /**
+   * kysely (0.29+) reads a pool's `options` to open a separate control client that cancels a running
+   * query. There is no second connection to a PGlite instance and no `Client` here, so kysely falls back
+   * to its pool path; the options are empty.
+   */
+  readonly options: object = {};
   private tail: Promise<void> = Promise.resolve();
   private ended = false;
 

@@ -1,6 +1,7 @@
 // The validator worker: follows the log, judges every submitted gradient, and records SubmissionAccepted or SubmissionRejected, or leaves it unjudged with a reason.
 
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import { migrateToLatest } from '../../projections/migrate.js';
 import { assignmentDecider, assignmentStreamId, type AssignmentCommand, type AssignmentEvent } from '../../domain/assignment/index.js';
 import { decodeEvent } from '../../domain/codec.js';

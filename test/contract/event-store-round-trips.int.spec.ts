@@ -20,6 +20,11 @@ class CountingPool implements PostgresPool {
   readonly statements: string[] = [];
   constructor(private readonly inner: PostgresPool) {}
 
+  /** kysely builds its query-cancelling control client from these: the inner pool's own. */
+  get options(): object {
+    return this.inner.options;
+  }
+
   async connect(): Promise<PostgresPoolClient> {
     const client = await this.inner.connect();
     const statements = this.statements;

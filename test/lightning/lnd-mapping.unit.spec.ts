@@ -18,7 +18,7 @@ type PaymentPath = NonNullable<GetPaymentResult['payment']>['paths'][number];
 /** One direct path as ln-service builds it from LND's route: mtokens include the fee. */
 function path(amountMsat: bigint, feeMsat: bigint, timeout: number): PaymentPath {
   const mtokens = (amountMsat + feeMsat).toString();
-  const hop = { channel: '600x1x0', channel_capacity: 1_000_000, fee: Number(feeMsat / 1000n), fee_mtokens: feeMsat.toString(), forward: Number(amountMsat / 1000n), forward_mtokens: amountMsat.toString(), public_key: PAYEE, timeout };
+  const hop = { channel: '600x1x0', fee: Number(feeMsat / 1000n), fee_mtokens: feeMsat.toString(), forward: Number(amountMsat / 1000n), forward_mtokens: amountMsat.toString(), public_key: PAYEE, timeout };
   return { fee: Number(feeMsat / 1000n), fee_mtokens: feeMsat.toString(), hops: [hop], mtokens, payment: 'ee'.repeat(32), timeout, tokens: Number((amountMsat + feeMsat) / 1000n), total_mtokens: amountMsat.toString() };
 }
 

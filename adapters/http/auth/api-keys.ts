@@ -3,7 +3,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import { migrateToLatest } from '../../postgres/database.js';
 
 export const API_KEY_ROLES = Object.freeze(['coordinator', 'validator', 'analyst', 'auditor'] as const);

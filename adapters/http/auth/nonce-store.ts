@@ -1,6 +1,7 @@
 // Single-use request-signature nonces: the first claim of (key id, nonce) wins, every replay loses.
 
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import { migrateToLatest } from '../../postgres/database.js';
 
 /** Expired rows removed per claim: enough to outpace inserts, small enough to keep every claim cheap. */

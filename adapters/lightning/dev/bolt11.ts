@@ -66,6 +66,10 @@ export async function decodeRequest(bolt11: string): Promise<DecodedInvoice> {
   try {
     parsed = invoices.parsePaymentRequest({ request: bolt11 });
   } catch (error) {
+    // invoices 6+ checks the signature itself when the request names its destination (tag n), as ours do.
+    if ((error as Error).message === 'InvalidSignatureForDestinationPublicKey') {
+      throw invalid("the payment request's signature is not valid: it does not verify for the destination key the request names");
+    }
     throw invalid(`the payment request does not parse as BOLT11 (${(error as Error).message})`);
   }
   const signature = await checkRequestSignature(bolt11, parsed.destination).catch((error: unknown) => ({ ok: false as const, reason: String(error) }));

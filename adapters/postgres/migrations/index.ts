@@ -1,6 +1,6 @@
 // The ordered event-store migrations. A landed migration is never edited; a change is a new file.
 
-import type { Migration } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import * as eventLog from './0001_event_log.js';
 import * as appendAtKnownHead from './0002_append_at_known_head.js';
 

@@ -1,6 +1,6 @@
 // The outbox projection's ordered migrations; a landed one is never edited.
 
-import type { Migration } from 'kysely';
+import type { Migration } from 'kysely/migration';
 import * as outbox from './0001_outbox.js';
 import * as feeCeiling from './0002_fee_ceiling.js';
 
