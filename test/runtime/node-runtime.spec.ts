@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   engines: { node: string };
+  scripts: Record<string, string>;
+  optionalDependencies: Record<string, string>;
 };
 
 /** engines.node is written as ^MAJOR.MINOR.PATCH: the runtime must be that major, at least that version. */
@@ -37,5 +39,12 @@ describe('Node.js runtime', () => {
   it('is also what a bare `node` on PATH starts', () => {
     const childVersion = execFileSync('node', ['-p', 'process.version'], { encoding: 'utf8' }).trim();
     expect(childVersion).toBe(process.version);
+  });
+
+  it('is installed by `npm run setup` with an npm that runs on that same major', () => {
+    const major = /^\^(\d+)\./.exec(pkg.engines.node)![1];
+    expect(pkg.scripts.setup).toContain(`--package=node-linux-$(node -p process.arch)@${major} `);
+    expect(pkg.scripts.setup).toMatch(/--call='npm ci /);
+    for (const arch of ['x64', 'arm64']) expect(pkg.optionalDependencies[`node-linux-${arch}`]).toBe(pkg.engines.node);
   });
 });
