@@ -1,12 +1,12 @@
 // Builds the fastify application: problem+json errors, rate limits, authentication first, idempotency, OpenAPI, then every route group.
 
 import Fastify, { type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
 import type { ApiDeps } from './api-context.js';
 import { registerAuthFirst } from './auth/auth-first.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { healthRoutes, type HealthDeps } from './health-routes.js';
 import { registerIdempotency } from './idempotency.js';
+import { registerOpenApi } from './openapi.js';
 import { frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
 import { registerRateLimits } from './rate-limit.js';
 import { registerStrictBodies } from './strict-bodies.js';
@@ -56,14 +56,7 @@ async function registerApi(app: FastifyInstance, api: ApiDeps, engine: string): 
   await registerIdempotency(app, { db: api.asyncCommitDb ?? api.db, nowMs: api.nowMs, ...(engine === 'postgres' || engine === 'pglite' ? { engine } : {}) });
   // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
   app.removeContentTypeParser('text/plain');
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'TrainLedger API', version: '1', description: 'Event-sourced ledger and verification audit for training networks paid in Lightning sats.' },
-      components: { securitySchemes: { staffKey: { type: 'http', scheme: 'bearer' } } },
-    },
-  });
-  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  await registerOpenApi(app);
   for (const routes of [runsRoutes, contributorsRoutes, assignmentsRoutes, gradientsRoutes, queriesRoutes, eventsRoutes, adminRoutes]) await routes(app, api);
   await dashboardRoutes(app, api);
 }
