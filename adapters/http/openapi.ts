@@ -15,7 +15,7 @@ const DOCS_CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; sty
 
 /** Why each 4xx is listed: one line per status, the same wherever it appears. */
 const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
-  400: 'VALIDATION_FAILED, UNKNOWN_FIELD, INVALID_JSON, IDEMPOTENCY_KEY_MISSING or IDEMPOTENCY_KEY_INVALID: the request is malformed; `detail` and `issues` say where.',
+  400: 'VALIDATION_FAILED, UNKNOWN_FIELD, INVALID_JSON, IDEMPOTENCY_KEY_MISSING or IDEMPOTENCY_KEY_INVALID: the request is malformed; `detail` and `errors` say where.',
   401: 'AUTHENTICATION_REQUIRED, INVALID_API_KEY or a SIGNATURE_* code: the credentials are missing or do not verify.',
   403: 'FORBIDDEN: the credentials verify but do not reach this operation (a staff key without the scope, another contributor\'s data).',
   404: 'A *_NOT_FOUND code: a resource the request names does not exist (to a contributor, another\'s assignment does not either).',
@@ -28,7 +28,7 @@ const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
 
 const ProblemSchema = {
   type: 'object',
-  description: `An RFC 9457 problem. \`code\` is stable and the one to branch on; \`type\` is ${PROBLEM_TYPE_BASE_URL} plus the code in kebab case. Some codes add extension members (issues, limitBytes, accepted, retryAfterSec, ...).`,
+  description: `An RFC 9457 problem. \`code\` is stable and the one to branch on; \`type\` is ${PROBLEM_TYPE_BASE_URL} plus the code in kebab case. Some codes add extension members (errors, limitBytes, accepted, retryAfterSec, ...).`,
   required: ['type', 'title', 'status', 'code', 'detail'],
   properties: {
     type: { type: 'string', format: 'uri' },
@@ -36,7 +36,7 @@ const ProblemSchema = {
     status: { type: 'integer', minimum: 400, maximum: 599 },
     code: { type: 'string', pattern: '^[A-Z][A-Z0-9_]*$' },
     detail: { type: 'string' },
-    issues: { type: 'array', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' }, allowed: { type: 'array' } } } },
+    errors: { type: 'array', description: 'VALIDATION_FAILED / UNKNOWN_FIELD: each field that is wrong and why.', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' }, allowed: { type: 'array' } } } },
   },
   additionalProperties: true,
 } as const;

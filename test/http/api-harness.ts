@@ -22,6 +22,7 @@ import { createPostgresDatabase } from '../support/databases.js';
 import { mnistShardDigests } from '../../replay/data/mnist.js';
 import { referenceStep } from '../../replay/graphs/reference-steps.js';
 import { encodeCheckpoint, initialParameters } from '../../replay/model/checkpoint.js';
+import { checkExchanges, recordExchanges } from './openapi-conformance.js';
 
 export type Engine = 'pglite' | 'postgres';
 
@@ -55,6 +56,8 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
       devNodeKey: (id) => network.wallet(id).publicKey(),
     },
   });
+  // Every answer is recorded, so a spec can check all it received against the app's own OpenAPI document.
+  const recorder = recordExchanges(app);
   const keys = {} as Record<'coordinator' | 'validator' | 'analyst' | 'auditor', string>;
   for (const role of ['coordinator', 'validator', 'analyst', 'auditor'] as const) keys[role] = (await apiKeys.issue({ role, label: `test ${role}`, nowMs: clock.nowMs, keyId: `test-${role}` })).apiKey;
 
@@ -114,8 +117,14 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
     return { step, checkpointDigest, initialParameters: initialParameters(step.model, '1') };
   }
 
+  /** Everything recorded so far, checked against GET /docs/json (see openapi-conformance.ts). */
+  async function conformance() {
+    const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+    return { ...checkExchanges(doc, recorder.exchanges), dropped: recorder.dropped };
+  }
+
   return {
-    seedRun,
+    seedRun, recorder, conformance,
     app, store: store as PostgresEventStore, db, blobs, network, preimages, keys, clock, contributor, staff, signed, eventCount,
     close: async () => {
       await app.close();

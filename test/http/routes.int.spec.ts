@@ -58,6 +58,15 @@ async function expectRefused(h: ApiHarness, send: () => Promise<Response>, statu
   return response;
 }
 
+/** Every answer the harness recorded is one its OpenAPI document lists, with a body its schema accepts (see openapi-conformance.ts). */
+async function expectConformant(h: ApiHarness): Promise<void> {
+  const { problems, checked, dropped, samples } = await h.conformance();
+  if (process.env.DEBUG_CONFORMANCE) console.log(checked, JSON.stringify([...samples].map(([k, v]) => [k, [...v]])));
+  expect(dropped, 'exchanges past the recorder limit went unchecked').toBe(0);
+  expect(checked).toBeGreaterThan(0);
+  expect(problems).toEqual([]);
+}
+
 function expectCreated(response: Response): { status: string; events: { type: string; data: Record<string, unknown> }[] } & Record<string, unknown> {
   expect(response.statusCode, response.body).toBe(201);
   expect(response.headers['content-type']).toContain('application/json');
@@ -299,6 +308,9 @@ describe.each(['pglite', 'postgres'] as const)('signatures and idempotency on %s
     const created = expectCreated(await submitGradient(h, w.alice, 'a-sig', honest.dense, { 'x-claimed-loss': honest.loss }));
     expect(created.events.map((e) => e.type)).toEqual(['GradientSubmitted']);
     expect(await h.eventCount()).toBe(events + 1);
+  });
+  it('answered nothing above that its OpenAPI document (/docs/json) does not describe', async () => {
+    await expectConformant(w.h);
   });
 });
 
@@ -683,7 +695,7 @@ describe('on PGlite', () => {
     });
 
     it('serves an OpenAPI document listing the /v1 paths, and Prometheus metrics', async () => {
-      const docs = await h.app.inject({ method: 'GET', url: '/docs' });
+      const docs = await h.app.inject({ method: 'GET', url: '/docs/json' });
       expect(docs.statusCode).toBe(200);
       const document = docs.json() as { openapi: string; paths: Record<string, unknown> };
       expect(document.openapi).toMatch(/^3\./);
@@ -736,6 +748,9 @@ describe('on PGlite', () => {
     it('refuses an assignment on a checkpoint never uploaded (CHECKPOINT_NOT_UPLOADED)', async () => {
       await expectRefused(h, () => h.staff('coordinator', { method: 'POST', url: '/v1/assignments', payload: assignBody('a-nockpt', { baseCheckpointDigest: UNKNOWN_DIGEST }) }), 422, 'CHECKPOINT_NOT_UPLOADED');
     });
+  });
+  it('answered nothing above that its OpenAPI document (/docs/json) does not describe', async () => {
+    await expectConformant(h);
   });
 });
 
@@ -839,5 +854,8 @@ describe('fuzzing request content (PGlite)', () => {
     expect(dispute.json().errors).toContainEqual(expect.objectContaining({ field: 'body/assignmentId' }));
     const checkpoint = await expectRefused(h, () => h.staff('coordinator', { method: 'POST', url: '/v1/runs/run-1/checkpoints', payload: JSON.stringify({ checkpointId: `c-${randomUUID()}`, step: 1_000_000, digest: run.initialCheckpointDigest, runId: 'run-elsewhere' }), headers: { 'content-type': 'application/json' } }), 400, 'UNKNOWN_FIELD');
     expect(checkpoint.json().detail).toContain('body/runId');
+  });
+  it('answered nothing above that its OpenAPI document (/docs/json) does not describe', async () => {
+    await expectConformant(h);
   });
 });
