@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRequest } from '../../adapters/http/auth/http-signature.js';
 import { GRADIENT_ROUTE_LIMIT_BYTES } from '../../adapters/http/routes/gradients-routes.js';
 import { apiHarness, type ApiHarness, type SignedContributor } from './api-harness.js';
+import { expectConformant } from './openapi-conformance.js';
 
 type Response = LightMyRequestResponse;
 
@@ -134,6 +135,9 @@ describe.each(['pglite', 'postgres'] as const)('authentication first on %s', (en
     expect(real.statusCode, real.body).not.toBe(401);
     expectProblem(await signedFrom(h, alice, { method: 'GET', url: '/v1/assignments/a-none', nonce }), 401, 'NONCE_REPLAYED');
   });
+  it('answered nothing above that its OpenAPI document (/docs/json) does not describe', async () => {
+    await expectConformant(h);
+  });
 });
 
 describe.each(['pglite', 'postgres'] as const)('rate limits on verified callers on %s', (engine) => {
@@ -182,5 +186,9 @@ describe.each(['pglite', 'postgres'] as const)('rate limits on verified callers 
       expect(served.statusCode, served.body).toBe(200);
     }
     expectProblem(await bad('10.8.0.3'), 401, 'INVALID_API_KEY');
+  });
+
+  it('answered nothing above that its OpenAPI document (/docs/json) does not describe', async () => {
+    await expectConformant(h);
   });
 });

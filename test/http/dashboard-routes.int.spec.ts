@@ -11,6 +11,7 @@ import { referenceStep } from '../../replay/graphs/reference-steps.js';
 import { initialParameters } from '../../replay/model/checkpoint.js';
 import { StepRunner } from '../../replay/step/step-runner.js';
 import { apiHarness, type ApiHarness, type SignedContributor } from './api-harness.js';
+import { expectConformant } from './openapi-conformance.js';
 
 const STEP = referenceStep('softmax-regression');
 const LISTS = ['/v1/disputes', '/v1/ledger/top-contributors'] as const;
@@ -129,4 +130,8 @@ describe('dashboard read routes: what they show', () => {
     expect(Array.isArray(top.json())).toBe(true);
     for (const row of top.json() as Record<string, unknown>[]) expect(row).toEqual({ contributorId: expect.any(String), paidMsat: expect.stringMatching(/^[0-9]+$/), payments: expect.any(Number), pendingEscrowMsat: expect.stringMatching(/^[0-9]+$/) });
   });
+});
+
+it('answered nothing in this file that its OpenAPI document (/docs/json) does not describe', async () => {
+  await expectConformant(h);
 });

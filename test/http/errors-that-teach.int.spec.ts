@@ -13,6 +13,7 @@ import { withArticle } from '../../adapters/http/wording.js';
 import { mnistShardDigests } from '../../replay/data/mnist.js';
 import { referenceStep } from '../../replay/graphs/reference-steps.js';
 import { apiHarness, type ApiHarness, type SignedContributor } from './api-harness.js';
+import { expectConformant } from './openapi-conformance.js';
 
 const STEP = referenceStep('softmax-regression');
 
@@ -248,4 +249,8 @@ describe('wording', () => {
       'an analyst', 'an auditor', 'an escrow', 'an invoice', 'a coordinator', 'a bonus', 'a dense-f32', 'a sparseloco', 'an Ohm', 'an 8-byte', 'an 11-step', 'a 110-step',
     ]);
   });
+});
+
+it('answered nothing in this file that its OpenAPI document (/docs/json) does not describe', async () => {
+  await expectConformant(h);
 });

@@ -3,6 +3,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
+import { expect } from 'vitest';
 
 /** Exchanges one recorder keeps; a flow past it is told so (a silent cap would let a bad answer slip by unchecked). */
 export const MAX_RECORDED_EXCHANGES = 50_000;
@@ -155,4 +156,12 @@ function checkRequest(op: OperationObject, pointer: string[], where: string, exc
 
 function ajvErrors(validate: ValidateFunction): string {
   return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message} (${e.schemaPath})`).join('; ');
+}
+
+/** For a spec's last test: every answer its harness recorded is one the document lists, with a body its schema accepts. */
+export async function expectConformant(h: { conformance: () => Promise<Checked & { dropped: number }> }): Promise<void> {
+  const { problems, checked, dropped } = await h.conformance();
+  expect(dropped, 'exchanges past the recorder limit went unchecked').toBe(0);
+  expect(checked, 'no exchange on a documented route was recorded').toBeGreaterThan(0);
+  expect(problems).toEqual([]);
 }

@@ -2,6 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiHarness, type ApiHarness, type SignedContributor } from './api-harness.js';
+import { expectConformant } from './openapi-conformance.js';
 
 const BONUS_MSAT = 150_000n;
 let h: ApiHarness;
@@ -72,4 +73,8 @@ describe('payout invoices', () => {
     const hold = await h.network.wallet('alice').createHoldInvoice({ paymentHash, amountMsat: 1_000_000n, expirySec: 3600, cltvDelta: 40, description: 'late' });
     await expectRefused(() => h.signed(alice, { method: 'PUT', url: '/v1/assignments/a-1/invoice', json: { bolt11: hold } }), 409, 'ESCROW_NOT_OPEN');
   });
+});
+
+it('answered nothing in this file that its OpenAPI document (/docs/json) does not describe', async () => {
+  await expectConformant(h);
 });

@@ -20,6 +20,7 @@ import { referenceStep } from '../../replay/graphs/reference-steps.js';
 import { initialParameters } from '../../replay/model/checkpoint.js';
 import { StepRunner } from '../../replay/step/step-runner.js';
 import { apiHarness, type ApiHarness, type Engine, type SignedContributor } from './api-harness.js';
+import { expectConformant } from './openapi-conformance.js';
 
 type Response = LightMyRequestResponse;
 
@@ -56,15 +57,6 @@ async function expectRefused(h: ApiHarness, send: () => Promise<Response>, statu
   expect(await h.eventCount(), 'a refused request appended an event').toBe(events);
   expect(blobCount(h), 'a refused request stored a blob').toBe(blobs);
   return response;
-}
-
-/** Every answer the harness recorded is one its OpenAPI document lists, with a body its schema accepts (see openapi-conformance.ts). */
-async function expectConformant(h: ApiHarness): Promise<void> {
-  const { problems, checked, dropped, samples } = await h.conformance();
-  if (process.env.DEBUG_CONFORMANCE) console.log(checked, JSON.stringify([...samples].map(([k, v]) => [k, [...v]])));
-  expect(dropped, 'exchanges past the recorder limit went unchecked').toBe(0);
-  expect(checked).toBeGreaterThan(0);
-  expect(problems).toEqual([]);
 }
 
 function expectCreated(response: Response): { status: string; events: { type: string; data: Record<string, unknown> }[] } & Record<string, unknown> {

@@ -8,6 +8,7 @@ import { MNIST_HELDOUT_SHARD_ID, mnistShardDigests } from '../../replay/data/mni
 import { referenceStep } from '../../replay/graphs/reference-steps.js';
 import { encodeCheckpoint, initialParameters } from '../../replay/model/checkpoint.js';
 import { apiHarness, type ApiHarness } from './api-harness.js';
+import { expectConformant } from './openapi-conformance.js';
 
 const STEP = referenceStep('softmax-regression');
 const ZERO_DIGEST = '0'.repeat(64);
@@ -88,5 +89,9 @@ describe.each(['pglite', 'postgres'] as const)('declared run data on %s', (engin
     expect(opened.statusCode, opened.body).toBe(201);
     const view = await h.staff('coordinator', { method: 'GET', url: '/v1/runs/run-all-training' });
     expect(view.json()).toMatchObject({ runId: 'run-all-training', shards: training });
+  });
+
+  it('answered nothing above that its OpenAPI document (/docs/json) does not describe', async () => {
+    await expectConformant(h);
   });
 });
