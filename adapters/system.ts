@@ -37,6 +37,8 @@ export type SystemOptions = Readonly<{
   limits?: ApiLimits;
   /** Simulated seconds per block on the development network. */
   blockIntervalMs?: number;
+  /** Called with the built app before it listens, to add hooks (end-to-end tests record every exchange this way). */
+  beforeListen?: (app: FastifyInstance) => void;
 }>;
 
 export type RunningSystem = Readonly<{ app: FastifyInstance; address: string; lightning: string; stop: () => Promise<void> }>;
@@ -169,6 +171,7 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
       ...(lightning.devNodeKey ? { devNodeKey: lightning.devNodeKey } : {}),
     } }),
   });
+  options.beforeListen?.(app);
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   stops.unshift(() => app.close());
   return {

@@ -51,7 +51,8 @@ export function recordExchanges(app: FastifyInstance): Recorder {
   return recorder;
 }
 
-type Doc = { paths: Record<string, Record<string, OperationObject>>; components: { responses?: Record<string, ResponseObject> } };
+export type OpenApiDoc = { paths: Record<string, Record<string, OperationObject>>; components: { responses?: Record<string, ResponseObject> } };
+type Doc = OpenApiDoc;
 type OperationObject = { operationId: string; requestBody?: { content: Record<string, unknown> }; responses: Record<string, ResponseObject | { $ref: string }> };
 type ResponseObject = { content?: Record<string, unknown> };
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../adapters/config.js';
 import { startSystem, type RunningSystem } from '../../adapters/system.js';
+import { checkExchanges, recordExchanges, type OpenApiDoc, type Recorder } from './openapi-conformance.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -64,10 +65,11 @@ function jsonDocuments(text: string): unknown[] {
 const dataDir = mkdtempSync(join(tmpdir(), 'trainledger-readme-'));
 const workDir = mkdtempSync(join(tmpdir(), 'trainledger-readme-work-'));
 let system: RunningSystem;
+let recorder: Recorder;
 
 beforeAll(async () => {
   const config = loadConfig(['--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], {});
-  system = await startSystem({ config, env: {}, log: () => {} });
+  system = await startSystem({ config, env: {}, log: () => {}, beforeListen: (app) => (recorder = recordExchanges(app)) });
 }, 120_000);
 
 afterAll(async () => {
@@ -96,4 +98,12 @@ describe("the README's coordinator flow with curl", () => {
     expect(README).toContain('"funded":{"customerMsat":"1000000","subsidyMsat":"200000"}');
     expect(README).toContain('"reservedMsat":"131000"');
   }, 120_000);
+
+  it('got only answers the OpenAPI document describes, for requests it accepts', async () => {
+    const doc = (await (await fetch(`${system.address}/docs/json`)).json()) as OpenApiDoc;
+    const { problems, operations } = checkExchanges(doc, recorder.exchanges);
+    expect(recorder.dropped).toBe(0);
+    expect(problems).toEqual([]);
+    expect([...operations]).toEqual(expect.arrayContaining(['registerContributor', 'uploadCheckpoint', 'openRun', 'fundRun', 'assignWork', 'getRun']));
+  });
 });

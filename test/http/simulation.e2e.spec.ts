@@ -9,6 +9,7 @@ import { StaffClient } from '../../adapters/client/trainledger-client.js';
 import { loadConfig } from '../../adapters/config.js';
 import { newApiKey } from '../../adapters/http/auth/api-keys.js';
 import { startSystem, type RunningSystem } from '../../adapters/system.js';
+import { checkExchanges, recordExchanges, type OpenApiDoc, type Recorder } from './openapi-conformance.js';
 
 type ExportedEvent = { streamId: string; type: string; data: Record<string, any> };
 
@@ -18,10 +19,11 @@ let system: RunningSystem;
 let summary: SimulationSummary;
 let staff: StaffClient;
 let events: ExportedEvent[];
+let recorder: Recorder;
 
 beforeAll(async () => {
   const config = loadConfig(['--data-dir', dataDir, '--port', '0'], {});
-  system = await startSystem({ config, env: { TRAINLEDGER_ADMIN_KEY: adminKey }, log: () => {} });
+  system = await startSystem({ config, env: { TRAINLEDGER_ADMIN_KEY: adminKey }, log: () => {}, beforeListen: (app) => (recorder = recordExchanges(app)) });
   staff = new StaffClient({ baseUrl: system.address }, adminKey);
   summary = await simulate({ baseUrl: system.address, adminKey, contributors: 4, steps: 2, cheaters: 0.5, disputeShare: 1, seed: '7', roundTimeoutMs: 120_000, progress: () => {} });
   const ndjson = await staff.exportEvents();
@@ -83,5 +85,14 @@ describe('a small simulation over a real socket', () => {
     expect(metrics.acceptedCount).toBe(runEvents.filter((e) => e.type === 'SubmissionAccepted').length);
     expect(metrics.rejectedCount).toBe(runEvents.filter((e) => e.type === 'SubmissionRejected').length);
     expect(summary.satsPaid).toBe(Number(paid / 1000n));
+  });
+
+  it('received only answers its OpenAPI document describes, over the socket, and sent only bodies it accepts', async () => {
+    const doc = (await (await fetch(`${system.address}/docs/json`)).json()) as OpenApiDoc;
+    const { problems, operations } = checkExchanges(doc, recorder.exchanges);
+    expect(recorder.dropped).toBe(0);
+    expect(problems).toEqual([]);
+    // The SDK's side of the flow (escrow invoices and verdicts go in-process, through the dev channel and the validator).
+    expect([...operations]).toEqual(expect.arrayContaining(['openRun', 'fundRun', 'registerContributor', 'assignWork', 'submitGradient', 'disputeRejection', 'exportEvents']));
   });
 });
