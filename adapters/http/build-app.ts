@@ -37,6 +37,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerProblemHandler(app);
   registerStrictBodies(app);
+  // Before every route, so that /health and /metrics are documented too; only with the API, whose reference it is.
+  if (deps.api) await registerOpenApi(app);
   await app.register(async (instance) => healthRoutes(instance, deps));
   await prometheusRoutes(app, deps);
   if (deps.api) await registerApi(app, deps.api, deps.engine);
@@ -56,7 +58,6 @@ async function registerApi(app: FastifyInstance, api: ApiDeps, engine: string): 
   await registerIdempotency(app, { db: api.asyncCommitDb ?? api.db, nowMs: api.nowMs, ...(engine === 'postgres' || engine === 'pglite' ? { engine } : {}) });
   // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
   app.removeContentTypeParser('text/plain');
-  await registerOpenApi(app);
   for (const routes of [runsRoutes, contributorsRoutes, assignmentsRoutes, gradientsRoutes, queriesRoutes, eventsRoutes, adminRoutes]) await routes(app, api);
   await dashboardRoutes(app, api);
 }

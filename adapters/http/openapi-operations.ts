@@ -100,8 +100,32 @@ const staff = (...scopes: string[]): Access => ({ kind: 'staff', scopes });
 const READ_RUN_SCOPES = ['runs:write', 'assignments:read', 'metrics:read', 'events:read'];
 const APPENDED = (what: string) => ({ status: 201, description: `${what}: the events appended (or, for a retry, the ones it appended first).` });
 
+const POSITION = { type: 'object', required: ['transactionId', 'globalPosition'], properties: { transactionId: str, globalPosition: str }, additionalProperties: false } as const;
+const HEALTH = {
+  type: 'object',
+  required: ['status', 'engine', 'uptimeMs', 'logHead', 'projections'],
+  properties: {
+    status: { enum: ['ok', 'degraded'], description: 'degraded: a projector stopped (see `degraded`); the API and the log still work.' },
+    engine: str,
+    uptimeMs: { type: 'number' },
+    logHead: POSITION,
+    projections: { type: 'array', items: { type: 'object', required: ['projector', 'status', 'lagEvents', 'lagSeconds'], properties: { projector: str, status: { enum: ['running', 'stopped'] }, lagEvents: { type: 'number' }, lagSeconds: { type: 'number' }, stopped: anyObject }, additionalProperties: false } },
+    degraded: { type: 'array', items: { type: 'object', required: ['projector', 'reason'], properties: { projector: str, reason: str }, additionalProperties: false } },
+  },
+  additionalProperties: false,
+};
+
 /** Keyed by `METHOD /path/{param}` as the document names operations. */
 export const OPERATIONS: Readonly<Record<string, Operation>> = {
+  'GET /health': {
+    operationId: 'getHealth', summary: 'Liveness, the event store and projection lag', tag: 'operations', access: { kind: 'public' }, errors: [],
+    description: 'A stopped projector answers 200 with status `degraded`, so a load balancer keeps routing here; 503 (in 5XX) means the event store is unreachable.',
+    ok: { status: 200, description: 'The service, its log head and each projector.', content: json(HEALTH) },
+  },
+  'GET /metrics': {
+    operationId: 'getPrometheusMetrics', summary: 'Prometheus metrics', tag: 'operations', access: { kind: 'public' }, errors: [],
+    ok: { status: 200, description: 'Request counts by route pattern, the log head, projection lag and uptime, in the Prometheus text format 0.0.4.', content: { 'text/plain': { schema: { type: 'string' } } } },
+  },
   'POST /v1/runs': { operationId: 'openRun', summary: 'Open a run', tag: 'runs', access: staff('runs:write'), errors: [409, 422], ok: APPENDED('RunOpened') },
   'POST /v1/runs/{runId}/fundings': { operationId: 'fundRun', summary: 'Fund a run', tag: 'runs', access: staff('runs:write'), errors: [404, 409, 422], ok: APPENDED('RunFunded') },
   'POST /v1/runs/{runId}/checkpoints': { operationId: 'publishCheckpoint', summary: "Publish a run's checkpoint", tag: 'runs', access: staff('runs:write'), errors: [404, 409, 422], ok: APPENDED('CheckpointPublished') },

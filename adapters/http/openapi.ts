@@ -201,5 +201,6 @@ const TAGS = [
   { name: 'disputes', description: 'Disputes with their replay verdicts.' },
   { name: 'events', description: 'The raw event log, for auditors.' },
   { name: 'admin', description: 'Staff API keys.' },
+  { name: 'operations', description: 'Health and Prometheus metrics, for operators and load balancers.' },
   { name: 'dev', description: 'Development network only (regtest, no real money).' },
 ];
