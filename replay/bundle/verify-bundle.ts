@@ -41,6 +41,8 @@ export type BundleAudit = Readonly<{
   moreProblems: number;
   settlements: AssignmentSettlement[];
   replays: ReplayAudit[];
+  /** The intact events by stream and the bundled blobs, for a caller that goes on to replay from the bundle. */
+  contents: Readonly<{ streams: ReadonlyMap<string, readonly RecordedEvent[]>; blobs: MemoryBlobStore }>;
 }>;
 
 type Located = { event: RecordedEvent; at: BundleLocation };
@@ -75,6 +77,7 @@ export async function verifyBundle(chunks: AsyncIterable<Uint8Array>, options: V
     moreProblems: problems.length - listed.length,
     settlements: settlement.assignments,
     replays,
+    contents: { streams, blobs: read.blobs },
   };
 }
 
