@@ -52,9 +52,9 @@ export async function runBundleAudit(argv: readonly string[], usage = BUNDLE_AUD
 
 export function formatAudit(audit: BundleAudit, file: string): string {
   const lines = [`bundle ${file}: run ${audit.runId ?? '(unknown)'}, ${audit.records} records, ${audit.events} events in ${audit.streams} streams, ${audit.blobs} blobs`];
-  const pay = audit.settlements.filter((s) => s.settlement === 'pay').length;
+  const count = (settlement: string) => audit.settlements.filter((s) => s.settlement === settlement).length;
   const unfinished = audit.settlements.filter((s) => s.unfinished.length > 0);
-  lines.push(`settlements: ${audit.settlements.length} assignments re-derived (${pay} pay, ${audit.settlements.length - pay} forfeit or pending); ${unfinished.length} with payouts unfinished at export`);
+  lines.push(`settlements: ${audit.settlements.length} assignments re-derived (${count('pay')} pay, ${count('forfeit')} forfeit, ${count('pending')} pending); ${unfinished.length} with payouts unfinished at export`);
   for (const s of unfinished) lines.push(`  ${s.assignmentId}: ${s.unfinished.join(', ')}`);
   if (audit.replays.length > 0) {
     lines.push(`replays: ${audit.replays.filter((r) => r.reproduced).length} of ${audit.replays.length} reproduced`);

@@ -84,7 +84,8 @@ export async function* openBundleFile(file: string): AsyncGenerator<Uint8Array> 
   }
 }
 
-const num = (x: number) => (Number.isFinite(x) ? x.toPrecision(6) : String(x));
+/** Ten significant digits: a calibrated cosine bound such as 0.99999999 must not print as 1. */
+const num = (x: number) => (Number.isFinite(x) ? String(Number(x.toPrecision(10))) : String(x));
 
 export function formatReproduction(r: Reproduction, source: string): string {
   const rec = r.recorded;
