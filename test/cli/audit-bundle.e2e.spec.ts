@@ -72,6 +72,18 @@ function reseal(edited: BundleRecord[]): Buffer {
   return Buffer.from([...body, trailer].map((r) => encoder.line(r)).join(''));
 }
 
+/** A forger's edit of one stream, with its hash chain recomputed so the chain check alone cannot see it. */
+function rechain(all: BundleRecord[], streamId: string, edit: (event: EventRecord['event']) => EventRecord['event']): BundleRecord[] {
+  let prevHash = '0'.repeat(64);
+  return all.map((r) => {
+    if (r.kind !== 'event' || r.event.streamId !== streamId) return r;
+    let event = { ...edit(r.event), prevHash };
+    event = { ...event, hash: chainHash(prevHash, event) };
+    prevHash = event.hash;
+    return { ...r, event };
+  });
+}
+
 beforeAll(async () => {
   const config = loadConfig(['--data-dir', dataDir, '--port', '0'], {});
   const system = await startSystem({ config, env: { TRAINLEDGER_ADMIN_KEY: adminKey }, log: () => {} });
@@ -216,19 +228,12 @@ describe('verifyBundle against tampering', () => {
   it('a forger who re-chains the hashes too is caught by the settlement re-derivation: a rejected assignment cannot be settled', async () => {
     const all = records(fullBytes);
     const escrow = all.find((r): r is EventRecord => r.kind === 'event' && r.event.type === 'InvoiceOpened' && r.event.data.assignmentId === rejected && r.event.data.kind === 'escrow')!;
-    const stream = escrow.event.streamId;
-    let prevHash = '0'.repeat(64);
-    const forged = all.map((r) => {
-      if (r.kind !== 'event' || r.event.streamId !== stream) return r;
-      let event = r.event;
+    const forged = rechain(all, escrow.event.streamId, (event) => {
       const ref = () => Object.fromEntries(Object.entries(event.data).filter(([key]) => !['reason', 'wasHeld', 'expiresAtMs'].includes(key)));
       // The cancel becomes a release and the cancellation a settlement: a well-formed invoice history, just not the one the verdict allows.
-      if (event.type === 'EscrowCancelRequested') event = { ...event, type: 'EscrowReleaseRequested', data: { ...ref(), preimageHex: 'ab'.repeat(32) } };
-      else if (event.type === 'InvoiceCanceled' || event.type === 'InvoiceExpired') event = { ...event, type: 'InvoiceSettled', data: { ...ref(), preimageHex: 'ab'.repeat(32), feeMsat: '0' } };
-      event = { ...event, prevHash };
-      event = { ...event, hash: chainHash(prevHash, event) };
-      prevHash = event.hash;
-      return { ...r, event };
+      if (event.type === 'EscrowCancelRequested') return { ...event, type: 'EscrowReleaseRequested', data: { ...ref(), preimageHex: 'ab'.repeat(32) } };
+      if (event.type === 'InvoiceCanceled' || event.type === 'InvoiceExpired') return { ...event, type: 'InvoiceSettled', data: { ...ref(), preimageHex: 'ab'.repeat(32), feeMsat: '0' } };
+      return event;
     });
     const result = await audit(reseal(forged));
     expect(result.problems.filter((p) => p.code === 'CHAIN_BROKEN')).toEqual([]);
@@ -285,6 +290,32 @@ describe('trainledger replay', () => {
     expect(provider.code).toBe(2);
     expect(provider.stderr).toContain('--provider must be');
   }, 5 * SPAWN_TIMEOUT_MS);
+
+  it('exits 3 with VERDICT_NOT_REPRODUCED when the recorded verdict is not what the recipe gives (and audit-bundle --replay says so)', async () => {
+    // A forged acceptance whose sampled replay claims a mismatch: the chain is recomputed, so only a re-run can tell.
+    const forged = rechain(records(fullBytes), `assignment-${accepted}`, (event) => {
+      if (event.type !== 'SubmissionAccepted') return event;
+      const evidence = event.data.evidence as { replay: Record<string, unknown> };
+      return { ...event, data: { ...event.data, evidence: { ...evidence, replay: { ...evidence.replay, outcome: 'mismatch', reasonCode: 'REPLAY_MISMATCH' } } } };
+    });
+    const file = join(outDir, 'forged-verdict.bundle');
+    writeFileSync(file, reseal(forged));
+    const ran = await replay([accepted, '--bundle', file]);
+    expect(ran.code, ran.stderr).toBe(3);
+    expect(ran.stderr).toContain('VERDICT_NOT_REPRODUCED');
+    expect(ran.stdout).toContain('NOT REPRODUCED');
+    const audited = await trainledger(['audit-bundle', '--bundle', file, '--replay']);
+    expect(audited.code).toBe(3);
+    expect(audited.stdout).toContain(`REPLAY_NOT_REPRODUCED at stream assignment-${accepted}`);
+  }, 2 * SPAWN_TIMEOUT_MS);
+
+  it('--replay-sample replays as many verdicts as asked, the same ones for the same seed', async () => {
+    const sampled = (seed: string) => verifyBundle(chunksOf(fullBytes), { replay: { mode: 'sample', count: 1, seed } });
+    const [a, b] = [await sampled('5'), await sampled('5')];
+    expect(a.replays).toHaveLength(1);
+    expect(a.replays[0]!.reproduced).toBe(true);
+    expect(b.replays.map((r) => r.assignmentId)).toEqual(a.replays.map((r) => r.assignmentId));
+  });
 
   it('refuses a tampered bundle (exit 3, BUNDLE_INVALID)', async () => {
     const bytes = Buffer.from(fullBytes);
