@@ -11,9 +11,12 @@ import { BUNDLE_AUDIT_USAGE } from './audit-usage.js';
 import { UsageError } from './trainledger.js';
 
 
-/** The entry the \`audit\` command calls for --bundle; argv is everything after the command name. */
-export async function runBundleAudit(argv: readonly string[], usage = BUNDLE_AUDIT_USAGE): Promise<number> {
-  const { flags } = parseArgs('audit-bundle', argv, { values: ['bundle', 'blobs', 'replay-sample', 'seed', 'provider'], switches: ['replay', 'json'] }, usage);
+/**
+ * The entry the \`audit\` command calls for --bundle: argv is everything after the command name; `usage` and
+ * `command` are what a usage error prints (the audit command passes its own).
+ */
+export async function runBundleAudit(argv: readonly string[], usage = BUNDLE_AUDIT_USAGE, command = 'audit-bundle'): Promise<number> {
+  const { flags } = parseArgs(command, argv, { values: ['bundle', 'blobs', 'replay-sample', 'seed', 'provider'], switches: ['replay', 'json'] }, usage);
   const bundle = flags.get('bundle');
   if (bundle === undefined) throw new UsageError('--bundle FILE is required', usage);
   const provider = (flags.get('provider') ?? 'cpu') as ProviderRequest;
