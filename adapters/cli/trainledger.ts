@@ -1,8 +1,9 @@
-// The `trainledger` command: start, replay-worker, simulate, export and checkpoint, each with its own flags and its own --help.
+// The `trainledger` command: start, replay-worker, simulate, export, checkpoint, replay, rebuild and audit-bundle, each with its own flags and its own --help.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { BUNDLE_AUDIT_USAGE, REBUILD_USAGE, REPLAY_USAGE } from './audit-usage.js';
 
 /** Exit status of a command line the CLI could not make sense of (unknown command or flag, a bad value). */
 export const USAGE_EXIT_CODE = 2;
@@ -61,15 +62,27 @@ Drives a run against a server that is already running (\`npm start\` in another 
 ${KEY_LOOKUP}`,
   },
   export: {
-    summary: 'the log as NDJSON on stdout',
+    summary: 'the log as NDJSON on stdout, or one run as an audit bundle file (--bundle)',
     usage: `usage: trainledger export [flags]
+         trainledger export --run R --bundle FILE [--with-blobs] [source flags]
 Writes the event log as NDJSON, one event per line, from the start or from a position.
   --url URL               the server (default ${DEFAULT_URL})
   --after TX:POS          resume after this position (the x-next-after of an earlier export)
   --data-dir DIR          the server's data dir, to read its admin key from (env TRAINLEDGER_DATA_DIR; default ./data)
   --admin-key-file PATH   read the coordinator key from this file instead
   -h, --help              this help
-${KEY_LOOKUP}`,
+${KEY_LOOKUP}
+With --bundle, writes one file holding run R's whole streams (run, assignments, invoices, the contributors they touch)
+in checkpoint order with their hash chains, the verdicts' replay recipes, and the digests of the step graph, shards,
+checkpoints and gradients; audit it anywhere with \`trainledger audit-bundle --bundle FILE\`. Its source is, in order:
+--url (a running server over HTTP, with the coordinator key), --database-url (PostgreSQL), else the PGlite store in
+--data-dir, which needs the server stopped (PGlite is single-process). It refuses to overwrite FILE.
+  --run R                 the run to export
+  --bundle FILE           where to write the bundle
+  --with-blobs            also embed the checkpoints and gradients (a switch); blobs from --blobs or <data dir>/blobs
+  --database-url URL      PostgreSQL as the source
+  --blobs DIR             the blob folder (needed with --with-blobs and --url or --database-url)
+exit (bundle): 0 written; 1 failed; 2 usage; 4 RUN_NOT_FOUND, BLOB_MISSING, DATA_DIR_NOT_FOUND; 5 DATA_DIR_IN_USE`,
   },
   checkpoint: {
     summary: "write a reference model's initial checkpoint, to upload before opening a run",
@@ -79,6 +92,18 @@ Writes the initial parameters of a reference model (the same bytes the server ac
   --out FILE              where to write the bytes (refuses to overwrite an existing file)
   --seed N                seed of the initial parameters (default 1)
   -h, --help              this help`,
+  },
+  replay: {
+    summary: "re-run the recipe of an assignment's verdict and say whether it reproduces",
+    usage: REPLAY_USAGE,
+  },
+  rebuild: {
+    summary: 'blue/green rebuild of the projections from the log, with a table of results',
+    usage: REBUILD_USAGE,
+  },
+  'audit-bundle': {
+    summary: 'verify an audit bundle offline: chains, settlements, digests, replays (no database, no server)',
+    usage: BUNDLE_AUDIT_USAGE,
   },
 };
 
@@ -192,7 +217,13 @@ async function simulateCommand(argv: readonly string[], env: NodeJS.ProcessEnv):
   process.stdout.write(`${formatSummary(summary)}\n`);
 }
 
-async function exportCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+async function exportCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number | void> {
+  if (argv.some((arg) => /^--(bundle|run|with-blobs|database-url|blobs)(=|$)/.test(arg))) {
+    const { BUNDLE_EXPORT_FLAGS, exportBundle } = await import('./bundle-export.js');
+    const { parseArgs } = await import('./cli-support.js');
+    const { flags } = parseArgs('export', argv, { values: [...BUNDLE_EXPORT_FLAGS, 'after'], switches: ['with-blobs'] }, COMMANDS.export!.usage);
+    return exportBundle({ flags, withBlobs: flags.has('with-blobs'), usage: COMMANDS.export!.usage, adminKey: () => adminKey(flags, env) }, env);
+  }
   const flags = parseFlags('export', argv, ['url', 'after', 'admin-key-file', 'data-dir']);
   const { StaffClient } = await import('../client/trainledger-client.js');
   const staff = new StaffClient({ baseUrl: flags.get('url') ?? DEFAULT_URL }, adminKey(flags, env));
@@ -259,7 +290,16 @@ export async function trainledger(argv: readonly string[], env: NodeJS.ProcessEn
   }
   if (run === 'simulate') return simulateCommand(rest, env);
   if (run === 'checkpoint') return checkpointCommand(rest);
-  return exportCommand(rest, env);
+  if (run === 'replay') return setExitCode((await import('./replay-command.js')).replayCommand(rest, env));
+  if (run === 'rebuild') return setExitCode((await import('./rebuild-command.js')).rebuildCommand(rest, env));
+  if (run === 'audit-bundle') return setExitCode((await import('./bundle-audit-command.js')).runBundleAudit(rest));
+  return setExitCode(exportCommand(rest, env));
+}
+
+/** The audit-side commands return their exit status (3 verification failed, 4 not found, 5 store busy: see their --help). */
+async function setExitCode(result: Promise<number | void>): Promise<void> {
+  const code = await result;
+  if (typeof code === 'number') process.exitCode = code;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
@@ -269,6 +309,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       process.exit(USAGE_EXIT_CODE);
     }
     console.error(`trainledger: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
+    // A CliFailure (adapters/cli/cli-support.ts) carries its exit status beside its stable code.
+    const exitCode = (error as { exitCode?: unknown }).exitCode;
+    process.exit(typeof exitCode === 'number' ? exitCode : 1);
   });
 }

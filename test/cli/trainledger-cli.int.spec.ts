@@ -40,7 +40,10 @@ const EXPECTED_FLAGS: Record<string, readonly string[]> = {
   start: ['--data-dir', '--port', '--host', '--database-url', '--parts', '--help'],
   'replay-worker': ['--database-url', '--data-dir', '--provider', '--threads', '--workers', '--lease-ms', '--validator', '--help'],
   simulate: ['--contributors', '--steps', '--cheaters', '--disputes', '--dispute-window-ms', '--seed', '--timeout-ms', '--url', '--data-dir', '--admin-key-file', '--help'],
-  export: ['--url', '--after', '--data-dir', '--admin-key-file', '--help'],
+  export: ['--url', '--after', '--data-dir', '--admin-key-file', '--run', '--bundle', '--with-blobs', '--database-url', '--blobs', '--help'],
+  replay: ['--data-dir', '--database-url', '--bundle', '--blobs', '--provider', '--json', '--help'],
+  rebuild: ['--data-dir', '--database-url', '--projection', '--dry-run', '--json', '--help'],
+  'audit-bundle': ['--bundle', '--blobs', '--replay', '--replay-sample', '--seed', '--provider', '--json', '--help'],
   checkpoint: ['--model', '--out', '--seed', '--help'],
 };
 

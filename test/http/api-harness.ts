@@ -125,6 +125,8 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
 
   return {
     seedRun, recorder, conformance,
+    /** The PostgreSQL database's URL (null on PGlite), for a spec that points a CLI child at the same store. */
+    databaseUrl: target.engine === 'postgres' ? target.connectionString : null,
     app, store: store as PostgresEventStore, db, blobs, network, preimages, keys, clock, contributor, staff, signed, eventCount,
     close: async () => {
       await app.close();
