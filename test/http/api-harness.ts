@@ -44,7 +44,8 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
   const asyncCommit = target.engine === 'postgres' ? openAsyncCommitDatabase(target.connectionString) : null;
   const nonces = new NonceStore(asyncCommit?.db ?? db);
   await nonces.prepare();
-  const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), 'trainledger-api-')));
+  const blobDir = mkdtempSync(join(tmpdir(), 'trainledger-api-'));
+  const blobs = new FileBlobStore(blobDir);
   const preimages = new PreimageDeriver(randomBytes(32));
   const app: FastifyInstance = await buildApp({
     store, engine, startedAtMs: clock.nowMs, nowMs, bodyLimitBytes: 1024 * 1024,
@@ -116,7 +117,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
 
   return {
     seedRun,
-    app, store: store as PostgresEventStore, db, blobs, network, preimages, keys, clock, contributor, staff, signed, eventCount,
+    app, store: store as PostgresEventStore, db, blobs, blobDir, network, preimages, keys, clock, contributor, staff, signed, eventCount,
     close: async () => {
       await app.close();
       await network.close();
