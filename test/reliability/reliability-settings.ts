@@ -15,3 +15,10 @@ export function reliabilityRuns(): ReliabilityRuns {
   console.info(`reliability: seed ${seed}, ${fuzz} fuzz runs per property (replay with RELIABILITY_SEED=${seed})`);
   return { seed, fuzz };
 }
+
+/** Prints one part's figures as a JSON line (for machines) and an aligned table (for people). */
+export function printReport(part: string, figures: Readonly<Record<string, string | number>>): void {
+  console.info(`reliability report ${JSON.stringify({ part, ...figures })}`);
+  const width = Math.max(...Object.keys(figures).map((k) => k.length));
+  console.info([`${part}`, ...Object.entries(figures).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n'));
+}
