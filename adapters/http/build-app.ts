@@ -7,7 +7,7 @@ import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { healthRoutes, type HealthDeps } from './health-routes.js';
 import { registerIdempotency } from './idempotency.js';
 import { registerOpenApi } from './openapi.js';
-import { frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
+import { clientErrorAsProblem, frameworkErrorsAsProblems, registerProblemHandler } from './problem.js';
 import { registerRateLimits } from './rate-limit.js';
 import { registerStrictBodies } from './strict-bodies.js';
 import { adminRoutes } from './routes/admin-routes.js';
@@ -31,6 +31,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger: deps.logger ?? false,
     bodyLimit: deps.api?.limits.jsonBodyLimitBytes ?? deps.bodyLimitBytes,
     frameworkErrors: frameworkErrorsAsProblems,
+    clientErrorHandler: clientErrorAsProblem,
     // No type coercion: an amount sent as a JSON number would already have lost digits on the way in.
     // No stripping (fastify's default is removeAdditional: true): an unknown field is refused by name, never dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },

@@ -1,6 +1,7 @@
 // Every error leaves as RFC 9457 application/problem+json: one table from what was thrown to a status and a stable code.
 
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../domain/errors.js';
 import { EventStoreError } from '../../domain/ports/event-store-errors.js';
@@ -134,6 +135,8 @@ export const PROBLEM_MAPPINGS: readonly { source: string; status: string; code: 
   { source: 'ApiKeyError', status: 'API_KEY_ID_TAKEN 409, else 422', code: 'its code' },
   { source: 'BlobStoreError', status: 'BLOB_CODE_STATUS (else 500)', code: 'its code' },
   { source: 'LightningError', status: 'LIGHTNING_CODE_STATUS (else 503)', code: 'its code' },
+  { source: 'a read model whose tables are not created yet (PostgreSQL 42P01: the projections part has not run)', status: '503', code: 'READ_MODEL_NOT_READY' },
+  { source: 'a request the HTTP parser refuses (headers over 16 KiB / anything else malformed)', status: '431 / 400', code: 'HEADERS_TOO_LARGE / MALFORMED_REQUEST' },
   { source: 'anything else', status: '500', code: 'INTERNAL' },
 ];
 
@@ -165,6 +168,25 @@ export function frameworkErrorsAsProblems(error: FastifyError, request: FastifyR
   void sendProblem(request, reply, mapError(error, request), error);
 }
 
+/** What Node's HTTP parser refuses before fastify sees a request, by the parser's error code. */
+const CLIENT_ERROR_PROBLEMS: Readonly<Record<string, { status: number; code: string; detail: string }>> = {
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', detail: 'the request headers are over the server\'s limit of 16 KiB' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', detail: 'the request did not arrive in time' },
+};
+const MALFORMED_REQUEST = { status: 400, code: 'MALFORMED_REQUEST', detail: 'the request is not valid HTTP/1.1 (for example two different Content-Length headers)' };
+
+/**
+ * For `Fastify({ clientErrorHandler })`: a request Node's parser refuses (headers too large, a conflicting
+ * Content-Length) never reaches a route, and fastify's default answer is plain JSON; it leaves as a problem
+ * like every other refusal, and the connection is closed, since the parser's state is unknown.
+ */
+export function clientErrorAsProblem(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) return;
+  const mapped = (error.code ? CLIENT_ERROR_PROBLEMS[error.code] : undefined) ?? MALFORMED_REQUEST;
+  const body = JSON.stringify(toProblem(mapped));
+  socket.end(`HTTP/1.1 ${mapped.status} ${STATUS_CODES[mapped.status] ?? 'Client Error'}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
 /** Status and code for any thrown value; exported so other adapters (the CLI) can share the table. */
 export function mapError(error: unknown, request?: FastifyRequest): MappedError {
   if (error instanceof ApiError && isErrorStatus(error.status)) {
@@ -185,7 +207,13 @@ export function domainStatus(code: string): number {
   return DOMAIN_CODE_RULES.find((rule) => rule.pattern.test(code))?.status ?? DEFAULT_DOMAIN_STATUS;
 }
 
+/** PostgreSQL's undefined_table: a read route ran before the projections part created its tables (a split deployment). */
+const UNDEFINED_TABLE_SQLSTATE = '42P01';
+
 function mapKnownAdapterError(error: unknown): MappedError | null {
+  if (error instanceof Error && (error as { code?: unknown }).code === UNDEFINED_TABLE_SQLSTATE) {
+    return { status: 503, code: 'READ_MODEL_NOT_READY', detail: 'this read model has not been built yet: start the projections part (trainledger start --parts projections) and retry', serverFault: true };
+  }
   if (error instanceof EventStoreError) {
     const status = EVENT_STORE_CODE_STATUS[error.code];
     return status ? { status, code: error.code, detail: error.message } : null;

@@ -18,6 +18,7 @@ import { ContributorInvoiceCache, invoiceDigest, type ContributorInvoiceSource, 
 import type { PreimageDeriver } from './preimages.js';
 import { loadPayoutInputs } from './payout-inputs.js';
 import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice } from './verify-escrow-invoice.js';
+import { onContributorSide } from './contributor-side.js';
 
 export type SettlerDeps = Readonly<{
   store: PostgresEventStore;
@@ -183,7 +184,7 @@ export class AssignmentSettler {
     if (policy === null || nodeKey === null) return;
     const { paymentHash } = this.deps.preimages.escrow(terms.assignmentId);
     const request = { assignmentId: terms.assignmentId, contributorId: terms.contributorId, paymentHash, amountMsat: terms.baseRewardMsat, expirySec: policy.invoiceExpirySec, cltvDelta: policy.cltvDeltaBlocks };
-    const bolt11 = await this.deps.invoices.holdInvoice(request);
+    const bolt11 = await onContributorSide(terms.contributorId, () => this.deps.invoices.holdInvoice(request));
     if (bolt11 === null) {
       progress.waiting = true;
       return;
@@ -283,7 +284,7 @@ export class AssignmentSettler {
 
   /** Records why a contributor's invoice was set aside, where the contributor sees it, and drops it so a fresh one can be posted. */
   private async refuse(view: MoneyView, kind: 'escrow' | PayoutKind, attempt: number, refusal: InvoiceRefusal): Promise<number> {
-    await this.deps.invoices.discardInvoice({ assignmentId: view.assignmentId, kind, attempt, bolt11: refusal.bolt11 });
+    await onContributorSide(view.assignment.terms?.contributorId ?? view.assignmentId, () => this.deps.invoices.discardInvoice({ assignmentId: view.assignmentId, kind, attempt, bolt11: refusal.bolt11 }));
     const data = { assignmentId: view.assignmentId, kind, code: refusal.code.slice(0, 64), message: refusal.message.slice(0, 1024) };
     const appended = await this.assignmentCommand('RecordInvoiceRefused', data, `invoice-refused:${view.assignmentId}:${kind}:${invoiceDigest(refusal.bolt11)}`);
     if (kind !== 'escrow' && (view.assignment.invoiceRefusals[kind]?.count ?? 0) + 1 >= MAX_INVOICE_REFUSALS) {

@@ -7,6 +7,7 @@ import type { EventStore } from '../../domain/ports/event-store.js';
 import { LightningError, type CoordinatorNode } from '../../domain/ports/lightning.js';
 import type { PayoutInvoiceTerms, PayoutRequest } from '../../domain/reactions/escrow.js';
 import { MIN_INVOICE_REMAINING_MS, verifyPayoutInvoice } from './verify-escrow-invoice.js';
+import { onContributorSide } from './contributor-side.js';
 
 export type HoldInvoiceRequest = Readonly<{ assignmentId: string; contributorId: string; paymentHash: string; amountMsat: bigint; expirySec: number; cltvDelta: number }>;
 
@@ -48,7 +49,7 @@ export class ContributorInvoiceCache {
    */
   async payout(request: PayoutRequest, destination: string, nowMs: number): Promise<CachedPayoutInvoice> {
     const cached = await this.find(request);
-    const bolt11 = cached ?? (await this.source.payoutInvoice(request));
+    const bolt11 = cached ?? (await onContributorSide(request.contributorId, () => this.source.payoutInvoice(request)));
     if (bolt11 === null) return { status: 'awaited' };
     const checked = await this.check(bolt11, request, destination, nowMs);
     if ('code' in checked) {
@@ -68,7 +69,7 @@ export class ContributorInvoiceCache {
   async forget(request: PayoutRequest, bolt11: string): Promise<void> {
     await sql`DELETE FROM lightning_contributor_invoices WHERE assignment_id = ${request.assignmentId} AND kind = ${request.kind}
       AND attempt = ${request.attempt} AND bolt11 = ${bolt11}`.execute(this.db);
-    await this.source.discardInvoice({ assignmentId: request.assignmentId, kind: request.kind, attempt: request.attempt, bolt11 });
+    await onContributorSide(request.contributorId, () => this.source.discardInvoice({ assignmentId: request.assignmentId, kind: request.kind, attempt: request.attempt, bolt11 }));
   }
 
   /**

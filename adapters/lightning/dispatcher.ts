@@ -9,6 +9,7 @@ import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
 import { handleCommand } from '../commands/command-handler.js';
 import { PreimageDeriver } from './preimages.js';
 import { DEFAULT_DISPATCHER_LIMITS, maxFeeMsat, type DispatcherLimits } from './dispatcher-limits.js';
+import { onContributorSide } from './contributor-side.js';
 
 export type DispatchStep = 'pay-escrow' | 'release' | 'cancel' | 'pay-payout';
 
@@ -290,7 +291,7 @@ export class LightningDispatcher {
   private async release(row: OutboxRow): Promise<number> {
     invariant(row.releasedPreimageHex !== null, `escrow ${row.paymentHash} is releasing without a released preimage`);
     invariant(PreimageDeriver.opens(row.releasedPreimageHex, row.paymentHash), `released preimage does not open escrow ${row.paymentHash}`);
-    await this.deps.contributors.releasePreimage({ contributorId: row.contributorId, paymentHash: row.paymentHash, preimageHex: row.releasedPreimageHex });
+    await onContributorSide(row.contributorId, () => this.deps.contributors.releasePreimage({ contributorId: row.contributorId, paymentHash: row.paymentHash, preimageHex: row.releasedPreimageHex! }));
     await this.deps.afterEffect?.('release', row.paymentHash);
     return this.observeEscrow(row, await this.deps.node.paymentState(row.paymentHash), 'the contributor did not settle before the HTLC was canceled');
   }
@@ -305,7 +306,7 @@ export class LightningDispatcher {
       if (this.deps.nowMs() >= row.expiresAtMs) return this.record(row, { type: 'ExpireInvoice', data: { paymentHash: row.paymentHash } });
       return this.record(row, { type: 'CancelInvoice', data: { paymentHash: row.paymentHash, reason: 'canceled before the coordinator paid it' } });
     }
-    await this.deps.contributors.requestCancel({ contributorId: row.contributorId, paymentHash: row.paymentHash });
+    await onContributorSide(row.contributorId, () => this.deps.contributors.requestCancel({ contributorId: row.contributorId, paymentHash: row.paymentHash }));
     await this.deps.afterEffect?.('cancel', row.paymentHash);
     return this.observeEscrow(row, await this.deps.node.paymentState(row.paymentHash), 'canceled on request');
   }

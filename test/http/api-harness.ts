@@ -45,7 +45,8 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
   const asyncCommit = target.engine === 'postgres' ? openAsyncCommitDatabase(target.connectionString) : null;
   const nonces = new NonceStore(asyncCommit?.db ?? db);
   await nonces.prepare();
-  const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), 'trainledger-api-')));
+  const blobDir = mkdtempSync(join(tmpdir(), 'trainledger-api-'));
+  const blobs = new FileBlobStore(blobDir);
   const preimages = new PreimageDeriver(randomBytes(32));
   const app: FastifyInstance = await buildApp({
     store, engine, startedAtMs: clock.nowMs, nowMs, bodyLimitBytes: 1024 * 1024,
@@ -127,7 +128,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
     seedRun, recorder, conformance,
     /** The PostgreSQL database's URL (null on PGlite), for a spec that points a CLI child at the same store. */
     databaseUrl: target.engine === 'postgres' ? target.connectionString : null,
-    app, store: store as PostgresEventStore, db, blobs, network, preimages, keys, clock, contributor, staff, signed, eventCount,
+    app, store: store as PostgresEventStore, db, blobs, blobDir, network, preimages, keys, clock, contributor, staff, signed, eventCount,
     close: async () => {
       await app.close();
       await network.close();

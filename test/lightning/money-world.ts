@@ -6,6 +6,7 @@ import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import { HoldInvoiceBox } from '../../adapters/http/hold-invoice-box.js';
 import { DevContributors } from '../../adapters/lightning/dev-contributors.js';
 import { DevLightningNetwork } from '../../adapters/lightning/dev/dev-lightning-network.js';
+import type { ContributorInvoiceSource } from '../../adapters/lightning/contributor-invoice-cache.js';
 import type { DispatcherLimits } from '../../adapters/lightning/dispatcher-limits.js';
 import { EscrowEngine } from '../../adapters/lightning/escrow-engine.js';
 import { leaseFor } from '../../adapters/lightning/escrow-lease.js';
@@ -83,11 +84,11 @@ export async function moneyWorld(engine: MoneyEngine, options: { devAnswers?: re
   /** Each engine stands for one process: making another ends the last one, as a restart does. */
   const engines: EscrowEngine[] = [];
   async function escrowEngine(
-    opts: { limits?: DispatcherLimits; keepPrevious?: boolean; sweepBatchSize?: number; node?: CoordinatorNode; contributors?: ContributorChannel; subscribe?: boolean; sweep?: SweepOptions; log?: (line: string) => void } = {},
+    opts: { limits?: DispatcherLimits; keepPrevious?: boolean; sweepBatchSize?: number; node?: CoordinatorNode; contributors?: ContributorChannel; invoices?: ContributorInvoiceSource; subscribe?: boolean; sweep?: SweepOptions; log?: (line: string) => void } = {},
   ): Promise<EscrowEngine> {
     if (!opts.keepPrevious) for (const previous of engines.splice(0)) await previous.close();
     const built = new EscrowEngine({
-      store, node: opts.node ?? network.coordinator(), invoices: box, contributors: opts.contributors ?? dev, preimages, nowMs, newEventId, network: 'regtest',
+      store, node: opts.node ?? network.coordinator(), invoices: opts.invoices ?? box, contributors: opts.contributors ?? dev, preimages, nowMs, newEventId, network: 'regtest',
       ...(opts.subscribe === undefined ? {} : { subscribe: opts.subscribe }),
       ...(opts.sweep ? { sweep: opts.sweep } : {}),
       ...(opts.log ? { log: opts.log } : {}),
@@ -122,7 +123,7 @@ export async function moneyWorld(engine: MoneyEngine, options: { devAnswers?: re
   }
 
   return {
-    store, db, network, preimages, box, clock, refused, declining, register, assign, assignment, submit, accept, reject, escrowEngine,
+    store, db, network, preimages, box, dev, clock, refused, declining, register, assign, assignment, submit, accept, reject, escrowEngine,
     events, streamTypes, assignmentState, runState, escrowHash, postHoldInvoice, postPayoutInvoice,
     close: async () => {
       for (const previous of engines.splice(0)) await previous.close();
