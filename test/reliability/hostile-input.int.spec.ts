@@ -22,15 +22,13 @@ import { reliabilityRuns } from './reliability-settings.js';
 
 type Response = LightMyRequestResponse;
 type Method = 'GET' | 'POST' | 'PUT';
-type Route = Readonly<{ method: Method; pattern: string; params: readonly string[] }>;
+type Route = Readonly<{ method: Method; pattern: string; params: readonly string[]; public: boolean }>;
 
 /** A stable code: what clients branch on, never a sentence. */
 const STABLE_CODE = /^[A-Z][A-Z0-9_]{2,63}$/;
 const RUNS = reliabilityRuns();
 const STEP = referenceStep('softmax-regression');
 const GRADIENT_HEADERS = { 'x-gradient-encoding': 'dense-f32', 'x-claimed-loss': '2.30', 'x-compute-time-ms': '1500' } as const;
-/** Public, read-only routes: what a contributor needs before holding any key (the dev network's node keys too). */
-const PUBLIC_GET_ROUTES = new Set(['/v1/step-graphs', '/v1/shards', '/v1/dev/node-keys/{contributorId}']);
 
 let h: ApiHarness;
 let alice: SignedContributor;
@@ -50,17 +48,20 @@ beforeAll(async () => {
   await projections.prepare();
   await projections.catchUp();
   await h.app.ready();
-  routes = documentedRoutes(h.app.swagger() as { paths: Record<string, Record<string, unknown>> });
+  routes = documentedRoutes(h.app.swagger() as { paths: Record<string, Record<string, { security?: unknown[] }>> });
   expect(routes.length, 'the OpenAPI document lists the routes to fuzz').toBeGreaterThan(25);
 });
 
 afterAll(async () => h?.close());
 
-function documentedRoutes(document: { paths: Record<string, Record<string, unknown>> }): Route[] {
+/** Every documented operation; public are those whose document declares no security (the reference data, /health, /metrics). */
+function documentedRoutes(document: { paths: Record<string, Record<string, { security?: unknown[] }>> }): Route[] {
   return Object.entries(document.paths).flatMap(([path, operations]) =>
-    Object.keys(operations)
-      .filter((method) => method === 'get' || method === 'post' || method === 'put')
-      .map((method) => ({ method: method.toUpperCase() as Method, pattern: path, params: [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!) })),
+    Object.entries(operations)
+      .filter(([method]) => method === 'get' || method === 'post' || method === 'put')
+      .map(([method, operation]) => ({
+        method: method.toUpperCase() as Method, pattern: path, params: [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!), public: (operation.security ?? []).length === 0,
+      })),
   );
 }
 
@@ -148,7 +149,7 @@ function signedAs(who: SignedContributor, route: Route, input: Hostile): Promise
 
 describe('every route, fuzzed', () => {
   it('refuses an anonymous request 401 whatever its path, query, headers and body (authentication before anything else)', async () => {
-    const protectedRoutes = () => routes.filter((r) => !PUBLIC_GET_ROUTES.has(r.pattern));
+    const protectedRoutes = () => routes.filter((r) => !r.public);
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...protectedRoutes()), routedHostileArb, fc.constantFrom<Record<string, string>>({}, { authorization: 'Bearer tl_coordinator_guess' }, { authorization: 'Basic YTpi' }), async (route, input, auth) => {
         const code = await expectRefusedHarmlessly(() => send(route, input, auth), `${route.method} ${route.pattern}`);
@@ -162,7 +163,7 @@ describe('every route, fuzzed', () => {
   it('refuses a staff key without the route\'s scope 403 whatever the request carries', async () => {
     // Which roles a route forbids is read from the app itself, with a request that carries nothing.
     const forbidden: { route: Route; role: keyof ApiHarness['keys'] }[] = [];
-    for (const route of routes.filter((r) => !PUBLIC_GET_ROUTES.has(r.pattern))) {
+    for (const route of routes.filter((r) => !r.public)) {
       for (const role of ['coordinator', 'validator', 'analyst', 'auditor'] as const) {
         const probe = await h.app.inject({ method: route.method, url: urlOf(route, ['probe'], ''), headers: { authorization: `Bearer ${h.keys[role]}` } });
         if (probe.statusCode === 403) forbidden.push({ route, role });
