@@ -1,8 +1,9 @@
-// The `trainledger` command: start, replay-worker, simulate, export and checkpoint, each with its own flags and its own --help.
+// The `trainledger` command: start, replay-worker, simulate, export, checkpoint and audit, each with its own flags and its own --help.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { AUDIT_USAGE, AuditUsageError } from './audit-command.js';
 
 /** Exit status of a command line the CLI could not make sense of (unknown command or flag, a bad value). */
 export const USAGE_EXIT_CODE = 2;
@@ -80,6 +81,7 @@ Writes the initial parameters of a reference model (the same bytes the server ac
   --seed N                seed of the initial parameters (default 1)
   -h, --help              this help`,
   },
+  audit: { summary: 'check the log end to end: integrity, rebuilt projections, settlements against the node, the ledger', usage: AUDIT_USAGE },
 };
 
 export const USAGE = `usage: trainledger <command> [flags]
@@ -259,6 +261,13 @@ export async function trainledger(argv: readonly string[], env: NodeJS.ProcessEn
   }
   if (run === 'simulate') return simulateCommand(rest, env);
   if (run === 'checkpoint') return checkpointCommand(rest);
+  if (run === 'audit') {
+    const { auditCommand } = await import('./audit-command.js');
+    process.exitCode = await auditCommand(rest, env).catch((error: unknown) => {
+      throw error instanceof AuditUsageError ? new UsageError(error.message, AUDIT_USAGE) : error;
+    });
+    return;
+  }
   return exportCommand(rest, env);
 }
 
