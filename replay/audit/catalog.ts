@@ -9,6 +9,7 @@ export const DISCREPANCY_CATALOG = Object.freeze({
   STREAM_HEAD_MISMATCH: { part: 'integrity', meaning: "The stream head's revision or hash is not the last event's: the tail was cut or the head edited." },
   GLOBAL_ORDER_VIOLATION: { part: 'integrity', meaning: "A stream's revisions do not follow the log's checkpoint order (transaction, global position)." },
   PROJECTION_MISMATCH: { part: 'rebuild', meaning: 'A live projection table differs from the one rebuilt from the log; the differing rows are named.' },
+  PROJECTION_REBUILD_FAILED: { part: 'rebuild', meaning: 'Rebuilding a projection from the log stops on an event its projector refuses (a broken invariant): the log holds what the rules forbid.' },
   PROJECTION_LIVE_BROKEN: { part: 'rebuild', meaning: 'The live projection cannot apply an event the rebuild applied: its rows are corrupt.' },
   SETTLED_WITHOUT_ACCEPTED_VERDICT: { part: 'settlement', meaning: 'Money went out (escrow settled, compensation or bonus sent) that no accepted or overturned verdict owes.' },
   ACCEPTED_NEVER_SETTLED: { part: 'settlement', meaning: 'An accepted assignment was still not paid its base reward (or bonus) past its deadline plus the settlement grace.' },

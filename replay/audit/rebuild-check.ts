@@ -3,7 +3,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { ProjectionLog } from '../../projections/ports/projection-log.js';
 import type { Projector } from '../../projections/projector.js';
-import { rebuildProjection } from '../../projections/rebuild.js';
+import { rebuildProjection, rebuildSchemaName } from '../../projections/rebuild.js';
+import { isTransientDatabaseError, projectionCheckpointId } from '../../projections/runner.js';
 import { assertSchemaName } from '../../projections/schemas.js';
 import type { Discrepancy } from './catalog.js';
 
@@ -25,7 +26,9 @@ export async function checkRebuild(options: RebuildCheckOptions): Promise<Rebuil
   for (const projector of options.projectors) {
     let reported = 0;
     const diffs: Record<string, RowDifference[]> = {};
-    const report = await rebuildProjection({
+    let report: Awaited<ReturnType<typeof rebuildProjection>>;
+    try {
+      report = await rebuildProjection({
       store: options.log,
       projector,
       swap: false,
@@ -36,7 +39,16 @@ export async function checkRebuild(options: RebuildCheckOptions): Promise<Rebuil
       inspectDifference: async (trx, live, rebuilt) => {
         for (const table of projector.tables) diffs[table.name] = await differingRows(trx, live, rebuilt, table, options.maxRowDiffs);
       },
-    });
+      });
+    } catch (error) {
+      // One projector refusing the log must not stop the audit: it is a finding, and the scratch schema goes.
+      if (isTransientDatabaseError(error)) throw error;
+      await sql`DROP SCHEMA IF EXISTS ${sql.id(rebuildSchemaName(projector))} CASCADE`.execute(options.log.db);
+      await options.log.deleteCheckpointIn(options.log.db, projectionCheckpointId(rebuildSchemaName(projector)));
+      stats[projector.name] = { eventsApplied: reported, identical: false, tables: projector.tables.length };
+      options.onFinding({ code: 'PROJECTION_REBUILD_FAILED', subject: projector.name, explanation: `rebuilding ${projector.name} from the log fails after ${reported} events: ${error instanceof Error ? error.message : String(error)}`, events: [] });
+      continue;
+    }
     stats[projector.name] = { eventsApplied: report.eventsApplied, identical: report.identical, tables: report.live.length };
     if (report.liveError !== null) {
       options.onFinding({ code: 'PROJECTION_LIVE_BROKEN', subject: projector.name, explanation: `the live ${projector.name} projection cannot apply the log the rebuild applied: ${report.liveError}`, events: [], details: { position: report.position.globalPosition.toString() } });
