@@ -6,12 +6,14 @@ import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { isNodePaymentLedger, type RecipeReplayer } from '../../replay/audit/ports.js';
 import type { AuditOptions, ReplayChoice } from '../../replay/audit/run-audit.js';
+import type { BlobStore } from '../../replay/ports/blob-store.js';
 
 export type AuditSettings = Readonly<{
   replay?: ReplayChoice;
   settlementGraceMs?: number;
   maxFindings?: number;
   onProgress?: AuditOptions['onProgress'];
+  shouldStop?: AuditOptions['shouldStop'];
 }>;
 
 /** `node` is the coordinator's node when it can list its payments (dev network, LND); anything else skips the node part. */
@@ -30,7 +32,7 @@ export function auditOptions(store: PostgresEventStore, node: unknown, replayer:
 }
 
 /** The replay engine as the audit uses it: one CPU step runner, the blobs in `blobDir`, the shipped calibration. Close it after the audit. */
-export async function openStepReplayer(store: PostgresEventStore, blobDir: string): Promise<RecipeReplayer & { close: () => Promise<void> }> {
+export async function openStepReplayer(store: PostgresEventStore, blobs: string | BlobStore): Promise<RecipeReplayer & { close: () => Promise<void> }> {
   // Loaded only here: onnxruntime is needed only when replays are asked for.
   const [{ StepRunner }, { StepRecipeReplayer }, { EventStoreCommandBus }, { FileBlobStore }, { loadCalibration }, { REFERENCE_SETTINGS }] = await Promise.all([
     import('../../replay/step/step-runner.js'),
@@ -42,6 +44,6 @@ export async function openStepReplayer(store: PostgresEventStore, blobDir: strin
   ]);
   const runner = new StepRunner({ provider: 'cpu', graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: REFERENCE_SETTINGS.intraOpNumThreads });
   const commands = new EventStoreCommandBus(store, { newEventId: () => crypto.randomUUID() });
-  const replayer = new StepRecipeReplayer({ store, commands, blobs: new FileBlobStore(blobDir), runner, calibration: loadCalibration() });
+  const replayer = new StepRecipeReplayer({ store, commands, blobs: typeof blobs === 'string' ? new FileBlobStore(blobs) : blobs, runner, calibration: loadCalibration() });
   return { replay: (assignment) => replayer.replay(assignment), close: () => runner.close() };
 }

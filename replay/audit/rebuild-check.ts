@@ -42,7 +42,7 @@ export async function checkRebuild(options: RebuildCheckOptions): Promise<Rebuil
       });
     } catch (error) {
       // One projector refusing the log must not stop the audit: it is a finding, and the scratch schema goes.
-      if (isTransientDatabaseError(error)) throw error;
+      if (isTransientDatabaseError(error) || (error instanceof Error && error.name === 'AuditStopped')) throw error;
       await sql`DROP SCHEMA IF EXISTS ${sql.id(rebuildSchemaName(projector))} CASCADE`.execute(options.log.db);
       await options.log.deleteCheckpointIn(options.log.db, projectionCheckpointId(rebuildSchemaName(projector)));
       stats[projector.name] = { eventsApplied: reported, identical: false, tables: projector.tables.length };

@@ -46,7 +46,15 @@ export type AuditOptions = Readonly<{
   /** Seeds the replay sample, so a sampled audit can be repeated. */
   sampleSeed?: string;
   onProgress?: (progress: AuditProgress) => void;
+  /** Asked after every page; true ends the audit with AuditStopped (a server shutting down). */
+  shouldStop?: () => boolean;
 }>;
+
+/** The audit was asked to stop (shouldStop) before it finished. */
+export class AuditStopped extends Error {
+  override readonly name = 'AuditStopped';
+  readonly code = 'AUDIT_STOPPED';
+}
 
 export type AuditProgress = Readonly<{ part: AuditPart; eventsDone: number; eventsTotal: number }>;
 
@@ -80,6 +88,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const eventsTotal = eventsInLog * (2 + options.projectors.length);
   let eventsDone = 0;
   const progress = (part: AuditPart) => (n: number) => {
+    if (options.shouldStop?.()) throw new AuditStopped('the audit was stopped before it finished');
     eventsDone += n;
     options.onProgress?.({ part, eventsDone, eventsTotal });
   };
