@@ -42,6 +42,7 @@ const EXPECTED_FLAGS: Record<string, readonly string[]> = {
   simulate: ['--contributors', '--steps', '--cheaters', '--disputes', '--dispute-window-ms', '--seed', '--timeout-ms', '--url', '--data-dir', '--admin-key-file', '--help'],
   export: ['--url', '--after', '--data-dir', '--admin-key-file', '--help'],
   checkpoint: ['--model', '--out', '--seed', '--help'],
+  audit: ['--data-dir', '--database-url', '--json', '--progress', '--replay', '--replay-sample', '--node', '--settlement-grace-ms', '--max-findings', '--help'],
 };
 
 describe('trainledger --help', () => {
@@ -63,7 +64,7 @@ describe('trainledger --help', () => {
       expect(ran.stdout).toMatch(new RegExp(`^usage: trainledger ${name} `));
       for (const flag of flags) expect(ran.stdout, `${name} --help lists ${flag}`).toContain(flag);
     }
-  }, 4 * SPAWN_TIMEOUT_MS);
+  }, 6 * SPAWN_TIMEOUT_MS);
 
   it('npm run simulate -- --help prints the simulate usage and exits 0', async () => {
     const ran = await run('npm', ['run', '--silent', 'simulate', '--', '--help']);
