@@ -24,7 +24,7 @@ export class PostgresAuditLog implements AuditLog {
 
   async eventsInStreamOrder(after: StreamCursor | null, limit: number): Promise<RecordedEvent[]> {
     const where = after === null ? sql`` : sql`WHERE (stream_id, stream_revision) > (${after.streamId}, ${after.revision}::bigint)`;
-    const rows = await sql<EventRow>`SELECT ${EVENT_COLUMNS} FROM events ${where} ORDER BY stream_id, stream_revision LIMIT ${page(limit)}`.execute(this.db);
+    const rows = await sql<EventRow>`SELECT ${EVENT_COLUMNS} FROM events ${where} ORDER BY events.stream_id, events.stream_revision LIMIT ${page(limit)}`.execute(this.db);
     return rows.rows.map(toRecordedEvent);
   }
 
@@ -59,7 +59,7 @@ export class PostgresAuditLog implements AuditLog {
       SELECT ${EVENT_COLUMNS} FROM events
       WHERE stream_id = ANY(${streams}::text[])
          OR stream_id IN (SELECT stream_id FROM events WHERE event_type = 'InvoiceOpened' AND data->>'assignmentId' = ANY(${[...assignmentIds]}::text[]))
-      ORDER BY stream_id, stream_revision`.execute(this.db);
+      ORDER BY events.stream_id, events.stream_revision`.execute(this.db);
     return rows.rows.map(toRecordedEvent);
   }
 
