@@ -38,8 +38,8 @@ export interface AuditLog {
   /** Assignment ids (not stream ids) after `afterAssignmentId` in order, at most `limit`. */
   assignmentIds(afterAssignmentId: string, limit: number): Promise<string[]>;
   /**
-   * The events of these assignments' streams and of every invoice stream opened for them, each
-   * stream in revision order. The caller bounds how many assignments it asks for at once.
+   * The events of these assignments' streams and of every invoice stream opened for them, in no
+   * particular order (deriveSettlement orders each stream). The caller bounds how many assignments it asks for at once.
    */
   assignmentEvents(assignmentIds: readonly string[]): Promise<RecordedEvent[]>;
   /** Which of these payment hashes have an invoice stream in the log. */

@@ -23,12 +23,18 @@ export type RebuildCheckStats = Record<string, { eventsApplied: number; identica
 
 export async function checkRebuild(options: RebuildCheckOptions): Promise<RebuildCheckStats> {
   const stats: RebuildCheckStats = {};
-  for (const projector of options.projectors) {
-    let reported = 0;
-    const diffs: Record<string, RowDifference[]> = {};
-    let report: Awaited<ReturnType<typeof rebuildProjection>>;
-    try {
-      report = await rebuildProjection({
+  // Each projector rebuilds into its own scratch schema, side by side; stats keep the projectors' order.
+  for (const projector of options.projectors) stats[projector.name] = { eventsApplied: 0, identical: false, tables: projector.tables.length };
+  await Promise.all(options.projectors.map((projector) => checkOne(projector, options, stats)));
+  return stats;
+}
+
+async function checkOne(projector: Projector, options: RebuildCheckOptions, stats: RebuildCheckStats): Promise<void> {
+  let reported = 0;
+  const diffs: Record<string, RowDifference[]> = {};
+  let report: Awaited<ReturnType<typeof rebuildProjection>>;
+  try {
+    report = await rebuildProjection({
       store: options.log,
       projector,
       swap: false,
@@ -39,35 +45,33 @@ export async function checkRebuild(options: RebuildCheckOptions): Promise<Rebuil
       inspectDifference: async (trx, live, rebuilt) => {
         for (const table of projector.tables) diffs[table.name] = await differingRows(trx, live, rebuilt, table, options.maxRowDiffs);
       },
-      });
-    } catch (error) {
-      // One projector refusing the log must not stop the audit: it is a finding, and the scratch schema goes.
-      if (isTransientDatabaseError(error) || (error instanceof Error && error.name === 'AuditStopped')) throw error;
-      await sql`DROP SCHEMA IF EXISTS ${sql.id(rebuildSchemaName(projector))} CASCADE`.execute(options.log.db);
-      await options.log.deleteCheckpointIn(options.log.db, projectionCheckpointId(rebuildSchemaName(projector)));
-      stats[projector.name] = { eventsApplied: reported, identical: false, tables: projector.tables.length };
-      options.onFinding({ code: 'PROJECTION_REBUILD_FAILED', subject: projector.name, explanation: `rebuilding ${projector.name} from the log fails after ${reported} events: ${error instanceof Error ? error.message : String(error)}`, events: [] });
-      continue;
-    }
-    stats[projector.name] = { eventsApplied: report.eventsApplied, identical: report.identical, tables: report.live.length };
-    if (report.liveError !== null) {
-      options.onFinding({ code: 'PROJECTION_LIVE_BROKEN', subject: projector.name, explanation: `the live ${projector.name} projection cannot apply the log the rebuild applied: ${report.liveError}`, events: [], details: { position: report.position.globalPosition.toString() } });
-      continue;
-    }
-    for (const [i, live] of report.live.entries()) {
-      const rebuilt = report.rebuilt[i]!;
-      if (live.md5 === rebuilt.md5 && live.rows === rebuilt.rows) continue;
-      const rows = diffs[live.table] ?? [];
-      options.onFinding({
-        code: 'PROJECTION_MISMATCH',
-        subject: `${projector.name}.${live.table}`,
-        explanation: `${projector.name}.${live.table} has ${live.rows} live rows, ${rebuilt.rows} rebuilt from the log, and their checksums differ; first differing keys: ${rows.map((r) => `${JSON.stringify(r.key)} (${r.live})`).join(', ') || 'none found'}`,
-        events: [],
-        details: { liveRows: live.rows, rebuiltRows: rebuilt.rows, liveMd5: live.md5, rebuiltMd5: rebuilt.md5, rows },
-      });
-    }
+    });
+  } catch (error) {
+    // One projector refusing the log must not stop the audit: it is a finding, and the scratch schema goes.
+    if (isTransientDatabaseError(error) || (error instanceof Error && error.name === 'AuditStopped')) throw error;
+    await sql`DROP SCHEMA IF EXISTS ${sql.id(rebuildSchemaName(projector))} CASCADE`.execute(options.log.db);
+    await options.log.deleteCheckpointIn(options.log.db, projectionCheckpointId(rebuildSchemaName(projector)));
+    stats[projector.name] = { eventsApplied: reported, identical: false, tables: projector.tables.length };
+    options.onFinding({ code: 'PROJECTION_REBUILD_FAILED', subject: projector.name, explanation: `rebuilding ${projector.name} from the log fails after ${reported} events: ${error instanceof Error ? error.message : String(error)}`, events: [] });
+    return;
   }
-  return stats;
+  stats[projector.name] = { eventsApplied: report.eventsApplied, identical: report.identical, tables: report.live.length };
+  if (report.liveError !== null) {
+    options.onFinding({ code: 'PROJECTION_LIVE_BROKEN', subject: projector.name, explanation: `the live ${projector.name} projection cannot apply the log the rebuild applied: ${report.liveError}`, events: [], details: { position: report.position.globalPosition.toString() } });
+    return;
+  }
+  for (const [i, live] of report.live.entries()) {
+    const rebuilt = report.rebuilt[i]!;
+    if (live.md5 === rebuilt.md5 && live.rows === rebuilt.rows) continue;
+    const rows = diffs[live.table] ?? [];
+    options.onFinding({
+      code: 'PROJECTION_MISMATCH',
+      subject: `${projector.name}.${live.table}`,
+      explanation: `${projector.name}.${live.table} has ${live.rows} live rows, ${rebuilt.rows} rebuilt from the log, and their checksums differ; first differing keys: ${rows.map((r) => `${JSON.stringify(r.key)} (${r.live})`).join(', ') || 'none found'}`,
+      events: [],
+      details: { liveRows: live.rows, rebuiltRows: rebuilt.rows, liveMd5: live.md5, rebuiltMd5: rebuilt.md5, rows },
+    });
+  }
 }
 
 /** Per-row digests joined on the table's key, in SQL: only the first `limit` differing keys come back. */

@@ -72,6 +72,8 @@ export type AuditReport = Readonly<{
     ledger: Readonly<{ runs: number }>;
     replay: Readonly<{ mode: ReplayChoice['mode']; verdicts: number; replayed: number }>;
   }>;
+  /** Wall time of each part, so a slow audit says where its time went. */
+  timingsMs: Readonly<Record<'integrity' | 'rebuild' | 'settlement' | 'node' | 'ledger' | 'replay', number>>;
   /** Every code with how often it was found (zeros included). */
   counts: Readonly<Record<DiscrepancyCode, number>>;
   total: number;
@@ -93,13 +95,28 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     options.onProgress?.({ part, eventsDone, eventsTotal });
   };
 
-  const integrity = await checkIntegrity({ log: options.log, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, onFinding, onEvents: progress('integrity') });
-  const rebuild = await checkRebuild({ log: options.projectionLog, projectors: options.projectors, maxRowDiffs: options.maxRowDiffs ?? AUDIT_LIMITS.maxRowDiffs, onFinding, onEvents: progress('rebuild') });
+  const timingsMs = { integrity: 0, rebuild: 0, settlement: 0, node: 0, ledger: 0, replay: 0 };
+  const timed = async <T>(part: keyof typeof timingsMs, work: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await work();
+    } finally {
+      timingsMs[part] += Math.round(performance.now() - start);
+    }
+  };
   const replayChoice = options.replay ?? { mode: 'none' };
-  const settlement = await checkSettlements(options, replayChoice, onFinding, progress('settlement'));
-  const node = options.node ? { checked: true, ...(await checkNodePayments(options.node, options.log, AUDIT_LIMITS.pageSize, onFinding)) } : { checked: false, payments: 0 };
-  const ledger = await checkLedger(options.log, AUDIT_LIMITS.pageSize, onFinding);
-  const replay = await replaySample(options, replayChoice, settlement.sampled, onFinding);
+  // The three log walks are independent and each bounded, so they run side by side (on PostgreSQL on
+  // separate connections; PGlite's one connection interleaves them); the projectors rebuild side by side too.
+  // The ledger part reads the live tables the rebuild's cut-over last brought to the log, so it runs after.
+  const [integrity, rebuild, settlement] = await Promise.all([
+    timed('integrity', () => checkIntegrity({ log: options.log, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, onFinding, onEvents: progress('integrity') })),
+    timed('rebuild', () => checkRebuild({ log: options.projectionLog, projectors: options.projectors, maxRowDiffs: options.maxRowDiffs ?? AUDIT_LIMITS.maxRowDiffs, onFinding, onEvents: progress('rebuild') })),
+    // Settlement time includes the node calls per assignment and, with --replay, every re-run step.
+    timed('settlement', () => checkSettlements(options, replayChoice, onFinding, progress('settlement'))),
+  ]);
+  const node = options.node ? { checked: true, ...(await timed('node', () => checkNodePayments(options.node!, options.log, AUDIT_LIMITS.pageSize, onFinding))) } : { checked: false, payments: 0 };
+  const ledger = await timed('ledger', () => checkLedger(options.log, AUDIT_LIMITS.pageSize, onFinding));
+  const replay = await timed('replay', () => replaySample(options, replayChoice, settlement.sampled, onFinding));
 
   return {
     version: 1,
@@ -108,9 +125,11 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     clean: findings.total === 0,
     eventsInLog,
     parts: { integrity, rebuild, settlement: { assignments: settlement.assignments }, node, ledger, replay: { mode: replayChoice.mode, verdicts: settlement.verdicts, replayed: settlement.replayed + replay } },
+    timingsMs,
     counts: findings.counts,
     total: findings.total,
-    discrepancies: findings.kept,
+    // Parts ran side by side: order the findings kept by part and subject, so equal audits print alike.
+    discrepancies: [...findings.kept].sort(byPartThenSubject),
     truncated: findings.total > findings.kept.length,
   };
 }
@@ -182,6 +201,14 @@ async function replayFinding(options: AuditOptions, assignmentId: string, assign
   if (result.outcome === 'unavailable') return { code: 'REPLAY_UNAVAILABLE', subject: assignmentId, explanation: `the recipe of assignment ${assignmentId}'s replay verdict could not be re-run: ${result.reason}`, events: evidence };
   if (result.outcome === logged) return null;
   return { code: 'REPLAY_NOT_REPRODUCED', subject: assignmentId, explanation: `assignment ${assignmentId}: the log records a '${logged}' replay verdict, re-running its recipe gives '${result.outcome}'`, events: evidence, details: { logged, replayed: result.outcome } };
+}
+
+const PART_ORDER: readonly AuditPart[] = ['integrity', 'rebuild', 'settlement', 'node', 'ledger', 'replay'];
+
+function byPartThenSubject(a: Discrepancy, b: Discrepancy): number {
+  const part = PART_ORDER.indexOf(DISCREPANCY_CATALOG[a.code].part) - PART_ORDER.indexOf(DISCREPANCY_CATALOG[b.code].part);
+  if (part !== 0) return part;
+  return a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : a.code < b.code ? -1 : a.code > b.code ? 1 : 0;
 }
 
 /** A fixed-size uniform sample of a stream (reservoir sampling), with a seeded, repeatable choice. */

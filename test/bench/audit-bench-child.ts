@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   const start = performance.now();
   let events = 0;
   let findings: number | null = null;
+  let timingsMs: Record<string, number> | null = null;
   if (mode === 'read') {
     // The same keyset pages the integrity walk reads, decoded as the projectors decode them: no audit work.
     const log = new PostgresAuditLog(store.db);
@@ -41,12 +42,13 @@ async function main(): Promise<void> {
     const report = await runAudit(auditOptions(store, null, undefined, Date.now));
     events = report.eventsInLog;
     findings = report.total;
+    timingsMs = { ...report.timingsMs };
   }
   const elapsedMs = performance.now() - start;
   clearInterval(sampler);
   peakHeapBytes = Math.max(peakHeapBytes, process.memoryUsage().heapUsed);
   await store.close();
-  process.stdout.write(`${JSON.stringify({ mode, events, findings, elapsedMs, peakRssMib: vmHwmMib(), startRssMib: baseline.rssMib, peakHeapMib: Math.round((peakHeapBytes / 2 ** 20) * 10) / 10 })}\n`);
+  process.stdout.write(`${JSON.stringify({ mode, events, findings, timingsMs, elapsedMs, peakRssMib: vmHwmMib(), startRssMib: baseline.rssMib, peakHeapMib: Math.round((peakHeapBytes / 2 ** 20) * 10) / 10 })}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -16,7 +16,7 @@ const ASSIGNMENTS_PER_CHUNK = 5_000;
 /** The goal: the audit within three times a plain read of the same events. */
 export const AUDIT_TO_READ_RATIO_GOAL = 3;
 
-type ChildResult = { mode: string; events: number; findings: number | null; elapsedMs: number; peakRssMib: number | null; startRssMib: number | null; peakHeapMib: number };
+type ChildResult = { mode: string; events: number; findings: number | null; timingsMs: Record<string, number> | null; elapsedMs: number; peakRssMib: number | null; startRssMib: number | null; peakHeapMib: number };
 
 export type AuditBenchSize = {
   assignments: number;
