@@ -10,6 +10,7 @@ import type { BlobStore } from '../../replay/ports/blob-store.js';
 
 export type AuditSettings = Readonly<{
   replay?: ReplayChoice;
+  parts?: AuditOptions['parts'];
   settlementGraceMs?: number;
   maxFindings?: number;
   onProgress?: AuditOptions['onProgress'];

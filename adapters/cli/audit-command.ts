@@ -2,6 +2,7 @@
 
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { AUDIT_PART_NAMES, type AuditPartName } from '../../replay/audit/catalog.js';
 import type { AuditProgress, AuditReport, ReplayChoice } from '../../replay/audit/run-audit.js';
 
 /** Exit statuses: 0 clean, 1 discrepancies found, 2 usage error (the CLI's), 3 the audit could not run. */
@@ -13,6 +14,7 @@ Integrity (hash chains, revisions, heads, order), rebuild (every projection agai
 invoice and escrow events vs the Lightning node), node payments with no event, ledger (trial balance, per-run funds), replays.
   --data-dir DIR          the server's data dir: PGlite in DIR/pglite, blobs, dev-lightning.json (env TRAINLEDGER_DATA_DIR; default ./data)
   --database-url URL      PostgreSQL instead of the embedded PGlite (env DATABASE_URL)
+  --parts LIST            a comma-separated subset of integrity, rebuild, settlement, node, ledger (default all)
   --json FILE             also write the full report as JSON to FILE
   --progress              show progress on stderr even when it is not a terminal (it shows on a terminal anyway)
   --replay                re-run every replay verdict's recipe (slow: one training step each)
@@ -36,9 +38,11 @@ export type AuditFlags = Readonly<{
   node: 'auto' | 'none';
   settlementGraceMs: number | undefined;
   maxFindings: number | undefined;
+  parts: readonly AuditPartName[] | undefined;
 }>;
 
-const VALUE_FLAGS = ['data-dir', 'database-url', 'json', 'replay-sample', 'node', 'settlement-grace-ms', 'max-findings'] as const;
+
+const VALUE_FLAGS = ['data-dir', 'database-url', 'json', 'parts', 'replay-sample', 'node', 'settlement-grace-ms', 'max-findings'] as const;
 const SWITCHES = ['progress', 'replay'] as const;
 
 export function parseAuditFlags(argv: readonly string[], env: NodeJS.ProcessEnv): AuditFlags {
@@ -67,7 +71,11 @@ export function parseAuditFlags(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (sample !== undefined && switches.has('replay')) throw new AuditUsageError('give --replay or --replay-sample N, not both');
   const node = values.get('node') ?? 'auto';
   if (node !== 'auto' && node !== 'none') throw new AuditUsageError(`--node must be auto or none; got ${JSON.stringify(node)}`);
+  const partsRaw = values.get('parts');
+  const parts = partsRaw?.split(',').map((p) => p.trim());
+  for (const part of parts ?? []) if (!(AUDIT_PART_NAMES as readonly string[]).includes(part)) throw new AuditUsageError(`--parts: unknown part ${JSON.stringify(part)}; use ${AUDIT_PART_NAMES.join(', ')}`);
   return {
+    parts: parts as AuditPartName[] | undefined,
     dataDir: resolve(values.get('data-dir') ?? env.TRAINLEDGER_DATA_DIR ?? './data'),
     databaseUrl: values.get('database-url') ?? env.DATABASE_URL ?? null,
     jsonFile: values.get('json') ?? null,
@@ -125,6 +133,7 @@ async function runAuditFromFlags(flags: AuditFlags, env: NodeJS.ProcessEnv, io: 
     const showProgress = flags.progress || io.stderr.isTTY === true;
     const settings = {
       replay: flags.replay,
+      ...(flags.parts ? { parts: flags.parts } : {}),
       ...(flags.settlementGraceMs !== undefined ? { settlementGraceMs: flags.settlementGraceMs } : {}),
       ...(flags.maxFindings !== undefined ? { maxFindings: flags.maxFindings } : {}),
       ...(showProgress ? { onProgress: progressPrinter((line) => io.stderr.write(`${line}\n`)) } : {}),

@@ -2,14 +2,14 @@
 
 import { randomUUID } from 'node:crypto';
 import type { CoordinatorNode } from '../../domain/ports/lightning.js';
-import type { AuditProgress, AuditReport, ReplayChoice } from '../../replay/audit/run-audit.js';
+import type { AuditOptions, AuditProgress, AuditReport, ReplayChoice } from '../../replay/audit/run-audit.js';
 import type { BlobStore } from '../../replay/ports/blob-store.js';
 import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
 
 /** Finished audits kept for GET /v1/audits/:id; the oldest is forgotten first. */
 export const MAX_FINISHED_AUDITS = 20;
 
-export type AuditRequest = Readonly<{ replay: ReplayChoice; settlementGraceMs?: number }>;
+export type AuditRequest = Readonly<{ replay: ReplayChoice; parts?: AuditOptions['parts']; settlementGraceMs?: number }>;
 
 export type AuditJobView = Readonly<{
   auditId: string;
@@ -79,6 +79,7 @@ export class AuditJobs {
     try {
       const settings = {
         replay: request.replay,
+        ...(request.parts ? { parts: request.parts } : {}),
         ...(request.settlementGraceMs !== undefined ? { settlementGraceMs: request.settlementGraceMs } : {}),
         onProgress: (p: AuditProgress) => void (job.progress = p),
         shouldStop: () => this.closing,

@@ -1,6 +1,9 @@
 // The audit's discrepancy catalog: every stable code, the part that finds it, and what it means; plus the evidence a finding carries.
 
 export type AuditPart = 'integrity' | 'rebuild' | 'settlement' | 'node' | 'ledger' | 'replay';
+/** The parts a caller may pick (replay is asked for on its own: --replay, --replay-sample). */
+export const AUDIT_PART_NAMES = ['integrity', 'rebuild', 'settlement', 'node', 'ledger'] as const;
+export type AuditPartName = (typeof AUDIT_PART_NAMES)[number];
 
 export const DISCREPANCY_CATALOG = Object.freeze({
   EVENT_HASH_MISMATCH: { part: 'integrity', meaning: "An event's stored hash does not match its content: the row was edited after it was written." },

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { RecordedEvent } from '../../domain/ports/event-store.js';
 import type { ProjectionLog } from '../../projections/ports/projection-log.js';
 import type { Projector } from '../../projections/projector.js';
-import { DISCREPANCY_CATALOG, type AuditPart, type Discrepancy, type DiscrepancyCode } from './catalog.js';
+import { DISCREPANCY_CATALOG, type AuditPart, type AuditPartName, type Discrepancy, type DiscrepancyCode } from './catalog.js';
 import { DEFAULT_MAX_FINDINGS, Findings } from './findings.js';
 import { checkIntegrity, type ChainHash } from './integrity.js';
 import { checkLedger } from './ledger-check.js';
@@ -46,6 +46,8 @@ export type AuditOptions = Readonly<{
   /** Seeds the replay sample, so a sampled audit can be repeated. */
   sampleSeed?: string;
   onProgress?: (progress: AuditProgress) => void;
+  /** The parts to run (default all but replay, which `replay` turns on); the node part also needs `node`. */
+  parts?: readonly AuditPartName[];
   /** Asked after every page; true ends the audit with AuditStopped (a server shutting down). */
   shouldStop?: () => boolean;
 }>;
@@ -60,6 +62,8 @@ export type AuditProgress = Readonly<{ part: AuditPart; eventsDone: number; even
 
 export type AuditReport = Readonly<{
   version: 1;
+  /** The parts this audit ran; a part left out reports zeros and finds nothing. */
+  partsRun: readonly AuditPart[];
   startedAtMs: number;
   finishedAtMs: number;
   clean: boolean;
@@ -108,18 +112,23 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   // The three log walks are independent and each bounded, so they run side by side (on PostgreSQL on
   // separate connections; PGlite's one connection interleaves them); the projectors rebuild side by side too.
   // The ledger part reads the live tables the rebuild's cut-over last brought to the log, so it runs after.
+  const wanted = new Set<AuditPart>(options.parts ?? ['integrity', 'rebuild', 'settlement', 'node', 'ledger']);
+  if (!options.node) wanted.delete('node');
+  if (replayChoice.mode !== 'none' && wanted.has('settlement')) wanted.add('replay');
+  const skip = <T>(part: AuditPart, empty: T, work: () => Promise<T>): Promise<T> => (wanted.has(part) ? work() : Promise.resolve(empty));
   const [integrity, rebuild, settlement] = await Promise.all([
-    timed('integrity', () => checkIntegrity({ log: options.log, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, onFinding, onEvents: progress('integrity') })),
-    timed('rebuild', () => checkRebuild({ log: options.projectionLog, projectors: options.projectors, maxRowDiffs: options.maxRowDiffs ?? AUDIT_LIMITS.maxRowDiffs, onFinding, onEvents: progress('rebuild') })),
+    skip('integrity', { streams: 0, events: 0 }, () => timed('integrity', () => checkIntegrity({ log: options.log, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, onFinding, onEvents: progress('integrity') }))),
+    skip('rebuild', {}, () => timed('rebuild', () => checkRebuild({ log: options.projectionLog, projectors: options.projectors, maxRowDiffs: options.maxRowDiffs ?? AUDIT_LIMITS.maxRowDiffs, onFinding, onEvents: progress('rebuild') }))),
     // Settlement time includes the node calls per assignment and, with --replay, every re-run step.
-    timed('settlement', () => checkSettlements(options, replayChoice, onFinding, progress('settlement'))),
+    skip('settlement', { assignments: 0, verdicts: 0, replayed: 0, sampled: [] }, () => timed('settlement', () => checkSettlements(options, wanted.has('node'), replayChoice, onFinding, progress('settlement')))),
   ]);
-  const node = options.node ? { checked: true, ...(await timed('node', () => checkNodePayments(options.node!, options.log, AUDIT_LIMITS.pageSize, onFinding))) } : { checked: false, payments: 0 };
-  const ledger = await timed('ledger', () => checkLedger(options.log, AUDIT_LIMITS.pageSize, onFinding));
+  const node = options.node && wanted.has('node') ? { checked: true, ...(await timed('node', () => checkNodePayments(options.node!, options.log, AUDIT_LIMITS.pageSize, onFinding))) } : { checked: false, payments: 0 };
+  const ledger = await skip('ledger', { runs: 0 }, () => timed('ledger', () => checkLedger(options.log, AUDIT_LIMITS.pageSize, onFinding)));
   const replay = await timed('replay', () => replaySample(options, replayChoice, settlement.sampled, onFinding));
 
   return {
     version: 1,
+    partsRun: PART_ORDER.filter((p) => wanted.has(p)),
     startedAtMs,
     finishedAtMs: options.nowMs(),
     clean: findings.total === 0,
@@ -137,7 +146,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
 type SettlementWalk = { assignments: number; verdicts: number; replayed: number; sampled: string[] };
 
 /** One batch of assignments (with their invoice streams) in memory at a time, in assignment-id order. */
-async function checkSettlements(options: AuditOptions, replay: ReplayChoice, onFinding: (f: Discrepancy) => void, onEvents: (n: number) => void): Promise<SettlementWalk> {
+async function checkSettlements(options: AuditOptions, askNode: boolean, replay: ReplayChoice, onFinding: (f: Discrepancy) => void, onEvents: (n: number) => void): Promise<SettlementWalk> {
   const walk: SettlementWalk = { assignments: 0, verdicts: 0, replayed: 0, sampled: [] };
   const rules = { nowMs: options.nowMs(), settlementGraceMs: options.settlementGraceMs ?? DEFAULT_SETTLEMENT_GRACE_MS };
   const sample = replay.mode === 'sample' ? new Reservoir(replay.count, options.sampleSeed ?? 'audit') : null;
@@ -151,7 +160,7 @@ async function checkSettlements(options: AuditOptions, replay: ReplayChoice, onF
       const d = deriveSettlement(assignmentId, byAssignment.get(assignmentId) ?? [], rules.nowMs);
       walk.assignments += 1;
       for (const f of settlementDiscrepancies(d, rules)) onFinding(f);
-      if (options.node && d.unfoldable === null) for (const f of await nodeDiscrepancies(options.node, d)) onFinding(f);
+      if (askNode && options.node && d.unfoldable === null) for (const f of await nodeDiscrepancies(options.node, d)) onFinding(f);
       if (d.assignment.verdict === null || d.unfoldable !== null) continue;
       walk.verdicts += 1;
       if (replay.mode === 'all') {

@@ -19,7 +19,7 @@ function vmHwmMib(): number | null {
 
 async function main(): Promise<void> {
   const [mode, targetJson] = process.argv.slice(2);
-  if ((mode !== 'audit' && mode !== 'read') || targetJson === undefined) throw new Error('usage: audit-bench-child.ts audit|read <database target JSON>');
+  if ((mode !== 'audit' && mode !== 'audit-no-rebuild' && mode !== 'read') || targetJson === undefined) throw new Error('usage: audit-bench-child.ts audit|audit-no-rebuild|read <database target JSON>');
   const { store } = await openEventStore(JSON.parse(targetJson));
   let peakHeapBytes = 0;
   const sampler = setInterval(() => (peakHeapBytes = Math.max(peakHeapBytes, process.memoryUsage().heapUsed)), 20);
@@ -39,7 +39,8 @@ async function main(): Promise<void> {
       after = { streamId: page[page.length - 1]!.streamId, revision: page[page.length - 1]!.revision };
     }
   } else {
-    const report = await runAudit(auditOptions(store, null, undefined, Date.now));
+    const parts = mode === 'audit' ? undefined : (['integrity', 'settlement', 'ledger'] as const);
+    const report = await runAudit(auditOptions(store, null, undefined, Date.now, parts ? { parts } : {}));
     events = report.eventsInLog;
     findings = report.total;
     timingsMs = { ...report.timingsMs };

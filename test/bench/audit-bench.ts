@@ -26,13 +26,16 @@ export type AuditBenchSize = {
   read: ChildResult;
   audit: ChildResult;
   auditToReadRatio: number;
+  /** The same audit without the rebuild part (integrity, settlement, ledger): what the rebuild costs. */
+  auditWithoutRebuild: ChildResult;
+  withoutRebuildToReadRatio: number;
   /** Per 100,000 assignments, so sizes compare. */
   auditMsPer100kAssignments: number;
 };
 
 export type AuditBenchResult = { sizes: AuditBenchSize[]; memoryFlatness: { peakRssRatio: number; peakHeapRatio: number } | null };
 
-function child(mode: 'audit' | 'read', target: DatabaseTarget): Promise<ChildResult> {
+function child(mode: 'audit' | 'audit-no-rebuild' | 'read', target: DatabaseTarget): Promise<ChildResult> {
   return new Promise((resolveChild, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/audit-bench-child.ts'), mode, JSON.stringify(target)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -63,9 +66,10 @@ export async function runAuditBenchSize(target: DatabaseTarget, assignments: num
     log(`  ${assignments} assignments: ${events} events loaded in ${round(loadMs / 1000)} s, projected in ${round(projectMs / 1000)} s; reading, then auditing...`);
     const read = await child('read', target);
     const audit = await child('audit', target);
+    const auditWithoutRebuild = await child('audit-no-rebuild', target);
     if (read.events !== events || audit.events !== events) throw new Error(`read ${read.events} and audited ${audit.events} of ${events} events`);
-    log(`  read ${round(read.elapsedMs / 1000)} s, audit ${round(audit.elapsedMs / 1000)} s (${audit.findings} findings in the generated log), audit peak RSS ${audit.peakRssMib} MiB`);
-    return { assignments, events, loadMs: round(loadMs), projectMs: round(projectMs), read, audit, auditToReadRatio: round(audit.elapsedMs / read.elapsedMs, 3), auditMsPer100kAssignments: round((audit.elapsedMs * 100_000) / assignments) };
+    log(`  read ${round(read.elapsedMs / 1000)} s, audit ${round(audit.elapsedMs / 1000)} s, without rebuild ${round(auditWithoutRebuild.elapsedMs / 1000)} s (${audit.findings} findings in the generated log), audit peak RSS ${audit.peakRssMib} MiB`);
+    return { assignments, events, loadMs: round(loadMs), projectMs: round(projectMs), read, audit, auditToReadRatio: round(audit.elapsedMs / read.elapsedMs, 3), auditWithoutRebuild, withoutRebuildToReadRatio: round(auditWithoutRebuild.elapsedMs / read.elapsedMs, 3), auditMsPer100kAssignments: round((audit.elapsedMs * 100_000) / assignments) };
   } catch (error) {
     await store.close().catch(() => {});
     throw error;

@@ -42,7 +42,7 @@ const EXPECTED_FLAGS: Record<string, readonly string[]> = {
   simulate: ['--contributors', '--steps', '--cheaters', '--disputes', '--dispute-window-ms', '--seed', '--timeout-ms', '--url', '--data-dir', '--admin-key-file', '--help'],
   export: ['--url', '--after', '--data-dir', '--admin-key-file', '--help'],
   checkpoint: ['--model', '--out', '--seed', '--help'],
-  audit: ['--data-dir', '--database-url', '--json', '--progress', '--replay', '--replay-sample', '--node', '--settlement-grace-ms', '--max-findings', '--help'],
+  audit: ['--data-dir', '--database-url', '--parts', '--json', '--progress', '--replay', '--replay-sample', '--node', '--settlement-grace-ms', '--max-findings', '--help'],
 };
 
 describe('trainledger --help', () => {

@@ -8,6 +8,7 @@ import { asStaff, staffCallerOf } from '../auth/authenticate.js';
 import { AuditAlreadyRunning, AuditJobs, MAX_FINISHED_AUDITS } from '../audit-jobs.js';
 import { ApiError } from '../problem.js';
 import { IdempotencyHeaders } from './schemas.js';
+import { AUDIT_PART_NAMES } from '../../../replay/audit/catalog.js';
 
 /** events:read is the scope the coordinator and auditor roles hold (adapters/http/auth/api-keys.ts), and no other. */
 const AUDIT_SCOPE = 'events:read';
@@ -19,6 +20,8 @@ const AuditBody = Type.Object(
     /** Re-run a uniform sample of this many replay verdicts instead. */
     replaySample: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     settlementGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 * 365 * 86_400_000 })),
+    /** A subset of the parts to run; default all. */
+    parts: Type.Optional(Type.Array(Type.Union(AUDIT_PART_NAMES.map((p) => Type.Literal(p))), { minItems: 1, maxItems: 5, uniqueItems: true })),
   },
   { additionalProperties: false },
 );
@@ -34,7 +37,7 @@ export async function auditsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     if (body.replay === true && body.replaySample !== undefined) throw new ApiError(400, 'AUDIT_REPLAY_CONFLICT', 'send replay: true or replaySample: N, not both');
     const replay = body.replaySample !== undefined ? ({ mode: 'sample', count: body.replaySample } as const) : body.replay === true ? ({ mode: 'all' } as const) : ({ mode: 'none' } as const);
     try {
-      const job = jobs.start({ replay, ...(body.settlementGraceMs !== undefined ? { settlementGraceMs: body.settlementGraceMs } : {}) }, staffCallerOf(request).keyId);
+      const job = jobs.start({ replay, ...(body.parts ? { parts: body.parts } : {}), ...(body.settlementGraceMs !== undefined ? { settlementGraceMs: body.settlementGraceMs } : {}) }, staffCallerOf(request).keyId);
       reply.code(202).header('location', `/v1/audits/${job.auditId}`);
       return { auditId: job.auditId, status: job.status, startedAtMs: job.startedAtMs, statusUrl: `/v1/audits/${job.auditId}` };
     } catch (error) {
