@@ -1,6 +1,7 @@
 // `trainledger audit`: opens the database (PGlite or PostgreSQL) and the node, runs the audit, prints a summary, writes --json, exits 0/1/3.
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AUDIT_PART_NAMES, type AuditPartName } from '../../replay/audit/catalog.js';
 import type { AuditProgress, AuditReport, ReplayChoice } from '../../replay/audit/run-audit.js';
@@ -155,8 +156,15 @@ async function openAuditNode(dataDir: string, env: NodeJS.ProcessEnv, closers: (
   }
   const { DEV_STATE_FILE } = await import('../lightning/dev/dev-store.js');
   if (!existsSync(join(dataDir, DEV_STATE_FILE))) return null;
+  // A copy: the dev network saves its state as it opens and closes, and the audit must neither change
+  // the server's node nor race a running server writing the same file.
+  const copyDir = mkdtempSync(join(tmpdir(), 'trainledger-audit-node-'));
+  copyFileSync(join(dataDir, DEV_STATE_FILE), join(copyDir, DEV_STATE_FILE));
   const { DevLightningNetwork } = await import('../lightning/dev/dev-lightning-network.js');
-  const network = await DevLightningNetwork.open({ dataDir, nowMs: Date.now });
-  closers.push(() => network.close());
+  const network = await DevLightningNetwork.open({ dataDir: copyDir, nowMs: Date.now });
+  closers.push(async () => {
+    await network.close();
+    rmSync(copyDir, { recursive: true, force: true });
+  });
   return network.coordinator();
 }

@@ -9,6 +9,8 @@ import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { handleCommand } from '../../adapters/commands/command-handler.js';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
+import { DevLightningNetwork } from '../../adapters/lightning/dev/dev-lightning-network.js';
+import { DEV_STATE_FILE } from '../../adapters/lightning/dev/dev-store.js';
 import { runDecider, runStreamId, type RunCommand } from '../../domain/run/index.js';
 import { command, openRunData, RUN_ID, T0 } from '../domain/fixtures.js';
 
@@ -76,6 +78,27 @@ describe('trainledger audit', () => {
     const quiet = await audit(['--data-dir', dataDir]);
     expect(quiet.code).toBe(0);
     expect(quiet.stderr).not.toContain('events/s');
+  }, 2 * SPAWN_TIMEOUT_MS);
+
+  it('reads the dev node in the data dir without changing its file, and finds a payment the log never recorded', async () => {
+    const nodeDir = mkdtempSync(join(tmpdir(), 'trainledger-audit-cli-node-'));
+    const { store } = await openEventStore({ engine: 'pglite', dataDir: join(nodeDir, 'pglite') });
+    await store.close();
+    const network = await DevLightningNetwork.open({ dataDir: nodeDir, nowMs: Date.now });
+    const { bolt11, paymentHash } = await network.wallet('zed').createInvoice({ amountMsat: 7_000n, expirySec: 600, description: 'off the books' });
+    const node = network.coordinator();
+    expect((await node.pay({ bolt11, paymentHash, amountMsat: 7_000n, maxFeeMsat: 1_000n, maxTimeoutHeight: (await node.blockHeight()) + 1_000 })).status).toBe('succeeded');
+    await network.close();
+    const before = readFileSync(join(nodeDir, DEV_STATE_FILE), 'utf8');
+    const file = join(nodeDir, 'report.json');
+    const ran = await audit(['--data-dir', nodeDir, '--json', file]);
+    expect(ran.code, ran.stderr).toBe(1);
+    const report = JSON.parse(readFileSync(file, 'utf8'));
+    expect(report.counts.NODE_PAYMENT_WITHOUT_EVENT).toBe(1);
+    expect(report.discrepancies[0]).toMatchObject({ code: 'NODE_PAYMENT_WITHOUT_EVENT', subject: paymentHash });
+    expect(readFileSync(join(nodeDir, DEV_STATE_FILE), 'utf8')).toBe(before);
+    const skipped = await audit(['--data-dir', nodeDir, '--node', 'none']);
+    expect(skipped.code).toBe(0);
   }, 2 * SPAWN_TIMEOUT_MS);
 
   it('exits 1 when it finds a discrepancy, and the JSON names the edited event', async () => {
