@@ -54,13 +54,13 @@ export class PostgresAuditLog implements AuditLog {
     if (assignmentIds.length === 0) return [];
     page(assignmentIds.length);
     const streams = assignmentIds.map((id) => `${ASSIGNMENT_STREAM_PREFIX}${id}`);
-    // Two index scans, not one OR (which the planner answers with a scan of the whole log per batch): the
-    // streams by primary key, and the invoice streams through the partial index of migration 0003.
-    const rows = await sql<EventRow>`
-      SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY(${streams}::text[])
-      UNION ALL
-      SELECT ${EVENT_COLUMNS} FROM events
-      WHERE stream_id IN (SELECT o.stream_id FROM events o WHERE o.event_type = 'InvoiceOpened' AND o.data->>'assignmentId' = ANY(${[...assignmentIds]}::text[]))`.execute(this.db);
+    // Two statements, each an index scan: the invoice streams through the partial index of migration
+    // 0003, then every stream by key. One statement (an OR, or IN over a subquery) lets the planner
+    // misjudge the invoice count and answer with a scan of the whole log per batch.
+    const invoices = await sql<{ stream_id: string }>`
+      SELECT stream_id FROM events WHERE event_type = 'InvoiceOpened' AND data->>'assignmentId' = ANY(${[...assignmentIds]}::text[])`.execute(this.db);
+    const all = [...streams, ...invoices.rows.map((r) => r.stream_id)];
+    const rows = await sql<EventRow>`SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY(${all}::text[])`.execute(this.db);
     return rows.rows.map(toRecordedEvent);
   }
 

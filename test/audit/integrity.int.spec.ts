@@ -63,6 +63,33 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
     expect(report.discrepancies.find((d) => d.code === 'STREAM_HEAD_MISMATCH')).toMatchObject({ subject: 'assignment-a-2' });
   });
 
+  it('CHAIN_BROKEN_LINK: a prev_hash re-pointed; GLOBAL_ORDER_VIOLATION: a later revision moved before its predecessor in checkpoint order', async () => {
+    w = await settledWorld(engine);
+    await tamper(w, sql`UPDATE events SET prev_hash = ${'ab'.repeat(32)} WHERE stream_id = 'assignment-a-1' AND stream_revision = 1`);
+    await tamper(w, sql`UPDATE events SET transaction_id = '3'::xid8 WHERE stream_id = 'assignment-a-2' AND stream_revision = 1`);
+    const report = await w.audit();
+    expect(foundCodes(report)).toMatchObject({ CHAIN_BROKEN_LINK: 1, GLOBAL_ORDER_VIOLATION: 1 });
+    expect(report.discrepancies.find((d) => d.code === 'CHAIN_BROKEN_LINK')).toMatchObject({ subject: 'assignment-a-1', events: [expect.objectContaining({ revision: 1 })] });
+    expect(report.discrepancies.find((d) => d.code === 'GLOBAL_ORDER_VIOLATION')).toMatchObject({ subject: 'assignment-a-2', events: [expect.objectContaining({ revision: 1 })] });
+  });
+
+  it('PROJECTION_LIVE_BROKEN: a live ledger that lost an invoice row cannot apply the next event of that invoice', async () => {
+    w = await auditWorld(engine, { devAnswers: ['bob'] });
+    await w.register('bob');
+    await w.assign('a-1', 'bob');
+    const escrow = await w.escrowEngine();
+    await escrow.runUntilQuiet();
+    await w.audit();
+    await sql`DELETE FROM ledger.invoices`.execute(w.db);
+    await w.submit('a-1', 'bob');
+    await w.accept('a-1', 0n);
+    await escrow.runUntilQuiet();
+    await escrow.close();
+    const report = await w.audit();
+    expect(foundCodes(report)).toMatchObject({ PROJECTION_LIVE_BROKEN: 1 });
+    expect(report.discrepancies.find((d) => d.code === 'PROJECTION_LIVE_BROKEN')).toMatchObject({ subject: 'ledger' });
+  });
+
   it('PROJECTION_MISMATCH, LEDGER_IMBALANCE and RUN_FUNDS_UNRECONCILED: a live ledger row edited, with the differing row named', async () => {
     w = await settledWorld(engine);
     await w.audit();

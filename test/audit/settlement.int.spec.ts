@@ -1,6 +1,10 @@
 // Settlement and node discrepancies, each made to happen with real events on the real dev node, then found by the audit, on PGlite and PostgreSQL.
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openStepReplayer } from '../../adapters/audit/audit-deps.js';
 import { hex64, RUN_ID } from '../domain/fixtures.js';
 import { BASE_MSAT, MONEY_ENGINES } from '../lightning/money-world.js';
 import { auditWorld, foundCodes, type AuditWorld } from './audit-world.js';
@@ -92,6 +96,43 @@ describe.each(MONEY_ENGINES)('settlement audit on %s', (engine) => {
     const report = await w.audit();
     expect(foundCodes(report)).toEqual({ ESCROW_HELD_NODE_VOIDED: 1 });
     expect(report.discrepancies[0]).toMatchObject({ subject: w.escrowHash('a-held'), events: [expect.objectContaining({ eventType: 'InvoiceHeld', revision: 1 })] });
+  });
+
+  it('NODE_DISAGREES_PAID: the log records a bonus sent that the node never paid', async () => {
+    w = await auditWorld(engine);
+    await w.register('hal');
+    await w.assign('a-bonus', 'hal');
+    await w.submit('a-bonus', 'hal');
+    await w.accept('a-bonus', 100_000n);
+    const hash = hex64('bonus-never-paid');
+    await w.invoice(hash, { type: 'OpenInvoice', data: { paymentHash: hash, kind: 'bonus', assignmentId: 'a-bonus', runId: RUN_ID, contributorId: 'hal', amountMsat: 100_000n, bolt11: 'lnbcrt1bonus', expiresAtMs: w.clock.nowMs + HOUR_MS, cltvExpiryHeight: null }, metadata: { nowMs: 0 } });
+    await w.invoice(hash, { type: 'RecordPaymentSent', data: { paymentHash: hash, feeMsat: 0n, preimageHex: hex64('q') }, metadata: { nowMs: 0 } });
+    const report = await w.audit();
+    expect(foundCodes(report)).toEqual({ NODE_DISAGREES_PAID: 1 });
+    expect(report.discrepancies[0]).toMatchObject({ subject: hash, details: { nodeStatus: 'unknown' }, events: [expect.objectContaining({ eventType: 'PaymentSent' })] });
+  });
+
+  it('REPLAY_UNAVAILABLE: a verdict whose recipe the replay engine cannot re-run is reported, not passed', async () => {
+    w = await auditWorld(engine);
+    await w.register('ivy');
+    await w.assign('a-rep', 'ivy');
+    await w.submit('a-rep', 'ivy');
+    await w.reject('a-rep');
+    const ref = { assignmentId: 'a-rep' };
+    await w.assignment('a-rep', { type: 'DisputeRejection', data: { ...ref, contributorId: 'ivy', disputeId: 'd-2', reason: 'check it' }, metadata: { nowMs: 0 } });
+    await w.assignment('a-rep', { type: 'RequestReplay', data: { ...ref, replayJobId: 'job-2' }, metadata: { nowMs: 0 } });
+    await w.assignment('a-rep', { type: 'RecordReplayVerdict', data: { ...ref, replayJobId: 'job-2', outcome: 'mismatch', recipe: {}, metric: { exactMatch: 0 }, tolerance: { mode: 'exact' }, executionProvider: 'cpu', device: 'cpu', durationMs: 5 }, metadata: { nowMs: 0 } });
+    const replayer = await openStepReplayer(w.store, mkdtempSync(join(tmpdir(), 'trainledger-audit-blobs-')));
+    try {
+      const report = await w.audit({ node: false, replay: { mode: 'all' }, replayer });
+      expect(foundCodes(report)).toEqual({ REPLAY_UNAVAILABLE: 1 });
+      expect(report.parts.replay).toEqual({ mode: 'all', verdicts: 1, replayed: 1 });
+      expect(report.discrepancies[0]).toMatchObject({ subject: 'a-rep', events: [expect.objectContaining({ eventType: 'ReplayVerdictRecorded' })] });
+      const sampled = await w.audit({ node: false, replay: { mode: 'sample', count: 5 }, replayer });
+      expect(sampled.parts.replay).toEqual({ mode: 'sample', verdicts: 1, replayed: 1 });
+    } finally {
+      await replayer.close();
+    }
   });
 
   it('NODE_PAYMENT_WITHOUT_EVENT: the coordinator node pays an invoice the log never recorded', async () => {
