@@ -65,12 +65,13 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
 
   it('CHAIN_BROKEN_LINK: a prev_hash re-pointed; GLOBAL_ORDER_VIOLATION: a later revision moved before its predecessor in checkpoint order', async () => {
     w = await settledWorld(engine);
-    await tamper(w, sql`UPDATE events SET prev_hash = ${'ab'.repeat(32)} WHERE stream_id = 'assignment-a-1' AND stream_revision = 1`);
-    await tamper(w, sql`UPDATE events SET transaction_id = '3'::xid8 WHERE stream_id = 'assignment-a-2' AND stream_revision = 1`);
+    await tamper(w, sql`UPDATE events SET prev_hash = ${'ab'.repeat(32)} WHERE stream_id = 'assignment-a-2' AND stream_revision = 0`);
+    // transaction_id is outside the hash (it is assigned at commit): only the order check can see this.
+    await tamper(w, sql`UPDATE events SET transaction_id = '3'::xid8 WHERE stream_id = 'assignment-a-1' AND stream_revision = 2`);
     const report = await w.audit();
     expect(foundCodes(report)).toMatchObject({ CHAIN_BROKEN_LINK: 1, GLOBAL_ORDER_VIOLATION: 1 });
-    expect(report.discrepancies.find((d) => d.code === 'CHAIN_BROKEN_LINK')).toMatchObject({ subject: 'assignment-a-1', events: [expect.objectContaining({ revision: 1 })] });
-    expect(report.discrepancies.find((d) => d.code === 'GLOBAL_ORDER_VIOLATION')).toMatchObject({ subject: 'assignment-a-2', events: [expect.objectContaining({ revision: 1 })] });
+    expect(report.discrepancies.find((d) => d.code === 'CHAIN_BROKEN_LINK')).toMatchObject({ subject: 'assignment-a-2', events: [expect.objectContaining({ revision: 0 })] });
+    expect(report.discrepancies.find((d) => d.code === 'GLOBAL_ORDER_VIOLATION')).toMatchObject({ subject: 'assignment-a-1', events: [expect.objectContaining({ revision: 2 })] });
   });
 
   it('PROJECTION_LIVE_BROKEN: a live ledger that lost an invoice row cannot apply the next event of that invoice', async () => {
