@@ -23,9 +23,9 @@ export type RebuildCheckStats = Record<string, { eventsApplied: number; identica
 
 export async function checkRebuild(options: RebuildCheckOptions): Promise<RebuildCheckStats> {
   const stats: RebuildCheckStats = {};
-  // Each projector rebuilds into its own scratch schema, side by side; stats keep the projectors' order.
-  for (const projector of options.projectors) stats[projector.name] = { eventsApplied: 0, identical: false, tables: projector.tables.length };
-  await Promise.all(options.projectors.map((projector) => checkOne(projector, options, stats)));
+  // One projector after another: side by side, their schema migrations raced on the catalog
+  // (an intermittent false PROJECTION_REBUILD_FAILED on PostgreSQL).
+  for (const projector of options.projectors) await checkOne(projector, options, stats);
   return stats;
 }
 

@@ -110,7 +110,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   };
   const replayChoice = options.replay ?? { mode: 'none' };
   // The three log walks are independent and each bounded, so they run side by side (on PostgreSQL on
-  // separate connections; PGlite's one connection interleaves them); the projectors rebuild side by side too.
+  // separate connections; PGlite's one connection interleaves them).
   // The ledger part reads the live tables the rebuild's cut-over last brought to the log, so it runs after.
   const wanted = new Set<AuditPart>(options.parts ?? ['integrity', 'rebuild', 'settlement', 'node', 'ledger']);
   if (!options.node) wanted.delete('node');

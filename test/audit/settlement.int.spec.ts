@@ -79,7 +79,7 @@ describe.each(MONEY_ENGINES)('settlement audit on %s', (engine) => {
     await w.assignment('a-over', { type: 'RecordReplayVerdict', data: { ...ref, replayJobId: 'job-1', outcome: 'match', recipe: {}, metric: { exactMatch: 1 }, tolerance: { mode: 'exact' }, executionProvider: 'cpu', device: 'cpu', durationMs: 5 }, metadata: { nowMs: 0 } });
     await w.assignment('a-over', { type: 'ResolveDispute', data: { ...ref, resolution: 'overturned' }, metadata: { nowMs: 0 } });
     const report = await w.audit({ node: false, atMs: w.clock.nowMs + 2 * HOUR_MS });
-    expect(foundCodes(report)).toEqual({ OVERTURNED_NEVER_COMPENSATED: 1 });
+    expect(foundCodes(report), JSON.stringify(report.discrepancies)).toEqual({ OVERTURNED_NEVER_COMPENSATED: 1 });
     expect(report.discrepancies[0]!.events[0]).toMatchObject({ streamId: 'assignment-a-over', eventType: 'DisputeResolved' });
   });
 
