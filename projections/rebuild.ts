@@ -19,6 +19,11 @@ export type RebuildOptions = Readonly<{
   nowMs?: () => number;
   /** Called after each rebuilt batch with the events applied so far (progress for the CLI). */
   onProgress?: (eventsApplied: number) => void | Promise<void>;
+  /**
+   * Without swap: called in the cut-over transaction, with both schemas at the same position,
+   * before the rebuilt one is dropped, when they differ. The audit names the differing rows here.
+   */
+  inspectDifference?: (trx: Kysely<any>, liveSchema: string, rebuiltSchema: string) => Promise<void>;
 }>;
 
 export type RebuildReport = Readonly<{
@@ -85,6 +90,7 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
       // The swapped-in tables stand at the rebuilt position (the live checkpoint already does, unless liveError).
       await log.saveCheckpointIn(trx, projectionCheckpointId(projector.name), position, new Date(batch.nowMs()));
     } else {
+      if (!identical && liveError === null) await options.inspectDifference?.(trx, projector.name, target);
       await sql`DROP SCHEMA ${sql.id(target)} CASCADE`.execute(trx);
     }
     await log.deleteCheckpointIn(trx, projectionCheckpointId(target));

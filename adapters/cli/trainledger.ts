@@ -1,8 +1,9 @@
-// The `trainledger` command: start, replay-worker, simulate, export, checkpoint, replay, rebuild and audit-bundle, each with its own flags and its own --help.
+// The `trainledger` command: start, replay-worker, simulate, export, checkpoint, audit, replay, rebuild and audit-bundle, each with its own flags and its own --help.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { AUDIT_USAGE, AuditUsageError } from './audit-command.js';
 import { BUNDLE_AUDIT_USAGE, REBUILD_USAGE, REPLAY_USAGE } from './audit-usage.js';
 
 /** Exit status of a command line the CLI could not make sense of (unknown command or flag, a bad value). */
@@ -93,6 +94,7 @@ Writes the initial parameters of a reference model (the same bytes the server ac
   --seed N                seed of the initial parameters (default 1)
   -h, --help              this help`,
   },
+  audit: { summary: 'check the log end to end: integrity, rebuilt projections, settlements against the node, the ledger; --bundle FILE checks an offline bundle', usage: `${AUDIT_USAGE}\n\nWith --bundle FILE it checks an audit bundle offline instead (no database, no server): the flags of trainledger audit-bundle.` },
   replay: {
     summary: "re-run the recipe of an assignment's verdict and say whether it reproduces",
     usage: REPLAY_USAGE,
@@ -290,6 +292,15 @@ export async function trainledger(argv: readonly string[], env: NodeJS.ProcessEn
   }
   if (run === 'simulate') return simulateCommand(rest, env);
   if (run === 'checkpoint') return checkpointCommand(rest);
+  if (run === 'audit') {
+    // An offline bundle needs no database: its verifier takes the whole command line.
+    if (rest.some((a) => a === '--bundle' || a.startsWith('--bundle='))) return setExitCode((await import('./bundle-audit-command.js')).runBundleAudit(rest, BUNDLE_AUDIT_USAGE, 'audit'));
+    const { auditCommand } = await import('./audit-command.js');
+    process.exitCode = await auditCommand(rest, env).catch((error: unknown) => {
+      throw error instanceof AuditUsageError ? new UsageError(error.message, AUDIT_USAGE) : error;
+    });
+    return;
+  }
   if (run === 'replay') return setExitCode((await import('./replay-command.js')).replayCommand(rest, env));
   if (run === 'rebuild') return setExitCode((await import('./rebuild-command.js')).rebuildCommand(rest, env));
   if (run === 'audit-bundle') return setExitCode((await import('./bundle-audit-command.js')).runBundleAudit(rest));

@@ -12,6 +12,7 @@ import { registerRateLimits } from './rate-limit.js';
 import { registerStrictBodies } from './strict-bodies.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { assignmentsRoutes } from './routes/assignments-routes.js';
+import { auditsRoutes } from './routes/audits-routes.js';
 import { contributorsRoutes } from './routes/contributors-routes.js';
 import { eventsRoutes } from './routes/events-routes.js';
 import { gradientsRoutes } from './routes/gradients-routes.js';
@@ -59,6 +60,6 @@ async function registerApi(app: FastifyInstance, api: ApiDeps, engine: string): 
   await registerIdempotency(app, { db: api.asyncCommitDb ?? api.db, nowMs: api.nowMs, ...(engine === 'postgres' || engine === 'pglite' ? { engine } : {}) });
   // Only JSON and octet-stream keep their raw bytes for signatures and fingerprints; other text is refused (415).
   app.removeContentTypeParser('text/plain');
-  for (const routes of [runsRoutes, contributorsRoutes, assignmentsRoutes, gradientsRoutes, queriesRoutes, eventsRoutes, adminRoutes]) await routes(app, api);
+  for (const routes of [runsRoutes, contributorsRoutes, assignmentsRoutes, gradientsRoutes, queriesRoutes, eventsRoutes, adminRoutes, auditsRoutes]) await routes(app, api);
   await dashboardRoutes(app, api);
 }

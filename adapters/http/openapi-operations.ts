@@ -184,4 +184,12 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     ok: { status: 201, description: 'Stored under its digest.', content: json({ type: 'object', required: ['digest', 'sizeBytes', 'model'], properties: { digest: sha256, sizeBytes: { type: 'integer' }, model: str }, additionalProperties: false }) },
   },
   'GET /v1/checkpoints/{digest}': { operationId: 'getCheckpoint', summary: "Download a checkpoint's bytes", tag: 'checkpoints', access: { kind: 'staff-or-contributor', scopes: ['runs:write', 'assignments:read', 'events:read'] }, errors: [404], ok: { status: 200, description: 'The checkpoint bytes.', content: BINARY } },
+  'POST /v1/audits': {
+    operationId: 'startAudit', summary: 'Start an audit of the log in the background', tag: 'audits', access: staff('events:read'), errors: [409],
+    ok: { status: 202, description: 'The audit started; poll its Location.', content: json({ type: 'object', required: ['auditId', 'status'], properties: { auditId: str, status: str }, additionalProperties: true }), headers: { location: { description: 'Where the audit\'s status and report are: GET /v1/audits/{auditId}.', schema: { type: 'string' } } } },
+  },
+  'GET /v1/audits/{auditId}': {
+    operationId: 'getAudit', summary: "An audit's status, progress and report", tag: 'audits', access: staff('events:read'), errors: [404],
+    ok: { status: 200, description: 'running, finished (with clean and the report) or failed.', content: json({ type: 'object', required: ['auditId', 'status'], properties: { auditId: str, status: str }, additionalProperties: true }) },
+  },
 };

@@ -56,11 +56,11 @@ type StreamHead = { revision: number; headHash: string; exists: boolean; hasDupl
 
 // Positions are selected as text (no float ever touches them). ORDER BY must
 // therefore name events.<column>: a bare name would sort the text alias.
-const EVENT_COLUMNS = sql`stream_id, stream_revision::text AS stream_revision, global_position::text AS global_position,
+export const EVENT_COLUMNS = sql`stream_id, stream_revision::text AS stream_revision, global_position::text AS global_position,
   transaction_id::text AS transaction_id, event_id::text AS event_id, event_type, schema_version, data, metadata,
   recorded_at, prev_hash, hash`;
 
-type EventRow = {
+export type EventRow = {
   stream_id: string;
   stream_revision: string;
   global_position: string;
@@ -548,7 +548,7 @@ function normalize(event: NewEvent): { type: string; schemaVersion: number; data
   };
 }
 
-function toRecordedEvent(row: EventRow): RecordedEvent {
+export function toRecordedEvent(row: EventRow): RecordedEvent {
   return {
     streamId: row.stream_id,
     revision: Number(row.stream_revision),

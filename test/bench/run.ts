@@ -7,6 +7,7 @@ import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { createDatabaseOn, startThrowawayCluster, type RunningCluster } from '../support/postgres-cluster.js';
 import { runAppendBench, runDurableAppendBench, type AppendBenchSizes, type DurableAppendBenchResult } from './append-bench.js';
+import { AUDIT_TO_READ_RATIO_GOAL, auditMemoryFlatness, runAuditBenchSize, type AuditBenchResult } from './audit-bench.js';
 import { ESCROW_HELD_RATIO_GOAL, runEscrowBench, type EscrowBenchResult } from './escrow-bench.js';
 import { runIdleMemoryBench } from './idle-memory-bench.js';
 import { runRebuildBench } from './rebuild-bench.js';
@@ -27,11 +28,13 @@ type BenchArgs = {
   historyAssignments: number;
   escrowHeld: number;
   idleMemory: boolean;
+  /** Log sizes for the audit bench, in assignments (0: skip); two or more show whether memory stays flat. */
+  auditAssignments: number[];
 };
 
 function parseArgs(argv: readonly string[]): BenchArgs {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
-  const known = new Set(['engines', 'appends', 'append-batches', 'batch-size', 'repeats', 'single', 'batches', 'rebuild-events', 'replay-steps', 'submissions', 'concurrency', 'history-assignments', 'escrow-held', 'idle-memory']);
+  const known = new Set(['engines', 'appends', 'append-batches', 'batch-size', 'repeats', 'single', 'batches', 'rebuild-events', 'replay-steps', 'submissions', 'concurrency', 'history-assignments', 'escrow-held', 'idle-memory', 'audit-assignments']);
   for (const name of args.keys()) if (!known.has(name)) throw new Error(`unknown argument --${name}; known: ${[...known].map((k) => `--${k}`).join(', ')}`);
   const enginesArg = args.get('engines') ?? 'postgres,pglite';
   // --engines=none skips the store benchmarks, for a replay-only run on a GPU machine.
@@ -54,6 +57,10 @@ function parseArgs(argv: readonly string[]): BenchArgs {
     historyAssignments: int('history-assignments', 100_000, 0, MAX_HISTORY_ASSIGNMENTS),
     escrowHeld: int('escrow-held', 10_000, 0, 100_000),
     idleMemory: int('idle-memory', 1, 0, 1) === 1,
+    auditAssignments: (args.get('audit-assignments') ?? '100000').split(',').map((v) => Number(v)).filter((n) => {
+      if (!Number.isInteger(n) || n < 0 || n > 2_000_000) throw new Error('--audit-assignments must be a comma-separated list of integers from 0 to 2000000 (0 skips it)');
+      return n > 0;
+    }),
   };
 }
 
@@ -107,6 +114,7 @@ type EngineResults = {
   rebuild?: Awaited<ReturnType<typeof runRebuildBench>>;
   submissions?: SubmissionBenchResult;
   escrow?: EscrowBenchResult;
+  audit?: AuditBenchResult;
 };
 
 async function benchEngine(engine: Engine, server: PostgresServer | null, args: BenchArgs): Promise<EngineResults> {
@@ -125,7 +133,26 @@ async function benchEngine(engine: Engine, server: PostgresServer | null, args: 
     const database = async () => (engine === 'postgres' ? { engine, connectionString: await server!.freshDatabase() } : { engine });
     out.escrow = await runEscrowBench({ small: await database(), large: await database() }, { smallHeld: 10, largeHeld: args.escrowHeld, passes: 30 }, log);
   }
+  if (args.auditAssignments.length > 0) out.audit = await benchAudit(engine, server, args.auditAssignments);
   return out;
+}
+
+/** One fresh database per size; the audit and the read each run in a child process, so their peaks are their own. */
+async function benchAudit(engine: Engine, server: PostgresServer | null, sizes: readonly number[]): Promise<AuditBenchResult> {
+  const results = [];
+  for (const assignments of sizes) {
+    log(`bench: audit on ${engine} over ${assignments} assignments...`);
+    if (engine === 'postgres') results.push(await runAuditBenchSize({ engine, connectionString: await server!.freshDatabase() }, assignments, log));
+    else {
+      const dataDir = mkdtempSync(join(tmpdir(), 'trainledger-bench-audit-'));
+      try {
+        results.push(await runAuditBenchSize({ engine, dataDir }, assignments, log));
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    }
+  }
+  return { sizes: results, memoryFlatness: auditMemoryFlatness(results) };
 }
 
 type Goal = { figure: string; key: string; value: number; goal: string; met: boolean; baseline: string };
@@ -148,6 +175,9 @@ function goals(durable: DurableAppendBenchResult | null, engines: Partial<Record
       atLeast(`assignments/s at ${s.history.historyAssignments} assignments of history, ${engine}`, 'historyFlatness', s.history.historyFlatness.assignments, 0.9, 'the same on a new run');
     }
     const e = results.escrow;
+    for (const a of results.audit?.sizes ?? []) {
+      rows.push({ figure: `audit of ${a.assignments} assignments (${a.events} events), ${engine}`, key: 'auditToReadRatio', value: a.auditToReadRatio, goal: `<= ${AUDIT_TO_READ_RATIO_GOAL}`, met: a.auditToReadRatio <= AUDIT_TO_READ_RATIO_GOAL, baseline: 'reading and decoding the same events, same keyset pages' });
+    }
     if (e) rows.push({ figure: `escrow pass after one acceptance, ${e.large.held} held, ${engine}`, key: 'escrowHeldRatio', value: e.escrowHeldRatio, goal: `<= ${ESCROW_HELD_RATIO_GOAL}`, met: e.escrowHeldRatio <= ESCROW_HELD_RATIO_GOAL, baseline: `the same with ${e.small.held} held` });
   }
   for (const [provider, result] of Object.entries(replay ?? {}) as Array<[string, { available: boolean; models?: Record<string, { overheadRatio: number }> }]>) {
@@ -166,7 +196,7 @@ function commandLine(args: BenchArgs): string {
     `--appends=${a.durableAppends.singleEvents} --append-batches=${a.durableAppends.batches} --batch-size=${a.durableAppends.batchSize} --repeats=${a.durableAppends.repeats}`,
     `--single=${a.storeAppends.singleAppends} --batches=${a.storeAppends.batchAppends}`,
     `--rebuild-events=${a.rebuildEvents} --replay-steps=${a.replaySteps}`,
-    `--submissions=${a.submissions} --concurrency=${a.concurrency} --history-assignments=${a.historyAssignments} --escrow-held=${a.escrowHeld} --idle-memory=${a.idleMemory ? 1 : 0}`,
+    `--submissions=${a.submissions} --concurrency=${a.concurrency} --history-assignments=${a.historyAssignments} --escrow-held=${a.escrowHeld} --idle-memory=${a.idleMemory ? 1 : 0} --audit-assignments=${a.auditAssignments.join(',') || 0}`,
   ].join(' ');
 }
 
@@ -199,6 +229,7 @@ async function main(): Promise<void> {
         'rebuild: generated histories bulk-loaded, then each projector replays the log from position zero in 1,000-event batches; readBaseline is the same read and decode with no projector work.',
         'submissions: the API part alone (--parts=api; no validator, projections or escrow in the process) takes signed RFC 9421 submitGradient calls from N contributors at once over distinct ~64 KiB sparseloco bodies; the floor is a bare route in the same process that reads the same body, verifies one ed25519 signature and commits one single-row INSERT. vsFloor = submissions/s over floor requests/s. historyFlatness = rate on a run with historyAssignments finished assignments (bulk-loaded) over the rate on a new run.',
         'escrow: two worlds side by side (each its own database, dev Lightning network and escrow engine), one with 10 escrows held and one with N; passes alternate between them, each after one new event (an acceptance, or an unrelated funding); escrowHeldRatio = median pass time with N held over with 10 held; node calls per pass are counted.',
+        'audit: generated histories of N assignments bulk-loaded and projected, then in a child process each: runAudit (integrity, rebuild of every projection, settlement, ledger; no node, no replays) and, as the baseline, reading and decoding the same events in the same keyset pages; auditToReadRatio = audit time over read time. Peak memory is the child\'s VmHWM (/proc/self/status) and its sampled peak V8 heapUsed; memoryFlatness = the largest size\'s peak over the smallest\'s (1 is flat).',
         'replay: per execution provider and reference model, alternating rounds of executeRecipe (as verification calls it) and a bare session.run of the same session; overheadRatio = bare steps/s over engine steps/s.',
       ],
       durableAppends,

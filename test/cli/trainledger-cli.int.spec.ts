@@ -45,6 +45,7 @@ const EXPECTED_FLAGS: Record<string, readonly string[]> = {
   rebuild: ['--data-dir', '--database-url', '--projection', '--dry-run', '--json', '--help'],
   'audit-bundle': ['--bundle', '--blobs', '--replay', '--replay-sample', '--seed', '--provider', '--json', '--help'],
   checkpoint: ['--model', '--out', '--seed', '--help'],
+  audit: ['--data-dir', '--database-url', '--parts', '--json', '--progress', '--replay', '--replay-sample', '--node', '--settlement-grace-ms', '--max-findings', '--help'],
 };
 
 describe('trainledger --help', () => {
@@ -66,7 +67,7 @@ describe('trainledger --help', () => {
       expect(ran.stdout).toMatch(new RegExp(`^usage: trainledger ${name} `));
       for (const flag of flags) expect(ran.stdout, `${name} --help lists ${flag}`).toContain(flag);
     }
-  }, 4 * SPAWN_TIMEOUT_MS);
+  }, 6 * SPAWN_TIMEOUT_MS);
 
   it('npm run simulate -- --help prints the simulate usage and exits 0', async () => {
     const ran = await run('npm', ['run', '--silent', 'simulate', '--', '--help']);

@@ -2,6 +2,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isNodePaymentLedger } from '../../replay/audit/ports.js';
 import {
   LightningError,
   type ContributorWallet,
@@ -313,6 +314,30 @@ export function describeLightningContract(options: LightningContractOptions): vo
       } finally {
         await sub.close();
       }
+    });
+
+    it('lists every payment it made, page by page, with its status (the audit walks this list)', async () => {
+      if (!isNodePaymentLedger(coordinator)) throw new Error(`the ${options.name} coordinator node cannot list its payments`);
+      const plain = await wallet.createInvoice({ amountMsat: AMOUNT_MSAT, expirySec: EXPIRY_SEC, description: 'contract listed' });
+      const paid = await coordinator.pay(await payRequest(plain.bolt11, plain.paymentHash));
+      if (paid.status !== 'succeeded') await eventually(() => coordinator.paymentState(plain.paymentHash), (s) => s.status === 'succeeded');
+      const held = await payHeld();
+      const listed = new Map<string, string>();
+      let pages = 0;
+      for (let after: string | null = null; ; pages += 1) {
+        expect(pages).toBeLessThan(100_000);
+        const page = await coordinator.listPayments({ after, limit: 1 });
+        expect(page.payments.length).toBeLessThanOrEqual(1);
+        for (const payment of page.payments) listed.set(payment.paymentHash, payment.status);
+        if (page.next === null) break;
+        after = page.next;
+      }
+      expect(listed.get(plain.paymentHash)).toBe('succeeded');
+      expect(listed.get(held.paymentHash)).toBe('in_flight');
+      expect(pages).toBeGreaterThanOrEqual(1);
+      await wallet.cancelHoldInvoice(held.paymentHash);
+      const unknown = freshSecret();
+      expect(listed.has(unknown.paymentHash)).toBe(false);
     });
 
     it('knows nothing of hashes it never saw', async () => {

@@ -5,8 +5,12 @@ import { decodeRequest } from './bolt11.js';
 import { COORDINATOR_NODE } from './dev-faults.js';
 import { assertMatches, paymentView, startPayment, validatePayRequest } from './dev-payments.js';
 import type { DevAccess, DevRuntime } from './dev-runtime.js';
+import type { NodePaymentLedger, NodePaymentPage } from '../../../replay/audit/ports.js';
 
-export class DevCoordinatorNode implements CoordinatorNode {
+/** Largest page of listPayments. */
+export const DEV_MAX_PAYMENT_PAGE = 10_000;
+
+export class DevCoordinatorNode implements CoordinatorNode, NodePaymentLedger {
   private closed = false;
 
   constructor(private readonly runtime: DevRuntime) {}
@@ -41,6 +45,20 @@ export class DevCoordinatorNode implements CoordinatorNode {
 
   paymentState(paymentHash: string): Promise<PaymentState> {
     return this.call(() => paymentView(this.runtime.state.payments.get(paymentHash)), 'read');
+  }
+
+  /** Every payment made, in payment-hash order, after the hash `after`: the node's list the audit walks. */
+  listPayments(page: Readonly<{ after: string | null; limit: number }>): Promise<NodePaymentPage> {
+    return this.call(() => {
+      if (!Number.isSafeInteger(page.limit) || page.limit < 1 || page.limit > DEV_MAX_PAYMENT_PAGE) throw new RangeError(`payment page size must be 1..${DEV_MAX_PAYMENT_PAGE}`);
+      const hashes = [...this.runtime.state.payments.keys()].filter((h) => page.after === null || h > page.after).sort();
+      const chosen = hashes.slice(0, page.limit);
+      const payments = chosen.map((h) => {
+        const p = this.runtime.state.payments.get(h)!;
+        return { paymentHash: h, status: p.status, amountMsat: p.amountMsat };
+      });
+      return { payments, next: hashes.length > page.limit ? chosen[chosen.length - 1]! : null };
+    }, 'read');
   }
 
   /** Every change of an outgoing payment: sent (and held, for a hold invoice), succeeded, failed. */

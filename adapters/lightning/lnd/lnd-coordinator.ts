@@ -10,6 +10,8 @@ import { startPayment } from './lnd-pay.js';
 import { paymentStateFromGetPayment } from './lnd-payment-state.js';
 import { paymentUpdateFrom, relay } from './lnd-updates.js';
 import { requirePaymentHash } from './lnd-validate.js';
+import { listLndPayments } from './lnd-payment-list.js';
+import type { NodePaymentLedger, NodePaymentPage } from '../../../replay/audit/ports.js';
 
 export type LndNodeOptions = Readonly<{
   limits?: Partial<LndLimits>;
@@ -17,7 +19,7 @@ export type LndNodeOptions = Readonly<{
   nowMs?: () => number;
 }>;
 
-export class LndCoordinatorNode implements CoordinatorNode {
+export class LndCoordinatorNode implements CoordinatorNode, NodePaymentLedger {
   private readonly limits: LndLimits;
   private readonly nowMs: () => number;
   /** One pay() per hash at a time in this process; LND refuses a second payment for a hash across processes. */
@@ -69,6 +71,11 @@ export class LndCoordinatorNode implements CoordinatorNode {
       if (error instanceof LightningError && error.code === 'PAYMENT_NOT_FOUND') return { status: 'unknown' };
       throw error;
     }
+  }
+
+  /** Every payment this node made, page by page (the audit's node-payment check). */
+  listPayments(page: Readonly<{ after: string | null; limit: number }>): Promise<NodePaymentPage> {
+    return listLndPayments(this.lnd, this.limits.rpcTimeoutMs, page);
   }
 
   /**
