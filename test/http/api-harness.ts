@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { FileBlobStore } from '../../adapters/blobs/file-blob-store.js';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
+import type { CoordinatorNode } from '../../domain/ports/lightning.js';
 import { DEFAULT_API_LIMITS, type ApiLimits } from '../../adapters/http/api-context.js';
 import { ApiKeyStore } from '../../adapters/http/auth/api-keys.js';
 import { generateEd25519KeyPair, signRequest } from '../../adapters/http/auth/http-signature.js';
@@ -30,7 +31,12 @@ export type SignedContributor = Readonly<{ contributorId: string; privateKey: Ke
 
 export type ApiHarness = Awaited<ReturnType<typeof apiHarness>>;
 
-export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiLimits> = {}) {
+export type HarnessOptions = Readonly<{
+  /** Wraps the coordinator's node the app is given, e.g. to hold a call until the spec has seen what happens meanwhile. */
+  wrapCoordinatorNode?: (node: CoordinatorNode) => CoordinatorNode;
+}>;
+
+export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiLimits> = {}, options: HarnessOptions = {}) {
   const target = engine === 'pglite' ? ({ engine: 'pglite' } as const) : ({ engine: 'postgres', connectionString: await createPostgresDatabase('api') } as const);
   const { store, db } = await openEventStore(target);
   const clock = { nowMs: Date.now() };
@@ -53,7 +59,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
     api: {
       store, db, ...(asyncCommit ? { asyncCommitDb: asyncCommit.db } : {}), blobs, apiKeys, nonces, preimages, holdInvoices, nowMs, newEventId: randomUUID,
       limits: { ...DEFAULT_API_LIMITS, ...limits },
-      lightning: { node: network.coordinator(), network: 'regtest' },
+      lightning: { node: options.wrapCoordinatorNode?.(network.coordinator()) ?? network.coordinator(), network: 'regtest' },
       devNodeKey: (id) => network.wallet(id).publicKey(),
     },
   });

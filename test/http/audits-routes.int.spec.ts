@@ -2,11 +2,38 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CoordinatorNode } from '../../domain/ports/lightning.js';
 import { apiHarness, type ApiHarness } from './api-harness.js';
+
+/**
+ * The audit's node part waits on this gate while it is shut, so a spec can look at a running audit
+ * without racing it (an empty system's audit otherwise finishes before the next request arrives).
+ */
+const nodeGate = {
+  opened: Promise.resolve(),
+  open: () => {},
+  shut(): void {
+    this.opened = new Promise<void>((resolve) => (this.open = resolve));
+  },
+};
+
+function gatedNode(node: CoordinatorNode): CoordinatorNode {
+  return new Proxy(node, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (property !== 'listPayments') return value.bind(target);
+      return async (...args: unknown[]) => {
+        await nodeGate.opened;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
 
 let h: ApiHarness;
 beforeAll(async () => {
-  h = await apiHarness('pglite');
+  h = await apiHarness('pglite', {}, { wrapCoordinatorNode: gatedNode });
 });
 afterAll(async () => {
   await h?.close();
@@ -55,6 +82,7 @@ describe('POST /v1/audits', () => {
 
   it('runs one audit at a time (409 AUDIT_ALREADY_RUNNING), replays a retried POST, and reports a clean empty system', async () => {
     const key = randomUUID();
+    nodeGate.shut();
     const started = await h.staff('auditor', { method: 'POST', url: '/v1/audits', payload: {}, idempotencyKey: key });
     expect(started.statusCode).toBe(202);
     const { auditId } = body(started);
@@ -64,6 +92,8 @@ describe('POST /v1/audits', () => {
     expect(body(second)).toMatchObject({ code: 'AUDIT_ALREADY_RUNNING', runningAuditId: auditId });
     const retried = await h.staff('auditor', { method: 'POST', url: '/v1/audits', payload: {}, idempotencyKey: key });
     expect(body(retried).auditId).toBe(auditId);
+    expect(body(await h.staff('auditor', { method: 'GET', url: `/v1/audits/${auditId}` })).status).toBe('running');
+    nodeGate.open();
     const view = await finished(auditId);
     expect(view).toMatchObject({ status: 'finished', clean: true, error: null, requestedBy: 'test-auditor' });
     expect(view.report.total).toBe(0);
