@@ -75,6 +75,14 @@ describe('trainledger --help', () => {
     expect(ran.stdout).toContain('usage: trainledger simulate [flags]');
     expect(ran.stdout).toContain('--admin-key-file');
   }, SPAWN_TIMEOUT_MS);
+
+  it('npm start -- --help and npm run replay-worker -- --help print their usage and exit 0 (the scripts go through the CLI)', async () => {
+    for (const [script, usage] of [['start', 'usage: trainledger start [flags]'], ['replay-worker', 'usage: trainledger replay-worker']] as const) {
+      const ran = await run('npm', ['run', '--silent', script, '--', '--help']);
+      expect(ran.code, `${script}: ${ran.stderr}`).toBe(0);
+      expect(ran.stdout).toContain(usage);
+    }
+  }, 2 * SPAWN_TIMEOUT_MS);
 });
 
 describe('trainledger usage errors exit 2 and print the usage', () => {

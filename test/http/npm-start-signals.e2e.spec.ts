@@ -120,7 +120,7 @@ describe('npm start under SIGTERM and SIGINT sent to npm', () => {
 
   it("the terminal's and npm's copies of one Ctrl-C, delivered apart, are one stop, not a forced exit", async () => {
     const s = await npmStart({ TRAINLEDGER_SHUTDOWN_TIMEOUT_MS: '120000' });
-    const service = s.tree.find((p) => readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('adapters/main.ts'))!.pid;
+    const service = s.tree.find((p) => readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('adapters/cli/trainledger.ts'))!.pid;
     // Held open, so the stop is still running when the second copy arrives, and that copy cannot merge with the first.
     const held = await holdRequestOpen(s.address);
     try {
