@@ -115,6 +115,8 @@ export class EsdbEventStore implements EventStore {
       const chained = chainEvents(streamId, batch, { revision: head, hash: newest?.hash ?? null }, this.options.nowMs());
       try {
         const written = await this.client.appendToStream(streamId, chained.map(toEventData), { expectedRevision: chainedExpectedRevision(head) });
+        // With throwOnAppendFailure=false in the connection string the client answers a lost race instead of throwing it.
+        if (!written.success) continue;
         const last = chained[chained.length - 1]!;
         invariant(fromClientRevision(written.nextExpectedRevision) === last.revision, `append to ${streamId} landed at ${written.nextExpectedRevision}, chained for ${last.revision}`);
         const position = written.position ? toLogPosition(written.position) : await this.positionOf(streamId, last.revision);
@@ -173,10 +175,10 @@ export class EsdbEventStore implements EventStore {
   /** Appends one key record after `afterRevision` (null: the stream is new); false when another request moved it first. */
   private async appendKeyRecord(keyStream: string, record: KeyRecord, afterRevision: number | null): Promise<boolean> {
     try {
-      await this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
+      const written = await this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
         expectedRevision: afterRevision === null ? NO_STREAM : BigInt(afterRevision),
       });
-      return true;
+      return written.success;
     } catch (error) {
       if (isWrongExpectedVersion(error)) return false;
       throw mapClientError(error, { streamId: keyStream });
