@@ -1,4 +1,19 @@
 // The event-store port on EventStoreDB/KurrentDB through @eventstore/db-client: chained appends at an exact revision, tail-checked dedupe, $all reads.
+//
+// What EventStoreDB does not promise, and how the layers above stay correct without it:
+// - No multi-stream atomic append: this store has no appendAtomically, so handleCommandsAtomically
+//   (adapters/commands/command-handler.ts) appends each part in order. The one command that writes two
+//   streams is POST /v1/assignments: ReserveBudget on run-<id>, then AssignWork on assignment-<id>. A crash
+//   between them leaves a reservation without its assignment; the settler releases it after
+//   ORPHAN_RESERVATION_MS (adapters/lightning/assignment-settler.ts) and the assignment id is refused from
+//   then on (RESERVATION_RELEASED), so money is never reserved twice nor paid without its assignment. With an
+//   Idempotency-Key header each part carries its own derived key, so a retry redoes only the missing part.
+//   Idempotency keys themselves live in a stream of their own (claimed before the events, completed after).
+// - Positions are not contiguous: (commit, prepare) are byte offsets in the transaction log. Readers page
+//   by "after this position", never by arithmetic on positions, and a short page means the end.
+// - Delivery is at least once: a checkpoint is saved after its batch, so a crash between the two hands the
+//   batch over again. Projections must therefore be idempotent per event id (the SQL runner gets exactly-once
+//   by committing the checkpoint in the read models' transaction, which EventStoreDB cannot share).
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -37,7 +52,7 @@ import { validateAppend } from '../event-store/validate-append.js';
 import { verifyChain } from '../event-store/verify-chain.js';
 import { decideClaim, decideOnTail, dedupeWindow, resolvePending, storeResult, type KeyRecord } from './dedupe.js';
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, type NormalizedEvent } from './envelope.js';
-import { isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
+import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
 import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
 import { checkExpectation, chainedExpectedRevision, fromClientRevision, type StreamHeadRevision } from './revisions.js';
 
@@ -65,6 +80,10 @@ export function isDomainEvent(streamId: string, type: string): boolean {
 export const ESDB_LIMITS = Object.freeze({
   /** Re-chaining attempts for an 'any' or 'stream_exists' append that keeps losing the race for the head. */
   maxAppendAttempts: 20,
+  /** Appends re-sent after a lost answer (timeout, unavailable, not leader) before the error reaches the caller. */
+  maxTransportRetries: 3,
+  /** The first pause before such a re-send; the n-th waits n times this. */
+  transportRetryBaseMs: 250,
   /** Events one $all page reads from the server while skipping system and internal events. */
   allPageEvents: 1_000,
   /** Streams verifyAll keeps a (revision, hash) entry for, ~200 bytes each. */
@@ -105,10 +124,19 @@ export class EsdbEventStore implements EventStore {
   }
 
   private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions): Promise<AppendResult> {
+    // Set once an append was sent whose answer was lost (a timeout, a leader change): the write may have
+    // happened. The retry keeps the same event ids, so the tail check finds them if it did.
+    let maybeWritten = false;
+    let transportRetries = 0;
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
       const tail = await this.readTail(streamId, dedupeWindow(batch.length));
       const decision = decideOnTail(streamId, tail, batch);
-      if (decision.kind === 'duplicate') return decision.result;
+      if (decision.kind === 'duplicate') {
+        if (!maybeWritten) return decision.result;
+        // Our own write whose reply was lost: it was this call that appended them.
+        this.appended.emit('appended');
+        return { ...decision.result, status: 'appended' };
+      }
       const newest = tail[0];
       const head: StreamHeadRevision = newest ? newest.revision : null;
       checkExpectation(streamId, options.expectedRevision, head);
@@ -124,7 +152,15 @@ export class EsdbEventStore implements EventStore {
         return { status: 'appended', streamId, firstRevision: chained[0]!.revision, lastRevision: last.revision, position };
       } catch (error) {
         if (isWrongExpectedVersion(error)) continue;
-        throw mapClientError(error, { streamId, expected: options.expectedRevision });
+        const mapped = mapClientError(error, { streamId, expected: options.expectedRevision });
+        if (mapped instanceof EventStoreUnavailableError && transportRetries < ESDB_LIMITS.maxTransportRetries) {
+          transportRetries += 1;
+          maybeWritten = true;
+          // The client reconnects (to the new leader, after an election) meanwhile; give it a moment, growing.
+          await new Promise((resolve) => setTimeout(resolve, ESDB_LIMITS.transportRetryBaseMs * transportRetries));
+          continue;
+        }
+        throw mapped;
       }
     }
     throw new EventStoreError('APPEND_CONTENDED', `stream ${streamId}: lost the race for the head ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);

@@ -7,11 +7,12 @@ import {
   comparePositions,
   LOG_START,
   type EventStore,
+  type LogPosition,
   type NewEvent,
   type RecordedEvent,
 } from '../../domain/ports/event-store.js';
 import { WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
-import { CatchUpSubscription } from '../../adapters/event-store/catch-up-subscription.js';
+import { CatchUpSubscription, type CatchUpOptions } from '../../adapters/event-store/catch-up-subscription.js';
 import { PostgresEventStore, type AppendPathCounts } from '../../adapters/postgres/postgres-event-store.js';
 import { verifyChain } from '../../adapters/event-store/verify-chain.js';
 
@@ -36,7 +37,12 @@ export type EventStoreContractOptions = {
    * passes a batch larger than the cluster's MaxAppendSize (1 MiB by default) instead.
    */
   poisonedBatch?: () => NewEvent[];
+  /** The catch-up subscription the subscriber tests drive; the polling CatchUpSubscription (any store) by default. */
+  subscribe?: (store: EventStore, options: CatchUpOptions) => Subscription;
 };
+
+/** What the subscriber tests need of a catch-up subscription (CatchUpSubscription and EventStoreDB's push-based one). */
+export type Subscription = Readonly<{ done: Promise<void>; reached: (target: LogPosition) => Promise<void>; stop: () => Promise<void> }>;
 
 export function event(type = 'Tested', data: Record<string, unknown> = {}): NewEvent {
   return { eventId: randomUUID(), type, data: data as NewEvent['data'] };
@@ -61,6 +67,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
   describe(`event store contract [${options.engine}]`, () => {
     let subject: EventStoreUnderTest;
     let store: EventStore;
+    const subscribe = (o: CatchUpOptions): Subscription => (options.subscribe ?? ((s, opts) => new CatchUpSubscription(s, opts)))(store, o);
 
     beforeAll(async () => {
       subject = await options.open();
@@ -241,7 +248,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const subscriptionId = `sub-${randomUUID()}`;
         await store.saveCheckpoint(subscriptionId, await store.headPosition());
         const seen: RecordedEvent[] = [];
-        const subscription = new CatchUpSubscription(store, {
+        const subscription = subscribe({
           subscriptionId,
           batchSize: 7,
           pollIntervalMs: 20,
@@ -268,12 +275,12 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         await store.saveCheckpoint(subscriptionId, await store.headPosition());
         await store.append(streamId, [event('First')], { expectedRevision: 'no_stream' });
         const firstRun: string[] = [];
-        const one = new CatchUpSubscription(store, { subscriptionId, handle: async (b) => void firstRun.push(...b.map((e) => e.type)) });
+        const one = subscribe({ subscriptionId, handle: async (b) => void firstRun.push(...b.map((e) => e.type)) });
         await one.reached(await store.headPosition());
         await one.stop();
         await store.append(streamId, [event('Second')], { expectedRevision: 0 });
         const secondRun: string[] = [];
-        const two = new CatchUpSubscription(store, { subscriptionId, handle: async (b) => void secondRun.push(...b.map((e) => e.type)) });
+        const two = subscribe({ subscriptionId, handle: async (b) => void secondRun.push(...b.map((e) => e.type)) });
         await two.reached(await store.headPosition());
         await two.stop();
         expect(firstRun).toEqual(['First']);
@@ -285,7 +292,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const start = await store.headPosition();
         await store.saveCheckpoint(subscriptionId, start);
         await store.append(uniqueStream(), [event('Boom')], { expectedRevision: 'no_stream' });
-        const failing = new CatchUpSubscription(store, {
+        const failing = subscribe({
           subscriptionId,
           handle: async () => {
             throw new Error('projector failed');
