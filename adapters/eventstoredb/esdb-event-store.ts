@@ -198,8 +198,12 @@ export class EsdbEventStore implements EventStore {
       try {
         result = await this.appendChained(streamId, batch, options);
       } catch (error) {
-        // The events are not in: free the key, as PostgreSQL's rolled-back transaction does.
-        await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision).catch(() => false);
+        // A refusal means the events are not in: free the key, as PostgreSQL's rolled-back transaction does.
+        // A lost answer may have written them: the claim stays pending, and the next request with the key
+        // completes it from the stream's tail, or releases it once the lease shows nothing came.
+        if (!(error instanceof EventStoreUnavailableError)) {
+          await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision).catch(() => false);
+        }
         throw error;
       }
       await this.appendKeyRecord(keyStream, { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) }, claimRevision);
