@@ -2,11 +2,14 @@
 
 import { join, resolve } from 'node:path';
 import type { DatabaseTarget } from './postgres/database.js';
+import { parseEsdbUrl, type EsdbTarget } from './eventstoredb/esdb-url.js';
 
 export type AppConfig = Readonly<{
   /** Holds PGlite's files (when embedded), the coordinator secret and the dev Lightning network. */
   dataDir: string;
   database: DatabaseTarget;
+  /** ESDB_URL: the log on an EventStoreDB/KurrentDB cluster instead of the database (see adapters/eventstoredb). */
+  eventStore: EsdbTarget | null;
   http: { host: string; port: number; bodyLimitBytes: number };
   /** Which parts this process runs; every one by default, one alone in a production split. */
   parts: ReadonlySet<SystemPart>;
@@ -47,7 +50,8 @@ export const PGLITE_SHARED_BUFFERS_MB_RANGE = Object.freeze({ min: 1, max: 1_024
  * --database-url / DATABASE_URL (PostgreSQL instead of the embedded PGlite),
  * --parts / TRAINLEDGER_PARTS (a comma-separated subset of api, projections, escrow, validator, replay),
  * --shutdown-timeout-ms / TRAINLEDGER_SHUTDOWN_TIMEOUT_MS (how long a stop may take before the process exits anyway),
- * --pglite-shared-buffers-mb / TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB (the embedded PGlite's buffer cache).
+ * --pglite-shared-buffers-mb / TRAINLEDGER_PGLITE_SHARED_BUFFERS_MB (the embedded PGlite's buffer cache),
+ * --esdb-url / ESDB_URL (an esdb:// or kurrentdb:// connection string: the log on an EventStoreDB/KurrentDB cluster, TLS unless tls=false).
  */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AppConfig {
   const flags = parseFlags(argv);
@@ -60,10 +64,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): App
   const database: DatabaseTarget = databaseUrl ? { engine: 'postgres', connectionString: databaseUrl } : { engine: 'pglite', dataDir: join(dataDir, 'pglite'), sharedBuffersMb };
   const parts = parseParts(flags.parts ?? env.TRAINLEDGER_PARTS ?? SYSTEM_PARTS.join(','));
   const shutdownTimeoutMs = parseIntegerIn('--shutdown-timeout-ms (TRAINLEDGER_SHUTDOWN_TIMEOUT_MS)', flags['shutdown-timeout-ms'] ?? env.TRAINLEDGER_SHUTDOWN_TIMEOUT_MS ?? String(DEFAULT_CONFIG.shutdownTimeoutMs), SHUTDOWN_TIMEOUT_MS_RANGE);
-  return { dataDir, database, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, parts, shutdownTimeoutMs };
+  const esdbUrl = flags['esdb-url'] ?? env.ESDB_URL;
+  const eventStore = esdbUrl === undefined || esdbUrl === '' ? null : parseEsdbUrl(esdbUrl);
+  return { dataDir, database, eventStore, http: { host, port, bodyLimitBytes: DEFAULT_CONFIG.bodyLimitBytes }, parts, shutdownTimeoutMs };
 }
 
-const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url', 'parts', 'shutdown-timeout-ms', 'pglite-shared-buffers-mb']);
+const KNOWN_FLAGS = new Set(['data-dir', 'port', 'host', 'database-url', 'parts', 'shutdown-timeout-ms', 'pglite-shared-buffers-mb', 'esdb-url']);
 
 function parseParts(text: string): ReadonlySet<SystemPart> {
   const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');

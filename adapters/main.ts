@@ -3,6 +3,7 @@
 import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig } from './config.js';
 import { startSystem, type RunningSystem } from './system.js';
+import { EventStoreError } from '../domain/ports/event-store-errors.js';
 
 /** `trainledger start` and `npm start`: runs until SIGINT or SIGTERM. */
 export async function startCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -64,7 +65,7 @@ function stopOnSignals(started: Promise<RunningSystem>, shutdownTimeoutMs: numbe
 }
 
 export function failStart(error: unknown): never {
-  const code = error instanceof ConfigError ? error.code : 'START_FAILED';
+  const code = error instanceof ConfigError || error instanceof EventStoreError ? error.code : 'START_FAILED';
   console.error(`trainledger: ${code}: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 }

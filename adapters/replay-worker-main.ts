@@ -6,6 +6,8 @@ import { pathToFileURL } from 'node:url';
 import { FileBlobStore } from './blobs/file-blob-store.js';
 import { ConfigError } from './config.js';
 import { openEventStore } from './event-store/open-event-store.js';
+import { EventStoreError } from '../domain/ports/event-store-errors.js';
+import { esdbTargetFrom, refuseEsdbAfterProbe } from './eventstoredb/select-esdb.js';
 import type { DatabaseTarget } from './postgres/database.js';
 import { DEFAULT_REPLAY_LEASE_MS, VerificationService } from './replay/verification-service.js';
 import { EXECUTION_PROVIDERS, type ProviderRequest } from '../replay/step/execution-providers.js';
@@ -54,6 +56,8 @@ function intFlag(flags: Map<string, string>, name: string, fallback: number, min
 /** `trainledger replay-worker` and `npm run replay-worker`: runs until SIGINT or SIGTERM. */
 export async function replayWorkerCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadWorkerConfig(argv, env);
+  const esdb = esdbTargetFrom(env);
+  if (esdb) await refuseEsdbAfterProbe(esdb, 'the replay worker');
   mkdirSync(config.blobDir, { recursive: true });
   const { store, db } = await openEventStore(config.database);
   const log = (line: string) => console.error(line);
@@ -75,7 +79,7 @@ export async function replayWorkerCommand(argv: readonly string[], env: NodeJS.P
 }
 
 export function failWorker(error: unknown): never {
-  const code = error instanceof ConfigError ? 'INVALID_CONFIG' : 'START_FAILED';
+  const code = error instanceof ConfigError ? 'INVALID_CONFIG' : error instanceof EventStoreError ? error.code : 'START_FAILED';
   console.error(`trainledger replay-worker: ${code}: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }

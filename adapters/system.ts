@@ -10,6 +10,7 @@ import { REFERENCE_SETTINGS } from '../replay/recipe.js';
 import { FileBlobStore } from './blobs/file-blob-store.js';
 import type { AppConfig } from './config.js';
 import { openEventStore } from './event-store/open-event-store.js';
+import { refuseEsdbAfterProbe } from './eventstoredb/select-esdb.js';
 import { openAsyncCommitDatabase } from './postgres/database.js';
 import { DEFAULT_API_LIMITS, type ApiLimits } from './http/api-context.js';
 import { ApiKeyStore } from './http/auth/api-keys.js';
@@ -101,6 +102,9 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
 
 async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]): Promise<RunningSystem> {
   const { config, log } = options;
+  // The log on EventStoreDB: prove the cluster answers (EVENT_STORE_UNREACHABLE otherwise), then refuse to
+  // start the parts that still share SQL transactions with the log, rather than run half a system.
+  if (config.eventStore) await refuseEsdbAfterProbe(config.eventStore, '`trainledger start`');
   const { store, engine, db } = await openEventStore(config.database);
   stops.push(() => store.close());
   const fail = (part: string) => (error: unknown) => {

@@ -119,6 +119,9 @@ export async function auditCommand(argv: readonly string[], env: NodeJS.ProcessE
 
 async function runAuditFromFlags(flags: AuditFlags, env: NodeJS.ProcessEnv, io: { stderr: NodeJS.WritableStream & { isTTY?: boolean } }): Promise<AuditReport> {
   const { openEventStore } = await import('../event-store/open-event-store.js');
+  const { esdbTargetFrom, refuseEsdbAfterProbe } = await import('../eventstoredb/select-esdb.js');
+  const esdb = esdbTargetFrom(env);
+  if (esdb) await refuseEsdbAfterProbe(esdb, 'the audit');
   const { auditOptions, openStepReplayer } = await import('../audit/audit-deps.js');
   const { runAudit } = await import('../../replay/audit/run-audit.js');
   const pgliteDir = join(flags.dataDir, 'pglite');

@@ -28,6 +28,8 @@ Runs the whole system in one process until SIGINT or SIGTERM (PGlite and the dev
   --port N              HTTP port (env TRAINLEDGER_PORT; default 8080)
   --host HOST           HTTP interface (env TRAINLEDGER_HOST; default 127.0.0.1)
   --database-url URL    PostgreSQL instead of the embedded PGlite (env DATABASE_URL)
+  --esdb-url URL        the log on an EventStoreDB/KurrentDB cluster, esdb://h1:2113,h2:2113?tls=true (env ESDB_URL);
+                        start probes it and exits EVENT_STORE_UNREACHABLE when none answers
   --parts LIST          a comma-separated subset of api, projections, escrow, validator, replay (env TRAINLEDGER_PARTS; default all)
   -h, --help            this help
 Flags win over environment variables, which win over defaults.`,

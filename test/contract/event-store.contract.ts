@@ -7,17 +7,19 @@ import {
   comparePositions,
   LOG_START,
   type EventStore,
+  type LogPosition,
   type NewEvent,
   type RecordedEvent,
 } from '../../domain/ports/event-store.js';
 import { WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
-import { CatchUpSubscription } from '../../adapters/event-store/catch-up-subscription.js';
+import { CatchUpSubscription, type CatchUpOptions } from '../../adapters/event-store/catch-up-subscription.js';
 import { PostgresEventStore, type AppendPathCounts } from '../../adapters/postgres/postgres-event-store.js';
 import { verifyChain } from '../../adapters/event-store/verify-chain.js';
 
 export type EventStoreUnderTest = {
-  store: PostgresEventStore;
-  db: Kysely<any>;
+  store: EventStore;
+  /** The SQL store and its database, for what only a SQL log has (one-statement appends, triggers, open transactions). */
+  sql?: { store: PostgresEventStore; db: Kysely<any> };
   /** Whether two transactions can be open at once (a server yes, single-connection PGlite no). */
   concurrentTransactions: boolean;
 };
@@ -27,7 +29,20 @@ export type EventStoreContractOptions = {
   open: () => Promise<EventStoreUnderTest>;
   parallelWriters: number;
   appendsPerWriter: number;
+  /** Whether the store is the SQL one: its own parts of the suite run only then (open() must give `sql`). */
+  sql: boolean;
+  /**
+   * A batch whose LAST event the store refuses only once it is writing, to show a multi-event append is
+   * atomic. PostgreSQL: jsonb refuses a NUL character. EventStoreDB accepts any JSON, so its suite
+   * passes a batch larger than the cluster's MaxAppendSize (1 MiB by default) instead.
+   */
+  poisonedBatch?: () => NewEvent[];
+  /** The catch-up subscription the subscriber tests drive; the polling CatchUpSubscription (any store) by default. */
+  subscribe?: (store: EventStore, options: CatchUpOptions) => Subscription;
 };
+
+/** What the subscriber tests need of a catch-up subscription (CatchUpSubscription and EventStoreDB's push-based one). */
+export type Subscription = Readonly<{ done: Promise<void>; reached: (target: LogPosition) => Promise<void>; stop: () => Promise<void> }>;
 
 export function event(type = 'Tested', data: Record<string, unknown> = {}): NewEvent {
   return { eventId: randomUUID(), type, data: data as NewEvent['data'] };
@@ -52,6 +67,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
   describe(`event store contract [${options.engine}]`, () => {
     let subject: EventStoreUnderTest;
     let store: EventStore;
+    const subscribe = (o: CatchUpOptions): Subscription => (options.subscribe ?? ((s, opts) => new CatchUpSubscription(s, opts)))(store, o);
 
     beforeAll(async () => {
       subject = await options.open();
@@ -90,9 +106,9 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
 
       it('makes a multi-event append atomic: a failure in its last event leaves no trace', async () => {
         const streamId = uniqueStream();
-        // jsonb refuses a NUL character, so the database fails on the second row.
-        const poisoned = event('Poisoned', { text: 'nul \u0000 here' });
-        await expect(store.append(streamId, [event(), poisoned], { expectedRevision: 'no_stream' })).rejects.toThrow();
+        // By default jsonb's refusal of a NUL character, so the database fails on the second row.
+        const batch = options.poisonedBatch?.() ?? [event(), event('Poisoned', { text: 'nul \u0000 here' })];
+        await expect(store.append(streamId, batch, { expectedRevision: 'no_stream' })).rejects.toThrow();
         expect(await store.readStream(streamId)).toEqual([]);
         const created = await store.append(streamId, [event()], { expectedRevision: 'no_stream' });
         expect(created.firstRevision).toBe(0);
@@ -108,6 +124,17 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const reordered = { ...batch[0]!, data: { n: 1 } };
         expect((await store.append(streamId, [reordered], { expectedRevision: 'any' })).status).toBe('duplicate');
         expect(await store.readStream(streamId)).toHaveLength(2);
+      });
+
+      it('answers one of two racing appends of the same batch as the duplicate of the other', async () => {
+        const streamId = uniqueStream();
+        await store.append(streamId, [event()], { expectedRevision: 'no_stream' });
+        const batch = [event('Raced', { n: 1 }), event('Raced', { n: 2 })];
+        const outcomes = await Promise.all([0, 1].map(() => store.append(streamId, batch, { expectedRevision: 0 })));
+        expect(outcomes.map((o) => o.status).sort()).toEqual(['appended', 'duplicate']);
+        expect(outcomes[0]).toEqual({ ...outcomes[1]!, status: outcomes[0]!.status });
+        expect(await store.readStream(streamId)).toHaveLength(3);
+        expect((await store.verifyStream(streamId)).ok).toBe(true);
       });
 
       it('refuses an event id reused for other content, or a half-duplicate batch', async () => {
@@ -221,7 +248,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const subscriptionId = `sub-${randomUUID()}`;
         await store.saveCheckpoint(subscriptionId, await store.headPosition());
         const seen: RecordedEvent[] = [];
-        const subscription = new CatchUpSubscription(store, {
+        const subscription = subscribe({
           subscriptionId,
           batchSize: 7,
           pollIntervalMs: 20,
@@ -248,12 +275,12 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         await store.saveCheckpoint(subscriptionId, await store.headPosition());
         await store.append(streamId, [event('First')], { expectedRevision: 'no_stream' });
         const firstRun: string[] = [];
-        const one = new CatchUpSubscription(store, { subscriptionId, handle: async (b) => void firstRun.push(...b.map((e) => e.type)) });
+        const one = subscribe({ subscriptionId, handle: async (b) => void firstRun.push(...b.map((e) => e.type)) });
         await one.reached(await store.headPosition());
         await one.stop();
         await store.append(streamId, [event('Second')], { expectedRevision: 0 });
         const secondRun: string[] = [];
-        const two = new CatchUpSubscription(store, { subscriptionId, handle: async (b) => void secondRun.push(...b.map((e) => e.type)) });
+        const two = subscribe({ subscriptionId, handle: async (b) => void secondRun.push(...b.map((e) => e.type)) });
         await two.reached(await store.headPosition());
         await two.stop();
         expect(firstRun).toEqual(['First']);
@@ -265,7 +292,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const start = await store.headPosition();
         await store.saveCheckpoint(subscriptionId, start);
         await store.append(uniqueStream(), [event('Boom')], { expectedRevision: 'no_stream' });
-        const failing = new CatchUpSubscription(store, {
+        const failing = subscribe({
           subscriptionId,
           handle: async () => {
             throw new Error('projector failed');
@@ -276,7 +303,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
       });
     });
 
-    describe.runIf(options.engine === 'postgres')('in-flight transactions (needs a second connection, so a server)', () => {
+    describe.runIf(options.sql && options.engine === 'postgres')('in-flight transactions (needs a second connection, so a server)', () => {
       it('never reads past a transaction that is still open, then delivers its event in order', async () => {
         const held = uniqueStream('held');
         const later = uniqueStream('later');
@@ -285,7 +312,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const gate = new Promise<void>((resolve) => (releaseHeld = resolve));
         let heldAppended!: () => void;
         const heldIsIn = new Promise<void>((resolve) => (heldAppended = resolve));
-        const pg = subject.store;
+        const pg = subject.sql!.store;
         const heldTx = pg.db.transaction().execute(async (trx) => {
           await pg.appendInTransaction(trx, held, [event('Held')], { expectedRevision: 'no_stream' });
           heldAppended();
@@ -301,9 +328,9 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
       });
     });
 
-    describe('one-statement appends (a known stream head)', () => {
+    describe.runIf(options.sql)('one-statement appends (a known stream head)', () => {
       /** Another store over the same database: its own remembered heads, as another process would have. */
-      const otherStore = () => new PostgresEventStore(subject.db, { nowMs: Date.now });
+      const otherStore = () => new PostgresEventStore(subject.sql!.db, { nowMs: Date.now });
       const pathsDelta = (s: PostgresEventStore, before: AppendPathCounts) => {
         const now = s.appendPaths();
         return { fast: now.fast - before.fast, fastMissed: now.fastMissed - before.fastMissed, slow: now.slow - before.slow };
@@ -454,7 +481,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
 
         const events = await store.readStream(streamId);
         expect(events.map((e) => e.revision)).toEqual(Array.from({ length: 14 }, (_, i) => i));
-        const head = await subject.db.selectFrom('streams').select(['revision', 'head_hash']).where('stream_id', '=', streamId).executeTakeFirstOrThrow();
+        const head = await subject.sql!.db.selectFrom('streams').select(['revision', 'head_hash']).where('stream_id', '=', streamId).executeTakeFirstOrThrow();
         expect(verifyChain(streamId, events, { revision: Number(head.revision), headHash: head.head_hash })).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 14 });
         expect(await store.verifyStream(side)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 2 });
         expectCheckpointOrder((await readAllAfter(store, LOG_START)).filter((e) => e.streamId === streamId));
@@ -468,8 +495,8 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const gate = new Promise<void>((resolve) => (release = resolve));
         let locked!: () => void;
         const headLocked = new Promise<void>((resolve) => (locked = resolve));
-        const holder = subject.store.db.transaction().execute(async (trx) => {
-          await subject.store.appendInTransaction(trx, streamId, [event('Holder')], { expectedRevision: 0 });
+        const holder = subject.sql!.store.db.transaction().execute(async (trx) => {
+          await subject.sql!.store.appendInTransaction(trx, streamId, [event('Holder')], { expectedRevision: 0 });
           locked();
           await gate;
         });
@@ -483,7 +510,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
           expect(polls).toBeLessThan(5_000);
           const rows = await sql<{ n: number }>`
             SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM event_store_append_at_known_head(%'`.execute(subject.db);
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM event_store_append_at_known_head(%'`.execute(subject.sql!.db);
           if (rows.rows[0]!.n > 0) break;
         }
         release();
@@ -495,12 +522,30 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
       });
     });
 
-    describe('tamper evidence', () => {
+    describe('the hash chain on read', () => {
+      it('verifies every stream it wrote, one by one and in one pass over the log', async () => {
+        const streamId = uniqueStream();
+        await store.append(streamId, [event('A', { amountMsat: '1000' }), event('B')], { expectedRevision: 'no_stream' });
+        await store.append(streamId, [event('C')], { expectedRevision: 1 });
+        const events = await store.readStream(streamId);
+        expect(events[0]!.prevHash).toBe('0'.repeat(64));
+        expect(events[1]!.prevHash).toBe(events[0]!.hash);
+        expect(events[2]!.prevHash).toBe(events[1]!.hash);
+        expect(verifyChain(streamId, events, null)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 3 });
+        expect(await store.verifyStream(streamId)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 3 });
+        expect(await store.verifyStream(uniqueStream('never-written'))).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 0 });
+        const all = await store.verifyAll();
+        expect(all.ok).toBe(true);
+        if (all.ok) expect(all.eventsChecked).toBeGreaterThanOrEqual(3);
+      });
+    });
+
+    describe.runIf(options.sql)('tamper evidence', () => {
       it('refuses UPDATE and DELETE on the log outright', async () => {
         const streamId = uniqueStream();
         await store.append(streamId, [event('A', { amountMsat: '1000' })], { expectedRevision: 'no_stream' });
-        await expect(sql`UPDATE events SET data = '{"amountMsat":"9"}'::jsonb WHERE stream_id = ${streamId}`.execute(subject.db)).rejects.toThrow(/append-only/);
-        await expect(sql`DELETE FROM events WHERE stream_id = ${streamId}`.execute(subject.db)).rejects.toThrow(/append-only/);
+        await expect(sql`UPDATE events SET data = '{"amountMsat":"9"}'::jsonb WHERE stream_id = ${streamId}`.execute(subject.sql!.db)).rejects.toThrow(/append-only/);
+        await expect(sql`DELETE FROM events WHERE stream_id = ${streamId}`.execute(subject.sql!.db)).rejects.toThrow(/append-only/);
         expect((await store.verifyStream(streamId)).ok).toBe(true);
       });
 
@@ -508,7 +553,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
         const streamId = uniqueStream();
         await store.append(streamId, [event('A', { amountMsat: '1000' }), event('B', { amountMsat: '2000' }), event('C')], { expectedRevision: 'no_stream' });
         expect(await store.verifyStream(streamId)).toEqual({ ok: true, streamsChecked: 1, eventsChecked: 3 });
-        await withTriggerOff(subject.db, sql`UPDATE events SET data = '{"amountMsat":"9000"}'::jsonb WHERE stream_id = ${streamId} AND stream_revision = 1`);
+        await withTriggerOff(subject.sql!.db, sql`UPDATE events SET data = '{"amountMsat":"9000"}'::jsonb WHERE stream_id = ${streamId} AND stream_revision = 1`);
         expect(await store.verifyStream(streamId)).toMatchObject({ ok: false, streamId, revision: 1, problem: 'hash-mismatch' });
         expect(await store.verifyAll()).toMatchObject({ ok: false, streamId, revision: 1 });
       });
@@ -516,7 +561,7 @@ export function describeEventStoreContract(options: EventStoreContractOptions): 
       it('detects a deleted tail event through the stream head', async () => {
         const streamId = uniqueStream();
         await store.append(streamId, [event('A'), event('B')], { expectedRevision: 'no_stream' });
-        await withTriggerOff(subject.db, sql`DELETE FROM events WHERE stream_id = ${streamId} AND stream_revision = 1`);
+        await withTriggerOff(subject.sql!.db, sql`DELETE FROM events WHERE stream_id = ${streamId} AND stream_revision = 1`);
         expect(await store.verifyStream(streamId)).toMatchObject({ ok: false, streamId, problem: 'head-mismatch' });
       });
     });

@@ -13,9 +13,10 @@ describeEventStoreContract({
   engine: 'pglite',
   parallelWriters: 8,
   appendsPerWriter: 10,
+  sql: true,
   open: async () => {
     const { store, db } = await openEventStore({ engine: 'pglite' });
-    return { store, db, concurrentTransactions: false };
+    return { store, sql: { store, db }, concurrentTransactions: false };
   },
 });
 

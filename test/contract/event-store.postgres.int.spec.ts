@@ -8,9 +8,10 @@ describeEventStoreContract({
   engine: 'postgres',
   parallelWriters: 16,
   appendsPerWriter: 25,
+  sql: true,
   open: async () => {
     const connectionString = await createPostgresDatabase('contract_es');
     const { store, db } = await openEventStore({ engine: 'postgres', connectionString, maxConnections: 24 });
-    return { store, db, concurrentTransactions: true };
+    return { store, sql: { store, db }, concurrentTransactions: true };
   },
 });

@@ -1,0 +1,445 @@
+// The event-store port on EventStoreDB/KurrentDB through @eventstore/db-client: chained appends at an exact revision, tail-checked dedupe, $all reads.
+//
+// What EventStoreDB does not promise, and how the layers above stay correct without it:
+// - No multi-stream atomic append: this store has no appendAtomically, so handleCommandsAtomically
+//   (adapters/commands/command-handler.ts) appends each part in order. The one command that writes two
+//   streams is POST /v1/assignments: ReserveBudget on run-<id>, then AssignWork on assignment-<id>. A crash
+//   between them leaves a reservation without its assignment; the settler releases it after
+//   ORPHAN_RESERVATION_MS (adapters/lightning/assignment-settler.ts) and the assignment id is refused from
+//   then on (RESERVATION_RELEASED), so money is never reserved twice nor paid without its assignment. With an
+//   Idempotency-Key header each part carries its own derived key, so a retry redoes only the missing part.
+//   Idempotency keys themselves live in a stream of their own (claimed before the events, completed after).
+// - Positions are not contiguous: (commit, prepare) are byte offsets in the transaction log. Readers page
+//   by "after this position", never by arithmetic on positions, and a short page means the end.
+// - Delivery is at least once: a checkpoint is saved after its batch, so a crash between the two hands the
+//   batch over again. Projections must therefore be idempotent per event id (the SQL runner gets exactly-once
+//   by committing the checkpoint in the read models' transaction, which EventStoreDB cannot share).
+
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  BACKWARDS,
+  END,
+  FORWARDS,
+  NO_STREAM,
+  START,
+  jsonEvent,
+  streamNameFilter,
+  type AllStreamSubscription,
+  type EventStoreDBClient,
+  type ResolvedEvent,
+} from '@eventstore/db-client';
+import { invariant } from '../../domain/errors.js';
+import {
+  LOG_START,
+  comparePositions,
+  type AppendOptions,
+  type AppendResult,
+  type ChainVerification,
+  type EventStore,
+  type IdempotencyClaim,
+  type LogPosition,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type StoredIdempotentResult,
+} from '../../domain/ports/event-store.js';
+import { EventStoreError, InvalidAppendError } from '../../domain/ports/event-store-errors.js';
+import { GENESIS_HASH, chainHash } from '../event-store/hash-chain.js';
+import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
+import { validateAppend } from '../event-store/validate-append.js';
+import { verifyChain } from '../event-store/verify-chain.js';
+import { decideClaim, decideOnTail, dedupeWindow, resolvePending, storeResult, type KeyRecord } from './dedupe.js';
+import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, type NormalizedEvent } from './envelope.js';
+import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
+import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
+import { checkExpectation, chainedExpectedRevision, fromClientRevision, type StreamHeadRevision } from './revisions.js';
+
+/**
+ * TrainLedger's own bookkeeping streams start with '#', which a domain stream id can never hold
+ * (validateAppend allows [A-Za-z0-9._:-]), so they never collide with one and the $all filter can
+ * leave them out together with the system's '$' streams.
+ */
+export const INTERNAL_STREAM_PREFIX = '#trainledger/';
+const CHECKPOINT_STREAM = (subscriptionId: string) => `${INTERNAL_STREAM_PREFIX}checkpoint/${subscriptionId}`;
+/** Keys are hashed into the stream name: a key may hold any characters and up to 200 of them. */
+const KEY_STREAM = (key: string) => `${INTERNAL_STREAM_PREFIX}idempotency/${createHash('sha256').update(key).digest('hex')}`;
+
+/**
+ * What $all readers see: events of domain streams only. One server-side stream-name filter leaves out
+ * system streams ('$...': $stats, $settings, $$metadata) and the internal '#trainledger/' streams; the
+ * same test runs on every event read from $all, for reads (readAll has no server filter in 6.x).
+ */
+export const DOMAIN_STREAMS_REGEX = '^[^$#]';
+export function isDomainEvent(streamId: string, type: string): boolean {
+  return !streamId.startsWith('$') && !streamId.startsWith('#') && !type.startsWith('$');
+}
+
+/** Bounds on the work one call may do. */
+export const ESDB_LIMITS = Object.freeze({
+  /** Re-chaining attempts for an 'any' or 'stream_exists' append that keeps losing the race for the head. */
+  maxAppendAttempts: 20,
+  /** Appends re-sent after a lost answer (timeout, unavailable, not leader) before the error reaches the caller. */
+  maxTransportRetries: 3,
+  /** The first pause before such a re-send; the n-th waits n times this. */
+  transportRetryBaseMs: 250,
+  /** Events one $all page reads from the server while skipping system and internal events. */
+  allPageEvents: 1_000,
+  /** Streams verifyAll keeps a (revision, hash) entry for, ~200 bytes each. */
+  maxVerifiedStreams: 10_000_000,
+  /** Checkpoint streams this process remembers having capped at $maxCount (beyond it, each save re-sets the cap). */
+  rememberedCheckpointStreams: 10_000,
+});
+
+/** How many checkpoint records a checkpoint stream keeps; older ones go at the next scavenge. */
+const CHECKPOINT_STREAM_MAX_COUNT = 2;
+
+export type EsdbEventStoreOptions = Readonly<{
+  nowMs: () => number;
+  /** Whether onAppended also wakes on other processes' appends, through a live filtered subscription to $all. */
+  liveWakeups?: boolean;
+}>;
+
+export class EsdbEventStore implements EventStore {
+  private readonly appended = new EventEmitter();
+  private readonly cappedCheckpointStreams = new Set<string>();
+  private live: AllStreamSubscription | null = null;
+
+  constructor(readonly client: EventStoreDBClient, private readonly options: EsdbEventStoreOptions) {
+    this.appended.setMaxListeners(0);
+  }
+
+  /**
+   * Reads the tail (which gives the head to chain onto and the dedupe check), checks the caller's
+   * expectation against that head, chains the batch, and appends at exactly that head. A
+   * WrongExpectedVersion means a writer slipped in between: the loop reads the tail again, which also
+   * recognises a concurrent retry of this very batch, and either answers, refuses, or re-chains.
+   */
+  async append(streamId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    validateAppend(streamId, events, options);
+    const batch = events.map(normalizeEvent);
+    if (options.idempotency) return this.appendClaimed(streamId, batch, options, options.idempotency);
+    return this.appendChained(streamId, batch, options);
+  }
+
+  private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions): Promise<AppendResult> {
+    // Set once an append was sent whose answer was lost (a timeout, a leader change): the write may have
+    // happened. The retry keeps the same event ids, so the tail check finds them if it did.
+    let maybeWritten = false;
+    let transportRetries = 0;
+    for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
+      const tail = await this.readTail(streamId, dedupeWindow(batch.length));
+      const decision = decideOnTail(streamId, tail, batch);
+      if (decision.kind === 'duplicate') {
+        if (!maybeWritten) return decision.result;
+        // Our own write whose reply was lost: it was this call that appended them.
+        this.appended.emit('appended');
+        return { ...decision.result, status: 'appended' };
+      }
+      const newest = tail[0];
+      const head: StreamHeadRevision = newest ? newest.revision : null;
+      checkExpectation(streamId, options.expectedRevision, head);
+      const chained = chainEvents(streamId, batch, { revision: head, hash: newest?.hash ?? null }, this.options.nowMs());
+      try {
+        const written = await this.client.appendToStream(streamId, chained.map(toEventData), { expectedRevision: chainedExpectedRevision(head) });
+        // With throwOnAppendFailure=false in the connection string the client answers a lost race instead of throwing it.
+        if (!written.success) continue;
+        const last = chained[chained.length - 1]!;
+        invariant(fromClientRevision(written.nextExpectedRevision) === last.revision, `append to ${streamId} landed at ${written.nextExpectedRevision}, chained for ${last.revision}`);
+        const position = written.position ? toLogPosition(written.position) : await this.positionOf(streamId, last.revision);
+        this.appended.emit('appended');
+        return { status: 'appended', streamId, firstRevision: chained[0]!.revision, lastRevision: last.revision, position };
+      } catch (error) {
+        if (isWrongExpectedVersion(error)) continue;
+        const mapped = mapClientError(error, { streamId, expected: options.expectedRevision });
+        if (mapped instanceof EventStoreUnavailableError && transportRetries < ESDB_LIMITS.maxTransportRetries) {
+          transportRetries += 1;
+          maybeWritten = true;
+          // The client reconnects (to the new leader, after an election) meanwhile; give it a moment, growing.
+          await new Promise((resolve) => setTimeout(resolve, ESDB_LIMITS.transportRetryBaseMs * transportRetries));
+          continue;
+        }
+        throw mapped;
+      }
+    }
+    throw new EventStoreError('APPEND_CONTENDED', `stream ${streamId}: lost the race for the head ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);
+  }
+
+  /**
+   * An append under an idempotency key. Without a transaction spanning two streams, the key's own
+   * stream is claimed first (an append at the revision read, so one request wins), then the events go
+   * in, then the result is recorded. A crash after the claim leaves it pending: the next request with the
+   * key finds the claimed events in the stream (and completes the record) or, past the lease with none
+   * there, releases the key.
+   */
+  private async appendClaimed(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, claim: IdempotencyClaim): Promise<AppendResult> {
+    const keyStream = KEY_STREAM(claim.key);
+    for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
+      const decision = decideClaim(await this.lastKeyRecord(keyStream), claim);
+      if (decision.kind === 'answered') return decision.result;
+      if (decision.kind === 'pending') {
+        const tail = await this.readTail(decision.claim.streamId, dedupeWindow(decision.claim.eventIds.length));
+        const resolution = resolvePending(decision.claim, tail, this.options.nowMs());
+        if (resolution.kind === 'wait') {
+          throw new EventStoreError('IDEMPOTENCY_KEY_PENDING', `idempotency key ${claim.key} is held by a request still in progress; retry in a few seconds`);
+        }
+        const record: KeyRecord = resolution.kind === 'complete'
+          ? { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(resolution.result) }
+          : { kind: 'released', requestDigest: claim.requestDigest };
+        if (!(await this.appendKeyRecord(keyStream, record, decision.revision))) continue;
+        if (resolution.kind === 'complete') return resolution.result;
+        continue;
+      }
+      const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId, eventIds: batch.map((e) => e.eventId), claimedAtMs: this.options.nowMs() };
+      if (!(await this.appendKeyRecord(keyStream, claimed, decision.afterRevision))) continue;
+      const claimRevision = decision.afterRevision === null ? 0 : decision.afterRevision + 1;
+      let result: AppendResult;
+      try {
+        result = await this.appendChained(streamId, batch, options);
+      } catch (error) {
+        // A refusal means the events are not in: free the key, as PostgreSQL's rolled-back transaction does.
+        // A lost answer may have written them: the claim stays pending, and the next request with the key
+        // completes it from the stream's tail, or releases it once the lease shows nothing came.
+        if (!(error instanceof EventStoreUnavailableError)) {
+          await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision).catch(() => false);
+        }
+        throw error;
+      }
+      await this.appendKeyRecord(keyStream, { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) }, claimRevision);
+      return result;
+    }
+    throw new EventStoreError('APPEND_CONTENDED', `idempotency key ${claim.key}: lost the race for its record ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);
+  }
+
+  /** Appends one key record after `afterRevision` (null: the stream is new); false when another request moved it first. */
+  private async appendKeyRecord(keyStream: string, record: KeyRecord, afterRevision: number | null): Promise<boolean> {
+    try {
+      const written = await this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
+        expectedRevision: afterRevision === null ? NO_STREAM : BigInt(afterRevision),
+      });
+      return written.success;
+    } catch (error) {
+      if (isWrongExpectedVersion(error)) return false;
+      throw mapClientError(error, { streamId: keyStream });
+    }
+  }
+
+  private async lastKeyRecord(keyStream: string): Promise<{ record: KeyRecord; revision: number } | null> {
+    const [last] = await this.readRaw(keyStream, { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
+    if (!last?.event) return null;
+    return { record: last.event.data as unknown as KeyRecord, revision: fromClientRevision(last.event.revision) };
+  }
+
+  /** Never used when the server reports the append's position; older servers do not. */
+  private async positionOf(streamId: string, revision: number): Promise<LogPosition> {
+    const [event] = await this.readStream(streamId, { fromRevision: revision, maxCount: 1 });
+    invariant(event !== undefined && event.revision === revision, `event ${revision} of ${streamId} is not readable right after its append`);
+    return event.position;
+  }
+
+  /** The last `count` events, newest first; [] for a stream that does not exist. */
+  private readTail(streamId: string, count: number): Promise<RecordedEvent[]> {
+    return this.readStream(streamId, { direction: 'backwards', maxCount: Math.min(count, EVENT_STORE_LIMITS.maxReadCount) });
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const maxCount = boundedCount(options.maxCount);
+    const backwards = options.direction === 'backwards';
+    const fromRevision = options.fromRevision === undefined ? (backwards ? END : START) : BigInt(options.fromRevision);
+    const resolved = await this.readRaw(streamId, { direction: backwards ? BACKWARDS : FORWARDS, fromRevision, maxCount: BigInt(maxCount) });
+    return resolved.map(fromResolvedEvent);
+  }
+
+  private async readRaw(streamId: string, options: { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint }): Promise<ResolvedEvent[]> {
+    const out: ResolvedEvent[] = [];
+    try {
+      for await (const resolved of this.client.readStream(streamId, options)) out.push(resolved);
+    } catch (error) {
+      if (isStreamNotFound(error)) return [];
+      throw mapClientError(error, { streamId });
+    }
+    return out;
+  }
+
+  /**
+   * Domain events strictly after `after` in $all order. The client's fromPosition is inclusive, so the
+   * event at `after` itself is dropped; system and internal events are skipped and the read goes on, so a
+   * short page still means the end of the log, as callers paging through it expect.
+   */
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const maxCount = boundedCount(options.maxCount);
+    const out: RecordedEvent[] = [];
+    // Everything at or before `floor` has been considered: the caller's bound, then each page's last event.
+    let floor = options.after ?? LOG_START;
+    for (;;) {
+      let read = 0;
+      let lastPosition: LogPosition | null = null;
+      try {
+        for await (const resolved of this.client.readAll({ fromPosition: readFrom(floor), direction: FORWARDS, maxCount: BigInt(ESDB_LIMITS.allPageEvents) })) {
+          read += 1;
+          const event = resolved.event;
+          if (!event) continue;
+          const position = toLogPosition(event.position);
+          if (comparePositions(position, floor) <= 0) continue;
+          lastPosition = position;
+          if (!isDomainEvent(event.streamId, event.type)) continue;
+          out.push(fromResolvedEvent(resolved));
+          if (out.length === maxCount) break;
+        }
+      } catch (error) {
+        throw mapClientError(error, { streamId: '$all' });
+      }
+      if (out.length === maxCount || read < ESDB_LIMITS.allPageEvents || lastPosition === null) return out;
+      floor = lastPosition;
+    }
+  }
+
+  /** The position of the newest domain event, scanning back past system and internal events. */
+  async headPosition(): Promise<LogPosition> {
+    let from: typeof END | { commit: bigint; prepare: bigint } = END;
+    for (;;) {
+      let read = 0;
+      let last: LogPosition | null = null;
+      try {
+        for await (const resolved of this.client.readAll({ fromPosition: from, direction: BACKWARDS, maxCount: BigInt(ESDB_LIMITS.allPageEvents) })) {
+          read += 1;
+          const event = resolved.event;
+          if (!event) continue;
+          const position = toLogPosition(event.position);
+          if (last !== null && comparePositions(position, last) >= 0) continue; // the inclusive first event of a later page
+          last = position;
+          if (isDomainEvent(event.streamId, event.type)) return position;
+        }
+      } catch (error) {
+        throw mapClientError(error, { streamId: '$all' });
+      }
+      if (read < ESDB_LIMITS.allPageEvents || last === null) return LOG_START;
+      from = { commit: last.transactionId, prepare: last.globalPosition };
+    }
+  }
+
+  async loadCheckpoint(subscriptionId: string): Promise<LogPosition> {
+    const [last] = await this.readRaw(CHECKPOINT_STREAM(subscriptionId), { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
+    if (!last?.event) return LOG_START;
+    return decodeCheckpoint((last.event.data as { position?: unknown }).position);
+  }
+
+  async saveCheckpoint(subscriptionId: string, position: LogPosition): Promise<void> {
+    const streamId = CHECKPOINT_STREAM(subscriptionId);
+    try {
+      await this.client.appendToStream(streamId, jsonEvent({ type: 'TrainLedger.Checkpoint', data: { position: encodeCheckpoint(position), savedAtMs: this.options.nowMs() } }));
+      if (!this.cappedCheckpointStreams.has(streamId)) {
+        // Only the newest record matters: cap the stream so scavenging reclaims the rest.
+        await this.client.setStreamMetadata(streamId, { maxCount: CHECKPOINT_STREAM_MAX_COUNT });
+        if (this.cappedCheckpointStreams.size < ESDB_LIMITS.rememberedCheckpointStreams) this.cappedCheckpointStreams.add(streamId);
+      }
+    } catch (error) {
+      throw mapClientError(error, { streamId });
+    }
+  }
+
+  async lookupIdempotencyKey(key: string): Promise<StoredIdempotentResult | null> {
+    const last = await this.lastKeyRecord(KEY_STREAM(key));
+    if (!last || last.record.kind !== 'completed') return null;
+    const decision = decideClaim(last, { key, requestDigest: last.record.requestDigest });
+    invariant(decision.kind === 'answered', 'a completed key record answers its own digest');
+    return { requestDigest: last.record.requestDigest, result: decision.result };
+  }
+
+  /**
+   * EventStoreDB keeps no separate head row: the head is the stream's last event as the server numbers
+   * it, read backwards, so a tail cut off by truncation or a $maxCount shows up as a revision gap at the
+   * start, and an edited event (only possible by rewriting the database files) as a hash mismatch.
+   */
+  async verifyStream(streamId: string): Promise<ChainVerification> {
+    const events: RecordedEvent[] = [];
+    for (let from = 0; ; ) {
+      const page = await this.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
+      events.push(...page);
+      if (page.length < EVENT_STORE_LIMITS.maxReadCount) break;
+      from = page[page.length - 1]!.revision + 1;
+    }
+    const [newest] = await this.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+    return verifyChain(streamId, events, newest ? { revision: newest.revision, headHash: newest.hash } : null);
+  }
+
+  /**
+   * One pass over $all, keeping each stream's last (revision, hash): there is no list of streams to walk
+   * without the $streams system projection, and one pass reads every event once.
+   */
+  async verifyAll(): Promise<ChainVerification> {
+    const heads = new Map<string, { revision: number; hash: string }>();
+    let eventsChecked = 0;
+    for (let after = LOG_START; ; ) {
+      const page = await this.readAll({ after, maxCount: EVENT_STORE_LIMITS.maxReadCount });
+      for (const event of page) {
+        const head = heads.get(event.streamId);
+        const expectedRevision = head ? head.revision + 1 : 0;
+        const prevHash = head ? head.hash : GENESIS_HASH;
+        if (event.revision !== expectedRevision) {
+          return { ok: false, streamId: event.streamId, revision: expectedRevision, problem: 'revision-gap', detail: `expected revision ${expectedRevision}, found ${event.revision}` };
+        }
+        if (event.prevHash !== prevHash) {
+          return { ok: false, streamId: event.streamId, revision: event.revision, problem: 'broken-link', detail: `prev_hash ${event.prevHash} does not equal the predecessor's hash ${prevHash}` };
+        }
+        const recomputed = chainHash(prevHash, event);
+        if (recomputed !== event.hash) {
+          return { ok: false, streamId: event.streamId, revision: event.revision, problem: 'hash-mismatch', detail: `stored hash ${event.hash}, content hashes to ${recomputed}` };
+        }
+        if (!head && heads.size >= ESDB_LIMITS.maxVerifiedStreams) {
+          throw new EventStoreError('VERIFY_TOO_LARGE', `verifyAll keeps one entry per stream and stops at ${ESDB_LIMITS.maxVerifiedStreams} streams; verify streams one by one`);
+        }
+        heads.set(event.streamId, { revision: event.revision, hash: event.hash });
+        eventsChecked += 1;
+      }
+      if (page.length < EVENT_STORE_LIMITS.maxReadCount) break;
+      after = page[page.length - 1]!.position;
+    }
+    return { ok: true, streamsChecked: heads.size, eventsChecked };
+  }
+
+  /**
+   * Own appends wake listeners at once; with liveWakeups, a catch-up subscription to $all from its end,
+   * filtered to domain streams on the server, wakes them for other processes' appends too. The
+   * subscription only wakes: the reader still reads from its own checkpoint, so a dropped
+   * subscription costs latency (polling covers it), never an event.
+   */
+  onAppended(listener: () => void): () => void {
+    this.appended.on('appended', listener);
+    if (this.options.liveWakeups && !this.live) this.startLive();
+    return () => {
+      this.appended.off('appended', listener);
+      if (this.appended.listenerCount('appended') === 0) this.stopLive();
+    };
+  }
+
+  private startLive(): void {
+    const live = this.client.subscribeToAll({ fromPosition: END, filter: streamNameFilter({ regex: DOMAIN_STREAMS_REGEX }) });
+    live.on('data', () => this.appended.emit('appended'));
+    live.on('error', () => {
+      if (this.live === live) this.live = null;
+    });
+    this.live = live;
+  }
+
+  private stopLive(): void {
+    const live = this.live;
+    this.live = null;
+    void live?.unsubscribe().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.stopLive();
+    this.appended.removeAllListeners();
+    await this.client.dispose();
+  }
+}
+
+function boundedCount(maxCount: number | undefined): number {
+  const count = maxCount ?? EVENT_STORE_LIMITS.defaultReadCount;
+  if (!Number.isInteger(count) || count < 1 || count > EVENT_STORE_LIMITS.maxReadCount) {
+    throw new InvalidAppendError(`maxCount must be an integer from 1 to ${EVENT_STORE_LIMITS.maxReadCount}, got ${String(maxCount)}`);
+  }
+  return count;
+}

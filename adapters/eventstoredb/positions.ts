@@ -1,0 +1,46 @@
+// $all positions: the client's {commit, prepare} as the port's LogPosition, and a checkpoint's text form.
+
+import { START, type Position, type ReadPosition } from '@eventstore/db-client';
+import { LOG_START, type LogPosition } from '../../domain/ports/event-store.js';
+import { EventStoreError } from '../../domain/ports/event-store-errors.js';
+
+/**
+ * The port orders positions by (transactionId, globalPosition); $all is ordered by (commit, prepare).
+ * So commit goes in transactionId and prepare in globalPosition, and comparePositions orders ESDB
+ * positions exactly as $all does. They are NOT contiguous: they are byte offsets in the transaction
+ * file, with gaps for system events, other streams' metadata and scavenged records. Nothing above
+ * the port may compute "the next position" or count events by subtracting positions.
+ */
+export function toLogPosition(position: Position): LogPosition {
+  return { transactionId: position.commit, globalPosition: position.prepare };
+}
+
+export function toClientPosition(position: LogPosition): Position {
+  return { commit: position.transactionId, prepare: position.globalPosition };
+}
+
+/** Where a forward read of $all starts for "strictly after `after`": START for the log's start, else `after` itself (inclusive; the caller drops it). */
+export function readFrom(after: LogPosition): ReadPosition {
+  return after.transactionId === LOG_START.transactionId && after.globalPosition === LOG_START.globalPosition ? START : toClientPosition(after);
+}
+
+/** Longest decimal a 64-bit position needs (2^64 - 1 has 20 digits). */
+const MAX_POSITION_DIGITS = 20;
+const CHECKPOINT_PATTERN = new RegExp(`^(\\d{1,${MAX_POSITION_DIGITS}})/(\\d{1,${MAX_POSITION_DIGITS}})$`);
+const MAX_U64 = (1n << 64n) - 1n;
+
+/** A checkpoint as stored in its stream: "commit/prepare" in decimal, exact at any size (no float touches it). */
+export function encodeCheckpoint(position: LogPosition): string {
+  if (position.transactionId < 0n || position.globalPosition < 0n || position.transactionId > MAX_U64 || position.globalPosition > MAX_U64) {
+    throw new EventStoreError('INVALID_CHECKPOINT', `a checkpoint position is two unsigned 64-bit integers, got ${position.transactionId}/${position.globalPosition}`);
+  }
+  return `${position.transactionId}/${position.globalPosition}`;
+}
+
+export function decodeCheckpoint(text: unknown): LogPosition {
+  const match = typeof text === 'string' ? CHECKPOINT_PATTERN.exec(text) : null;
+  if (!match) throw new EventStoreError('INVALID_CHECKPOINT', `a stored checkpoint must read "commit/prepare" in decimal, got ${JSON.stringify(text)?.slice(0, 80)}`);
+  const position = { transactionId: BigInt(match[1]!), globalPosition: BigInt(match[2]!) };
+  if (position.transactionId > MAX_U64 || position.globalPosition > MAX_U64) throw new EventStoreError('INVALID_CHECKPOINT', `checkpoint ${text} is beyond 64 bits`);
+  return position;
+}

@@ -1,0 +1,114 @@
+// The dedupe-on-conflict decisions, no server: what a stream's tail says about a batch, and an idempotency key's claim, release and completion.
+
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { RecordedEvent } from '../../domain/ports/event-store.js';
+import { EventIdConflictError, IdempotencyKeyReusedError } from '../../domain/ports/event-store-errors.js';
+import {
+  DEDUPE_TAIL_SLACK,
+  IDEMPOTENCY_CLAIM_LEASE_MS,
+  decideClaim,
+  decideOnTail,
+  dedupeWindow,
+  loadResult,
+  resolvePending,
+  storeResult,
+  type KeyRecord,
+} from '../../adapters/eventstoredb/dedupe.js';
+import { chainEvents, normalizeEvent, type NormalizedEvent } from '../../adapters/eventstoredb/envelope.js';
+
+const STREAM = 'run-dedupe';
+
+function fresh(type = 'T', data: Record<string, unknown> = {}): NormalizedEvent {
+  return normalizeEvent({ eventId: randomUUID(), type, data: data as NormalizedEvent['data'] });
+}
+
+/** A stream of `events` as the store would have recorded them, with $all positions that leave gaps (they are not contiguous). */
+function recorded(events: readonly NormalizedEvent[]): RecordedEvent[] {
+  return chainEvents(STREAM, events, { revision: null, hash: null }, 1_000).map((c, i) => ({
+    streamId: STREAM, revision: c.revision, position: { transactionId: 1_000n + 317n * BigInt(i), globalPosition: 1_000n + 317n * BigInt(i) },
+    eventId: c.eventId, type: c.type, schemaVersion: c.schemaVersion, data: c.data, metadata: c.metadata, recordedAtMs: c.recordedAtMs, prevHash: c.prevHash, hash: c.hash,
+  }));
+}
+
+/** The tail as the store reads it: the newest `count`, newest first. */
+const tailOf = (stream: readonly RecordedEvent[], count: number) => stream.slice(-count).reverse();
+
+describe('the tail check on append', () => {
+  it('answers a retried batch with its original revisions and position', () => {
+    const batch = [fresh('A', { n: 1 }), fresh('B', { n: 2 })];
+    const stream = recorded([fresh(), ...batch]);
+    const decision = decideOnTail(STREAM, tailOf(stream, dedupeWindow(batch.length)), batch);
+    expect(decision).toEqual({ kind: 'duplicate', result: { status: 'duplicate', streamId: STREAM, firstRevision: 1, lastRevision: 2, position: stream[2]!.position } });
+  });
+
+  it('treats a batch with none of its ids in the tail as fresh', () => {
+    expect(decideOnTail(STREAM, tailOf(recorded([fresh(), fresh()]), 10), [fresh()])).toEqual({ kind: 'fresh' });
+    expect(decideOnTail(STREAM, [], [fresh()])).toEqual({ kind: 'fresh' });
+  });
+
+  it('refuses an id reused for other content, and a batch half in the stream, with EVENT_ID_CONFLICT', () => {
+    const original = fresh('A', { n: 1 });
+    const stream = recorded([original]);
+    expect(() => decideOnTail(STREAM, tailOf(stream, 10), [{ ...original, data: { n: 2 } }])).toThrow(EventIdConflictError);
+    expect(() => decideOnTail(STREAM, tailOf(stream, 10), [{ ...original, type: 'Other' }])).toThrow(/different content/);
+    expect(() => decideOnTail(STREAM, tailOf(stream, 10), [original, fresh()])).toThrow(/part of this batch/);
+  });
+
+  it('property: a retry is recognised whenever at most DEDUPE_TAIL_SLACK events came after it, whatever came before', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 20 }), fc.integer({ min: 1, max: 12 }), fc.nat({ max: DEDUPE_TAIL_SLACK }), (before, size, after) => {
+        const batch = Array.from({ length: size }, (_, n) => fresh('B', { n }));
+        const stream = recorded([...Array.from({ length: before }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
+        const decision = decideOnTail(STREAM, tailOf(stream, dedupeWindow(size)), batch);
+        expect(decision).toMatchObject({ kind: 'duplicate', result: { firstRevision: before, lastRevision: before + size - 1, position: stream[before + size - 1]!.position } });
+      }),
+    );
+  });
+
+  it('property: a batch of fresh ids is never taken for a duplicate, and never writes over another id', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 80 }), fc.integer({ min: 1, max: 12 }), (length, size) => {
+        const stream = recorded(Array.from({ length }, () => fresh()));
+        expect(decideOnTail(STREAM, tailOf(stream, dedupeWindow(size)), Array.from({ length: size }, () => fresh()))).toEqual({ kind: 'fresh' });
+      }),
+    );
+  });
+});
+
+describe('idempotency key records', () => {
+  const claim = { key: 'k-1', requestDigest: 'a'.repeat(64) };
+  const result = { status: 'appended' as const, streamId: STREAM, firstRevision: 3, lastRevision: 4, position: { transactionId: (1n << 63n) + 5n, globalPosition: 17n } };
+
+  it('claims a key nobody holds, at the stream start or after a release', () => {
+    expect(decideClaim(null, claim)).toEqual({ kind: 'claim', afterRevision: null });
+    expect(decideClaim({ record: { kind: 'released', requestDigest: 'b'.repeat(64) }, revision: 1 }, claim)).toEqual({ kind: 'claim', afterRevision: 1 });
+  });
+
+  it('answers a completed key with the stored result as a duplicate, exact to 64 bits', () => {
+    const completed: KeyRecord = { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) };
+    expect(decideClaim({ record: completed, revision: 1 }, claim)).toEqual({ kind: 'answered', result: { ...result, status: 'duplicate' } });
+    expect(loadResult(JSON.parse(JSON.stringify(storeResult(result))))).toEqual({ ...result, status: 'duplicate' });
+  });
+
+  it('refuses the key for another request digest while claimed or completed', () => {
+    const other = { key: claim.key, requestDigest: 'c'.repeat(64) };
+    const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId: STREAM, eventIds: [randomUUID()], claimedAtMs: 0 };
+    expect(() => decideClaim({ record: claimed, revision: 0 }, other)).toThrow(IdempotencyKeyReusedError);
+    expect(() => decideClaim({ record: { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) }, revision: 1 }, other)).toThrow(/already used for a different request/);
+  });
+
+  it('resolves a pending claim: complete when its events are in, release past the lease when none are, else wait', () => {
+    const batch = [fresh(), fresh()];
+    const stream = recorded([fresh(), ...batch]);
+    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 10_000 };
+    expect(decideClaim({ record: claimed, revision: 0 }, claim)).toEqual({ kind: 'pending', claim: claimed, revision: 0 });
+    expect(resolvePending(claimed, tailOf(stream, 10), 10_001)).toEqual({ kind: 'complete', result: { status: 'duplicate', streamId: STREAM, firstRevision: 1, lastRevision: 2, position: stream[2]!.position } });
+    const empty = recorded([fresh()]);
+    expect(resolvePending(claimed, tailOf(empty, 10), 10_000 + IDEMPOTENCY_CLAIM_LEASE_MS - 1)).toEqual({ kind: 'wait' });
+    expect(resolvePending(claimed, tailOf(empty, 10), 10_000 + IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'release' });
+    // Half its events in (a concurrent writer mid-way is impossible in one append, but a truncated tail is): never release, never complete.
+    expect(resolvePending(claimed, tailOf(recorded([batch[0]!]), 10), 10_000 + 10 * IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'wait' });
+  });
+});
