@@ -1,0 +1,122 @@
+// The soak's settings (how long, how often it samples) and its verdicts: does resident memory plateau, does projection lag stay bounded and drain.
+
+/** Bounds on RELIABILITY_SOAK_S and `--soak`: long enough to say something, short enough that a typo cannot hold a machine for a day. */
+export const SOAK_SECONDS_RANGE = Object.freeze({ min: 10, max: 3_600 });
+/** `npm test` runs this long, so CI exercises the soak on every change; the full run (`npm run test:reliability`) the issue's ten minutes. */
+export const SHORT_SOAK_S = 40;
+export const FULL_SOAK_S = 600;
+
+export type SoakSettings = Readonly<{ durationS: number; sampleMs: number }>;
+
+/** Parses a soak length in whole seconds; the error names where the value came from and the range it must be in. */
+export function parseSoakSeconds(text: string, source: string): number {
+  const value = /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < SOAK_SECONDS_RANGE.min || value > SOAK_SECONDS_RANGE.max) {
+    throw new Error(`SOAK_SECONDS_INVALID: ${source} must be a whole number of seconds in ${SOAK_SECONDS_RANGE.min}..${SOAK_SECONDS_RANGE.max}, got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/** RELIABILITY_SOAK_S wins; otherwise the full or the short length. About 60 samples a run, one every 1–5 s. */
+export function soakSettings(env: NodeJS.ProcessEnv, full: boolean): SoakSettings {
+  const given = env.RELIABILITY_SOAK_S;
+  const durationS = given === undefined || given === '' ? (full ? FULL_SOAK_S : SHORT_SOAK_S) : parseSoakSeconds(given, 'RELIABILITY_SOAK_S');
+  const sampleMs = Math.min(5_000, Math.max(1_000, Math.round((durationS * 1_000) / 60 / 500) * 500));
+  return { durationS, sampleMs };
+}
+
+export type SoakSample = Readonly<{
+  /** Since the load started; drain samples come after `loadEndMs`. */
+  tMs: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  /** The largest backlog of any projector, from /health. */
+  lagEvents: number;
+  lagSeconds: number;
+}>;
+
+/**
+ * What "plateaus" means here, for one series sampled under steady load:
+ * - the first `warmupShare` of the load is warm-up (JIT, pools, onnxruntime's first session) and is left out;
+ * - the rest is cut in thirds; the mean of the last third may exceed the mean of the middle third by at most
+ *   max(`growthShare` of the middle mean, `growthMiB`);
+ * - the least-squares slope over the second half of the rest, carried over the whole load, may not exceed that same
+ *   allowance: at that rate the soak would have grown less than what the thirds may differ by.
+ */
+export type PlateauBounds = Readonly<{ warmupShare: number; growthShare: number; growthMiB: number }>;
+export const RSS_PLATEAU: PlateauBounds = Object.freeze({ warmupShare: 0.2, growthShare: 0.1, growthMiB: 32 });
+
+export type PlateauVerdict = Readonly<{
+  samplesUsed: number;
+  warmupSamples: number;
+  middleMeanMiB: number;
+  lastMeanMiB: number;
+  growthMiB: number;
+  allowedGrowthMiB: number;
+  slopeMiBPerMin: number;
+  /** The slope that, over the whole load, would add exactly the allowed growth. */
+  allowedSlopeMiBPerMin: number;
+  ok: boolean;
+  reasons: readonly string[];
+}>;
+
+const MIB = 2 ** 20;
+/** Fewer steady samples than this and thirds and a slope say nothing. */
+const MIN_STEADY_SAMPLES = 9;
+
+export function plateau(points: readonly Readonly<{ tMs: number; value: number }>[], loadMs: number, bounds: PlateauBounds): PlateauVerdict {
+  const warmupEndMs = loadMs * bounds.warmupShare;
+  const steady = points.filter((p) => p.tMs >= warmupEndMs && p.tMs <= loadMs);
+  const warmupSamples = points.filter((p) => p.tMs < warmupEndMs).length;
+  const reasons: string[] = [];
+  if (steady.length < MIN_STEADY_SAMPLES) reasons.push(`only ${steady.length} samples after warm-up; at least ${MIN_STEADY_SAMPLES} are needed`);
+  const third = Math.floor(steady.length / 3);
+  const middle = steady.slice(third, 2 * third);
+  const last = steady.slice(steady.length - third);
+  const middleMeanMiB = mean(middle.map((p) => p.value)) / MIB;
+  const lastMeanMiB = mean(last.map((p) => p.value)) / MIB;
+  const growthMiB = lastMeanMiB - middleMeanMiB;
+  const allowedGrowthMiB = Math.max(bounds.growthShare * middleMeanMiB, bounds.growthMiB);
+  const slopeMiBPerMin = (leastSquaresSlope(steady.slice(Math.floor(steady.length / 2))) / MIB) * 60_000;
+  const allowedSlopeMiBPerMin = allowedGrowthMiB / (loadMs / 60_000);
+  if (!(growthMiB <= allowedGrowthMiB)) reasons.push(`the last third's mean is ${growthMiB.toFixed(1)} MiB above the middle third's; at most ${allowedGrowthMiB.toFixed(1)} MiB is allowed`);
+  if (!(slopeMiBPerMin <= allowedSlopeMiBPerMin)) reasons.push(`the second half rises ${slopeMiBPerMin.toFixed(2)} MiB/min; at most ${allowedSlopeMiBPerMin.toFixed(2)} MiB/min is allowed`);
+  return { samplesUsed: steady.length, warmupSamples, middleMeanMiB, lastMeanMiB, growthMiB, allowedGrowthMiB, slopeMiBPerMin, allowedSlopeMiBPerMin, ok: reasons.length === 0, reasons };
+}
+
+/** Bounds on projection lag under load, and on how soon it must reach 0 once the load stops. */
+export type LagBounds = Readonly<{ maxLagEvents: number; maxLagSeconds: number; drainTimeoutMs: number }>;
+/** Four of the runner's 500-event batches, and a few seconds: a projector that keeps up is never further behind. */
+export const LAG_BOUNDS: LagBounds = Object.freeze({ maxLagEvents: 2_000, maxLagSeconds: 15, drainTimeoutMs: 30_000 });
+
+export type LagVerdict = Readonly<{ maxLagEvents: number; maxLagSeconds: number; meanLagEvents: number; ok: boolean; reasons: readonly string[] }>;
+
+export function lagBounded(samples: readonly SoakSample[], loadMs: number, bounds: LagBounds): LagVerdict {
+  const load = samples.filter((s) => s.tMs <= loadMs);
+  const maxLagEvents = Math.max(0, ...load.map((s) => s.lagEvents));
+  const maxLagSeconds = Math.max(0, ...load.map((s) => s.lagSeconds));
+  const reasons: string[] = [];
+  if (maxLagEvents > bounds.maxLagEvents) reasons.push(`a projector fell ${maxLagEvents} events behind; at most ${bounds.maxLagEvents} is allowed`);
+  if (maxLagSeconds > bounds.maxLagSeconds) reasons.push(`a projector's oldest unapplied event was ${maxLagSeconds.toFixed(1)} s old; at most ${bounds.maxLagSeconds} s is allowed`);
+  return { maxLagEvents, maxLagSeconds, meanLagEvents: mean(load.map((s) => s.lagEvents)), ok: reasons.length === 0, reasons };
+}
+
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? Number.NaN : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** Value units per millisecond; NaN for fewer than two distinct times. */
+export function leastSquaresSlope(points: readonly Readonly<{ tMs: number; value: number }>[]): number {
+  const n = points.length;
+  const meanT = mean(points.map((p) => p.tMs));
+  const meanV = mean(points.map((p) => p.value));
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.tMs - meanT) * (p.value - meanV);
+    den += (p.tMs - meanT) ** 2;
+  }
+  return n < 2 || den === 0 ? Number.NaN : num / den;
+}
