@@ -39,14 +39,20 @@ export type SoakSample = Readonly<{
 
 /**
  * What "plateaus" means here, for one series sampled under steady load:
- * - the first `warmupShare` of the load is warm-up (JIT, pools, onnxruntime's first session) and is left out;
+ * - the first `warmupShare` of the load, and at least `warmupMinMs`, is warm-up (JIT, pools, onnxruntime's first
+ *   sessions) and is left out;
  * - the rest is cut in thirds; the mean of the last third may exceed the mean of the middle third by at most
  *   max(`growthShare` of the middle mean, `growthMiB`);
  * - the least-squares slope over the second half of the rest, carried over the whole load, may not exceed that same
  *   allowance: at that rate the soak would have grown less than what the thirds may differ by.
  */
-export type PlateauBounds = Readonly<{ warmupShare: number; growthShare: number; growthMiB: number }>;
-export const RSS_PLATEAU: PlateauBounds = Object.freeze({ warmupShare: 0.2, growthShare: 0.1, growthMiB: 32 });
+export type PlateauBounds = Readonly<{ warmupShare: number; warmupMinMs: number; growthShare: number; growthMiB: number }>;
+export const RSS_PLATEAU: PlateauBounds = Object.freeze({ warmupShare: 0.2, warmupMinMs: 15_000, growthShare: 0.1, growthMiB: 32 });
+
+/** Where the warm-up ends, in ms since the load began. */
+export function warmupEndMs(loadMs: number, bounds: PlateauBounds): number {
+  return Math.min(loadMs, Math.max(loadMs * bounds.warmupShare, bounds.warmupMinMs));
+}
 
 export type PlateauVerdict = Readonly<{
   samplesUsed: number;
@@ -67,9 +73,9 @@ const MIB = 2 ** 20;
 const MIN_STEADY_SAMPLES = 9;
 
 export function plateau(points: readonly Readonly<{ tMs: number; value: number }>[], loadMs: number, bounds: PlateauBounds): PlateauVerdict {
-  const warmupEndMs = loadMs * bounds.warmupShare;
-  const steady = points.filter((p) => p.tMs >= warmupEndMs && p.tMs <= loadMs);
-  const warmupSamples = points.filter((p) => p.tMs < warmupEndMs).length;
+  const warmupMs = warmupEndMs(loadMs, bounds);
+  const steady = points.filter((p) => p.tMs >= warmupMs && p.tMs <= loadMs);
+  const warmupSamples = points.filter((p) => p.tMs < warmupMs).length;
   const reasons: string[] = [];
   if (steady.length < MIN_STEADY_SAMPLES) reasons.push(`only ${steady.length} samples after warm-up; at least ${MIN_STEADY_SAMPLES} are needed`);
   const third = Math.floor(steady.length / 3);

@@ -104,7 +104,7 @@ describe('the PNG', () => {
     const points = [{ tS: 0, value: 1 }, { tS: 10, value: 3 }];
     const png = plotPanels('TEST', [{ title: 'RSS', unit: 'MIB', series: [{ label: 'RSS', color: [0, 0, 255], points }] }], { warmupEndS: 2, loadEndS: 8, endS: 10 });
     expect(png.readUInt32BE(16)).toBe(1_100);
-    expect(png.readUInt32BE(20)).toBe(56 + 270 + 40);
+    expect(png.readUInt32BE(20)).toBe(56 + 230 + 64 + 40);
   });
 
   it('refuses an absurd raster', () => {

@@ -112,6 +112,8 @@ const GRID: Rgb = [225, 225, 225];
 const WARMUP: Rgb = [245, 245, 235];
 const DRAIN: Rgb = [235, 242, 250];
 const PANEL_HEIGHT_PX = 230;
+/** Room under a panel for its time labels and above the next for its title. */
+const PANEL_GAP_PX = 64;
 const WIDTH_PX = 1_100;
 const LEFT_PX = 110;
 const RIGHT_PX = 30;
@@ -122,13 +124,13 @@ const TOP_PX = 56;
  * shaded yellow, the drain after the load stopped blue. Each panel's y axis starts at 0.
  */
 export function plotPanels(title: string, panels: readonly Panel[], marks: Readonly<{ warmupEndS: number; loadEndS: number; endS: number }>): Buffer {
-  const height = TOP_PX + panels.length * (PANEL_HEIGHT_PX + 40) + 40;
+  const height = TOP_PX + panels.length * (PANEL_HEIGHT_PX + PANEL_GAP_PX) + 40;
   const r = new Raster(WIDTH_PX, height);
   r.text(LEFT_PX, 16, title, INK, 2);
   const plotW = WIDTH_PX - LEFT_PX - RIGHT_PX;
   const xOf = (tS: number): number => LEFT_PX + (tS / Math.max(marks.endS, 1e-9)) * plotW;
   panels.forEach((panel, index) => {
-    const top = TOP_PX + index * (PANEL_HEIGHT_PX + 40) + 24;
+    const top = TOP_PX + index * (PANEL_HEIGHT_PX + PANEL_GAP_PX) + 24;
     const bottom = top + PANEL_HEIGHT_PX;
     const all = panel.series.flatMap((s) => s.points.map((p) => p.value)).filter(Number.isFinite);
     const maxValue = niceCeiling(Math.max(1, ...all));
