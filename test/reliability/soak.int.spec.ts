@@ -85,23 +85,32 @@ describe(`soak: ${SOAK.durationS} s of simulated load on PostgreSQL`, () => {
 
     // The load: simulations back to back, three contributors, a cheater, half of the rejected disputing, every step replayed.
     const simulations: { runId: string; accepted: number; assignments: number; reservedMsat: bigint; ms: number }[] = [];
-    for (let i = 0; Date.now() - startedMs < LOAD_MS; i += 1) {
-      const simulationStartMs = Date.now();
-      const summary = await simulate({
-        baseUrl: address, adminKey, contributors: 3, steps: 1, cheaters: 0.34, disputeShare: 0.5, seed: String(i + 1),
-        roundTimeoutMs: 60_000, disputeWindowMs: 2_000, progress: () => {},
-      });
-      simulations.push({ runId: summary.runId, accepted: summary.accepted, assignments: summary.assignments, reservedMsat: summary.reservedMsat, ms: Date.now() - simulationStartMs });
-    }
-    const loadEndMs = Date.now() - startedMs;
+    let loadEndMs = 0;
+    let drainMs = 0;
+    let afterDrain: Awaited<ReturnType<typeof sample>>;
+    try {
+      for (let i = 0; Date.now() - startedMs < LOAD_MS; i += 1) {
+        const simulationStartMs = Date.now();
+        const summary = await simulate({
+          baseUrl: address, adminKey, contributors: 3, steps: 1, cheaters: 0.34, disputeShare: 0.5, seed: String(i + 1),
+          roundTimeoutMs: 60_000, disputeWindowMs: 2_000, progress: () => {},
+        }).catch((error: unknown) => {
+          throw new Error(`simulation ${i + 1} failed: ${error instanceof Error ? error.message : String(error)}; server output:\n${output.slice(-4_000)}`);
+        });
+        simulations.push({ runId: summary.runId, accepted: summary.accepted, assignments: summary.assignments, reservedMsat: summary.reservedMsat, ms: Date.now() - simulationStartMs });
+      }
+      loadEndMs = Date.now() - startedMs;
 
-    // Drain: no more load; every projector must reach the log head. The samples go on, so the plot shows the tail.
-    const drainStartMs = Date.now();
-    await poll(async () => ((await health()).projections.every((p) => p.lagEvents === 0) ? true : null), LAG_BOUNDS.drainTimeoutMs, 'every projector to drain to lag 0');
-    const drainMs = Date.now() - drainStartMs;
-    const afterDrain = await sample(startedMs);
-    sampling = false;
-    await sampler;
+      // Drain: no more load; every projector must reach the log head. The samples go on, so the plot shows the tail.
+      const drainStartMs = Date.now();
+      await poll(async () => ((await health()).projections.every((p) => p.lagEvents === 0) ? true : null), LAG_BOUNDS.drainTimeoutMs, 'every projector to drain to lag 0');
+      drainMs = Date.now() - drainStartMs;
+      afterDrain = await sample(startedMs);
+    } finally {
+      // Also on a failure: the sampler must not outlive the test.
+      sampling = false;
+      await sampler;
+    }
     samples.push(afterDrain.sample);
     const endMs = afterDrain.sample.tMs;
 
@@ -119,11 +128,13 @@ describe(`soak: ${SOAK.durationS} s of simulated load on PostgreSQL`, () => {
       simulations: simulations.length, assignments: simulations.reduce((n, s) => n + s.assignments, 0), accepted: simulations.reduce((n, s) => n + s.accepted, 0),
       eventsAppended: head, httpRequests: requests.reduce((n, r) => n + r.count, 0), http5xx,
       rssStartMiB: round(loadSamples[0]!.rssBytes / MIB, 1), rssMaxMiB: round(Math.max(...loadSamples.map((s) => s.rssBytes)) / MIB, 1),
-      rssMiddleThirdMiB: round(rss.middleMeanMiB, 1), rssLastThirdMiB: round(rss.lastMeanMiB, 1), rssGrowthMiB: round(rss.growthMiB, 1), rssAllowedGrowthMiB: round(rss.allowedGrowthMiB, 1),
+      rssFirstThirdMiB: round(rss.firstMeanMiB, 1), rssMiddleThirdMiB: round(rss.middleMeanMiB, 1), rssLastThirdMiB: round(rss.lastMeanMiB, 1), rssGrowthMiB: round(rss.growthMiB, 1), rssAllowedGrowthMiB: round(rss.allowedGrowthMiB, 1),
       rssSlopeMiBPerMin: round(rss.slopeMiBPerMin, 2), rssAllowedSlopeMiBPerMin: round(rss.allowedSlopeMiBPerMin, 2),
-      heapMaxMiB: round(Math.max(...loadSamples.map((s) => s.heapUsedBytes)) / MIB, 1), heapMiddleThirdMiB: round(heap.middleMeanMiB, 1), heapLastThirdMiB: round(heap.lastMeanMiB, 1), heapSlopeMiBPerMin: round(heap.slopeMiBPerMin, 2),
+      heapMaxMiB: round(Math.max(...loadSamples.map((s) => s.heapUsedBytes)) / MIB, 1), heapFirstThirdMiB: round(heap.firstMeanMiB, 1), heapMiddleThirdMiB: round(heap.middleMeanMiB, 1), heapLastThirdMiB: round(heap.lastMeanMiB, 1), heapSlopeMiBPerMin: round(heap.slopeMiBPerMin, 2),
       lagMaxEvents: lag.maxLagEvents, lagMeanEvents: round(lag.meanLagEvents, 1), lagMaxSeconds: round(lag.maxLagSeconds, 2), drainMs,
       rssPlateau: rss.ok ? 'yes' : 'NO', lagBounded: lag.ok ? 'yes' : 'NO',
+      // Reported, not asserted: the issue asks that resident memory plateau; the heap, judged by the same rule, shows where a rise would come from.
+      heapPlateau: heap.ok ? 'yes' : 'NO',
     };
     const base = join(ARTIFACTS, `soak-${SOAK.durationS}s`);
     mkdirSync(ARTIFACTS, { recursive: true });
