@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulate } from '../../adapters/cli/simulate.js';
 import { newApiKey } from '../../adapters/http/auth/api-keys.js';
 import { createPostgresDatabase } from '../support/databases.js';
-import { lagBounded, LAG_BOUNDS, plateau, RSS_PLATEAU, soakSettings, warmupEndMs, type SoakSample } from './soak-analysis.js';
+import { lagBounded, LAG_BOUNDS, plateau, PLATEAU_MIN_LOAD_S, RSS_CEILING_MIB, RSS_PLATEAU, soakSettings, warmupEndMs, type SoakSample } from './soak-analysis.js';
 import { plotPanels } from './soak-plot.js';
 import { FULL_RUN, printReport } from './reliability-settings.js';
 
@@ -62,7 +62,8 @@ afterAll(async () => {
 }, STOP_TIMEOUT_MS * 2);
 
 describe(`soak: ${SOAK.durationS} s of simulated load on PostgreSQL`, () => {
-  it('resident memory plateaus, projection lag stays bounded and drains to 0 once the load stops, and nothing answers 5xx', async () => {
+  const memoryClaim = SOAK.durationS >= PLATEAU_MIN_LOAD_S ? 'resident memory plateaus' : `resident memory stays under ${RSS_CEILING_MIB} MiB (the plateau is judged from ${PLATEAU_MIN_LOAD_S} s)`;
+  it(`${memoryClaim}, projection lag stays bounded and drains to 0 once the load stops, and nothing answers 5xx`, async () => {
     const samples: SoakSample[] = [];
     const sampleErrors: string[] = [];
     const startedMs = Date.now();
@@ -123,6 +124,7 @@ describe(`soak: ${SOAK.durationS} s of simulated load on PostgreSQL`, () => {
     const heap = plateau(samples.map((s) => ({ tMs: s.tMs, value: s.heapUsedBytes })), loadEndMs, RSS_PLATEAU);
     const lag = lagBounded(samples, loadEndMs, LAG_BOUNDS);
     const loadSamples = samples.filter((s) => s.tMs <= loadEndMs);
+    const judged = loadEndMs >= PLATEAU_MIN_LOAD_S * 1_000;
     const figures = {
       durationS: SOAK.durationS, loadS: round(loadEndMs / 1000, 1), sampleEveryMs: SOAK.sampleMs, samples: samples.length,
       simulations: simulations.length, assignments: simulations.reduce((n, s) => n + s.assignments, 0), accepted: simulations.reduce((n, s) => n + s.accepted, 0),
@@ -132,7 +134,7 @@ describe(`soak: ${SOAK.durationS} s of simulated load on PostgreSQL`, () => {
       rssSlopeMiBPerMin: round(rss.slopeMiBPerMin, 2), rssAllowedSlopeMiBPerMin: round(rss.allowedSlopeMiBPerMin, 2),
       heapMaxMiB: round(Math.max(...loadSamples.map((s) => s.heapUsedBytes)) / MIB, 1), heapFirstThirdMiB: round(heap.firstMeanMiB, 1), heapMiddleThirdMiB: round(heap.middleMeanMiB, 1), heapLastThirdMiB: round(heap.lastMeanMiB, 1), heapSlopeMiBPerMin: round(heap.slopeMiBPerMin, 2),
       lagMaxEvents: lag.maxLagEvents, lagMeanEvents: round(lag.meanLagEvents, 1), lagMaxSeconds: round(lag.maxLagSeconds, 2), drainMs,
-      rssPlateau: rss.ok ? 'yes' : 'NO', lagBounded: lag.ok ? 'yes' : 'NO',
+      rssPlateau: `${rss.ok ? 'yes' : 'NO'}${judged ? '' : ` (reported only: the load was under ${PLATEAU_MIN_LOAD_S} s)`}`, lagBounded: lag.ok ? 'yes' : 'NO',
       // Reported, not asserted: the issue asks that resident memory plateau; the heap, judged by the same rule, shows where a rise would come from.
       heapPlateau: heap.ok ? 'yes' : 'NO',
     };
@@ -152,7 +154,8 @@ describe(`soak: ${SOAK.durationS} s of simulated load on PostgreSQL`, () => {
       expect(s.reservedMsat, `${s.runId} released every reservation`).toBe(0n);
     }
     expect(http5xx, 'no request answered 5xx').toBe(0);
-    expect(rss.reasons, `resident memory plateaus (${base}.png)`).toEqual([]);
+    expect(Math.max(...samples.map((s) => s.rssBytes)) / MIB, `resident memory stays under ${RSS_CEILING_MIB} MiB (${base}.png)`).toBeLessThan(RSS_CEILING_MIB);
+    if (judged) expect(rss.reasons, `resident memory plateaus (${base}.png)`).toEqual([]);
     expect(lag.reasons, `projection lag stays bounded (${base}.png)`).toEqual([]);
     expect(afterDrain.sample.lagEvents).toBe(0);
   }, LOAD_MS + LAST_SIMULATION_MS + LAG_BOUNDS.drainTimeoutMs + 60_000);
