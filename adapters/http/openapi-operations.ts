@@ -124,7 +124,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /metrics': {
     operationId: 'getPrometheusMetrics', summary: 'Prometheus metrics', tag: 'operations', access: { kind: 'public' }, errors: [],
-    ok: { status: 200, description: 'Request counts by route pattern, the log head, projection lag and uptime, in the Prometheus text format 0.0.4.', content: { 'text/plain': { schema: { type: 'string' } } } },
+    ok: { status: 200, description: 'Request counts by route pattern, the log head, projection lag, the process\'s resident memory and V8 heap, and uptime, in the Prometheus text format 0.0.4.', content: { 'text/plain': { schema: { type: 'string' } } } },
   },
   'POST /v1/runs': { operationId: 'openRun', summary: 'Open a run', tag: 'runs', access: staff('runs:write'), errors: [409, 422], ok: APPENDED('RunOpened') },
   'POST /v1/runs/{runId}/fundings': { operationId: 'fundRun', summary: 'Fund a run', tag: 'runs', access: staff('runs:write'), errors: [404, 409, 422], ok: APPENDED('RunFunded') },

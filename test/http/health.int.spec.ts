@@ -1,4 +1,4 @@
-// GET /health through fastify's inject: healthy with a live store, degraded with the reason when a projector stopped, 503 problem+json once the store is gone.
+// GET /health through fastify's inject: healthy with a live store, degraded with the reason when a projector stopped, 503 problem+json once the store is gone; /metrics's memory gauges.
 
 import { describe, expect, it } from 'vitest';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
@@ -79,6 +79,31 @@ describe('GET /health', () => {
       // The API keeps answering: the rest of the app is not affected.
       const again = await app.inject({ method: 'GET', url: '/health' });
       expect(again.statusCode).toBe(200);
+    } finally {
+      await app.close();
+      await store.close();
+    }
+  });
+
+  it("/metrics reports this process's resident memory and V8 heap, in bytes, as the soak reads them", async () => {
+    const { store } = await openEventStore({ engine: 'pglite' });
+    const app = await buildApp({ store, engine: 'pglite', startedAtMs: 0, nowMs: () => 1_000, bodyLimitBytes: 1024 });
+    try {
+      const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(metrics.statusCode).toBe(200);
+      const gauge = (name: string): number => {
+        expect(metrics.body).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'));
+        return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics.body)?.[1]);
+      };
+      const rssBytes = gauge('process_resident_memory_bytes');
+      const heapUsedBytes = gauge('nodejs_heap_size_used_bytes');
+      const heapTotalBytes = gauge('nodejs_heap_size_total_bytes');
+      // A Node process with fastify and PGlite loaded holds megabytes; the heap in use fits in the heap reserved, which fits in RSS.
+      expect(rssBytes).toBeGreaterThan(16 * 2 ** 20);
+      expect(heapUsedBytes).toBeGreaterThan(2 ** 20);
+      expect(heapUsedBytes).toBeLessThanOrEqual(heapTotalBytes);
+      expect(heapTotalBytes).toBeLessThan(rssBytes);
+      expect(gauge('nodejs_external_memory_bytes')).toBeGreaterThan(0);
     } finally {
       await app.close();
       await store.close();

@@ -1,4 +1,4 @@
-// GET /metrics: Prometheus text exposition of request counts, the log head, projection lag and stopped projectors.
+// GET /metrics: Prometheus text exposition of request counts, the log head, projection lag, stopped projectors and the process's memory.
 
 import type { FastifyInstance } from 'fastify';
 import { isProjectionStopped, type HealthDeps } from '../health-routes.js';
@@ -34,6 +34,8 @@ export async function prometheusRoutes(app: FastifyInstance, deps: HealthDeps): 
       '# HELP trainledger_projection_stopped 1 when a projector stopped on an event it cannot apply (the reason is on /health), else 0.',
       '# TYPE trainledger_projection_stopped gauge',
       ...lag.map((l) => `trainledger_projection_stopped{projector="${l.projector}"} ${isProjectionStopped(l) ? 1 : 0}`),
+      // The conventional prom-client names, so existing dashboards and the soak (test/reliability/soak.int.spec.ts) read them as is.
+      ...memoryLines(process.memoryUsage()),
       '# HELP trainledger_uptime_seconds Seconds since the process started.',
       '# TYPE trainledger_uptime_seconds gauge',
       `trainledger_uptime_seconds ${Math.round((deps.nowMs() - deps.startedAtMs) / 1000)}`,
@@ -41,4 +43,22 @@ export async function prometheusRoutes(app: FastifyInstance, deps: HealthDeps): 
     reply.type('text/plain; version=0.0.4');
     return `${lines.join('\n')}\n`;
   });
+}
+
+/** Resident memory and the V8 heap: what a soak watches for a leak, read at each scrape (process.memoryUsage is cheap). */
+function memoryLines(memory: NodeJS.MemoryUsage): string[] {
+  return [
+    '# HELP process_resident_memory_bytes Resident memory of this process in bytes.',
+    '# TYPE process_resident_memory_bytes gauge',
+    `process_resident_memory_bytes ${memory.rss}`,
+    '# HELP nodejs_heap_size_used_bytes V8 heap in use, in bytes.',
+    '# TYPE nodejs_heap_size_used_bytes gauge',
+    `nodejs_heap_size_used_bytes ${memory.heapUsed}`,
+    '# HELP nodejs_heap_size_total_bytes V8 heap reserved, in bytes.',
+    '# TYPE nodejs_heap_size_total_bytes gauge',
+    `nodejs_heap_size_total_bytes ${memory.heapTotal}`,
+    '# HELP nodejs_external_memory_bytes Memory of C++ objects bound to JS objects (Buffers, onnxruntime tensors), in bytes.',
+    '# TYPE nodejs_external_memory_bytes gauge',
+    `nodejs_external_memory_bytes ${memory.external}`,
+  ];
 }
