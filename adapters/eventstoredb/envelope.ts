@@ -14,7 +14,13 @@ import { fromClientRevision, type StreamHeadRevision } from './revisions.js';
  * only TrainLedger needs (the chain, the schema version, the time the hash covers) sits under one key.
  */
 export type StoredMetadata = {
-  trainledger: { schemaVersion: number; recordedAtMs: number; prevHash: string; hash: string };
+  /**
+   * writeId: a random id per append attempt, outside the hashed content. Two writers racing the same
+   * batch both send the same event ids at the same expected revision and the server answers both with
+   * success (the second as an idempotent no-op); reading the events back and comparing writeIds is how
+   * each learns whether its own attempt wrote them. Absent on events written before it existed.
+   */
+  trainledger: { schemaVersion: number; recordedAtMs: number; prevHash: string; hash: string; writeId?: string };
   metadata: JsonObject;
 };
 
@@ -51,9 +57,9 @@ export function chainEvents(
   });
 }
 
-export function toEventData(event: ChainedEvent): EventData {
+export function toEventData(event: ChainedEvent, writeId: string): EventData {
   const metadata: StoredMetadata = {
-    trainledger: { schemaVersion: event.schemaVersion, recordedAtMs: event.recordedAtMs, prevHash: event.prevHash, hash: event.hash },
+    trainledger: { schemaVersion: event.schemaVersion, recordedAtMs: event.recordedAtMs, prevHash: event.prevHash, hash: event.hash, writeId },
     metadata: event.metadata,
   };
   return jsonEvent({ id: event.eventId, type: event.type, data: event.data, metadata });
@@ -83,4 +89,10 @@ export function fromResolvedEvent(resolved: ResolvedEvent): RecordedEvent {
     prevHash: chain.prevHash,
     hash: chain.hash,
   };
+}
+
+/** The append attempt that wrote this event (StoredMetadata.trainledger.writeId), or null when it carries none. */
+export function writeIdOf(resolved: ResolvedEvent): string | null {
+  const writeId = (resolved.event?.metadata as Partial<StoredMetadata> | undefined)?.trainledger?.writeId;
+  return typeof writeId === 'string' ? writeId : null;
 }

@@ -15,7 +15,7 @@
 //   batch over again. Projections must therefore be idempotent per event id (the SQL runner gets exactly-once
 //   by committing the checkpoint in the read models' transaction, which EventStoreDB cannot share).
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   BACKWARDS,
@@ -51,9 +51,10 @@ import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
 import { validateAppend } from '../event-store/validate-append.js';
 import { verifyChain } from '../event-store/verify-chain.js';
 import { decideClaim, decideOnTail, dedupeWindow, resolvePending, storeResult, type KeyRecord } from './dedupe.js';
-import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, type NormalizedEvent } from './envelope.js';
+import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, writeIdOf, type NormalizedEvent } from './envelope.js';
 import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
 import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
+import { decideWritten, type StoredEvent } from './write-outcome.js';
 import { checkExpectation, chainedExpectedRevision, fromClientRevision, type StreamHeadRevision } from './revisions.js';
 
 /**
@@ -124,38 +125,43 @@ export class EsdbEventStore implements EventStore {
   }
 
   private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions): Promise<AppendResult> {
-    // Set once an append was sent whose answer was lost (a timeout, a leader change): the write may have
-    // happened. The retry keeps the same event ids, so the tail check finds them if it did.
-    let maybeWritten = false;
+    // Every attempt's writeId: events carrying one of them were written by this call (perhaps by an
+    // attempt whose answer was lost), events carrying another by a concurrent writer of the same batch.
+    const ownWriteIds = new Set<string>();
     let transportRetries = 0;
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
-      const tail = await this.readTail(streamId, dedupeWindow(batch.length));
-      const decision = decideOnTail(streamId, tail, batch);
+      const tail = await this.readStoredTail(streamId, dedupeWindow(batch.length));
+      const decision = decideOnTail(streamId, tail.map((e) => e.event), batch);
       if (decision.kind === 'duplicate') {
-        if (!maybeWritten) return decision.result;
-        // Our own write whose reply was lost: it was this call that appended them.
-        this.appended.emit('appended');
-        return { ...decision.result, status: 'appended' };
+        const { firstRevision, lastRevision } = decision.result;
+        const stored = tail.filter((e) => e.event.revision >= firstRevision && e.event.revision <= lastRevision).reverse();
+        return this.answered(decideWritten(streamId, batch, stored, ownWriteIds));
       }
-      const newest = tail[0];
+      const newest = tail[0]?.event;
       const head: StreamHeadRevision = newest ? newest.revision : null;
       checkExpectation(streamId, options.expectedRevision, head);
       const chained = chainEvents(streamId, batch, { revision: head, hash: newest?.hash ?? null }, this.options.nowMs());
+      const writeId = randomUUID();
+      ownWriteIds.add(writeId);
       try {
-        const written = await this.client.appendToStream(streamId, chained.map(toEventData), { expectedRevision: chainedExpectedRevision(head) });
+        const written = await this.client.appendToStream(streamId, chained.map((e) => toEventData(e, writeId)), { expectedRevision: chainedExpectedRevision(head) });
         // With throwOnAppendFailure=false in the connection string the client answers a lost race instead of throwing it.
         if (!written.success) continue;
-        const last = chained[chained.length - 1]!;
-        invariant(fromClientRevision(written.nextExpectedRevision) === last.revision, `append to ${streamId} landed at ${written.nextExpectedRevision}, chained for ${last.revision}`);
-        const position = written.position ? toLogPosition(written.position) : await this.positionOf(streamId, last.revision);
-        this.appended.emit('appended');
-        return { status: 'appended', streamId, firstRevision: chained[0]!.revision, lastRevision: last.revision, position };
+        // A success is also the server's answer to a concurrent writer's identical batch (same ids at the
+        // same expected revision): read the events back to learn whose they are and where they sit.
+        const lastRevision = fromClientRevision(written.nextExpectedRevision);
+        const firstRevision = lastRevision - batch.length + 1;
+        invariant(firstRevision >= 0, `append to ${streamId} answered revision ${lastRevision} for a batch of ${batch.length}`);
+        const readBack = await this.readStored(streamId, { direction: FORWARDS, fromRevision: BigInt(firstRevision), maxCount: BigInt(batch.length) });
+        const result = decideWritten(streamId, batch, readBack, ownWriteIds);
+        if (result.status === 'appended') invariant(result.firstRevision === chained[0]!.revision, `append to ${streamId} landed at ${result.firstRevision}, chained for ${chained[0]!.revision}`);
+        return this.answered(result);
       } catch (error) {
         if (isWrongExpectedVersion(error)) continue;
         const mapped = mapClientError(error, { streamId, expected: options.expectedRevision });
         if (mapped instanceof EventStoreUnavailableError && transportRetries < ESDB_LIMITS.maxTransportRetries) {
           transportRetries += 1;
-          maybeWritten = true;
+          // The write may have happened; the next tail read finds it by its ids and owns it by its writeId.
           // The client reconnects (to the new leader, after an election) meanwhile; give it a moment, growing.
           await new Promise((resolve) => setTimeout(resolve, ESDB_LIMITS.transportRetryBaseMs * transportRetries));
           continue;
@@ -164,6 +170,12 @@ export class EsdbEventStore implements EventStore {
       }
     }
     throw new EventStoreError('APPEND_CONTENDED', `stream ${streamId}: lost the race for the head ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);
+  }
+
+  /** Wakes listeners only for what this call wrote: a duplicate wrote nothing. */
+  private answered(result: AppendResult): AppendResult {
+    if (result.status === 'appended') this.appended.emit('appended');
+    return result;
   }
 
   /**
@@ -179,7 +191,7 @@ export class EsdbEventStore implements EventStore {
       const decision = decideClaim(await this.lastKeyRecord(keyStream), claim);
       if (decision.kind === 'answered') return decision.result;
       if (decision.kind === 'pending') {
-        const tail = await this.readTail(decision.claim.streamId, dedupeWindow(decision.claim.eventIds.length));
+        const tail = (await this.readStoredTail(decision.claim.streamId, dedupeWindow(decision.claim.eventIds.length))).map((e) => e.event);
         const resolution = resolvePending(decision.claim, tail, this.options.nowMs());
         if (resolution.kind === 'wait') {
           throw new EventStoreError('IDEMPOTENCY_KEY_PENDING', `idempotency key ${claim.key} is held by a request still in progress; retry in a few seconds`);
@@ -231,16 +243,13 @@ export class EsdbEventStore implements EventStore {
     return { record: last.event.data as unknown as KeyRecord, revision: fromClientRevision(last.event.revision) };
   }
 
-  /** Never used when the server reports the append's position; older servers do not. */
-  private async positionOf(streamId: string, revision: number): Promise<LogPosition> {
-    const [event] = await this.readStream(streamId, { fromRevision: revision, maxCount: 1 });
-    invariant(event !== undefined && event.revision === revision, `event ${revision} of ${streamId} is not readable right after its append`);
-    return event.position;
+  /** The last `count` events with their writeIds, newest first; [] for a stream that does not exist. */
+  private readStoredTail(streamId: string, count: number): Promise<StoredEvent[]> {
+    return this.readStored(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: BigInt(Math.min(count, EVENT_STORE_LIMITS.maxReadCount)) });
   }
 
-  /** The last `count` events, newest first; [] for a stream that does not exist. */
-  private readTail(streamId: string, count: number): Promise<RecordedEvent[]> {
-    return this.readStream(streamId, { direction: 'backwards', maxCount: Math.min(count, EVENT_STORE_LIMITS.maxReadCount) });
+  private async readStored(streamId: string, options: { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint }): Promise<StoredEvent[]> {
+    return (await this.readRaw(streamId, options)).map((resolved) => ({ event: fromResolvedEvent(resolved), writeId: writeIdOf(resolved) }));
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

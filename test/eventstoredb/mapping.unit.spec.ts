@@ -169,7 +169,7 @@ describe('the event envelope', () => {
     const events = [normalizeEvent({ eventId: randomUUID().toUpperCase(), type: 'A', data: { b: 1, a: [1, 'x'] }, metadata: { by: 'me' } }), normalizeEvent({ eventId: randomUUID(), type: 'B', schemaVersion: 2, data: {} })];
     const chained = chainEvents('run-1', events, { revision: null, hash: null }, 1_700_000_000_000);
     const recorded = chained.map((c, i) => {
-      const data = toEventData(c);
+      const data = toEventData(c, 'w-1');
       const resolved = {
         event: { streamId: 'run-1', id: data.id, isJson: true, type: data.type, data: data.data, metadata: data.metadata, revision: BigInt(c.revision), created: new Date(), position: { commit: 100n + BigInt(i), prepare: 100n + BigInt(i) } },
       } as unknown as ResolvedEvent;
