@@ -50,7 +50,7 @@ import { GENESIS_HASH, chainHash } from '../event-store/hash-chain.js';
 import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
 import { validateAppend } from '../event-store/validate-append.js';
 import { verifyChain } from '../event-store/verify-chain.js';
-import { decideClaim, decideOnTail, dedupeWindow, resolvePending, storeResult, type KeyRecord } from './dedupe.js';
+import { PENDING_SCAN_MAX_EVENTS, decideClaim, decideOnTail, dedupeWindow, resolvePending, scanForClaim, storeResult, type KeyRecord } from './dedupe.js';
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, writeIdOf, type NormalizedEvent } from './envelope.js';
 import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
 import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
@@ -182,7 +182,8 @@ export class EsdbEventStore implements EventStore {
    * An append under an idempotency key. Without a transaction spanning two streams, the key's own
    * stream is claimed first (an append at the revision read, so one request wins), then the events go
    * in, then the result is recorded. A crash after the claim leaves it pending: the next request with the
-   * key finds the claimed events in the stream (and completes the record) or, past the lease with none
+   * key scans the stream forwards from the head recorded in the claim, finds the claimed events there (and
+   * completes the record) or, past the lease with none
    * there, releases the key.
    */
   private async appendClaimed(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, claim: IdempotencyClaim): Promise<AppendResult> {
@@ -191,10 +192,12 @@ export class EsdbEventStore implements EventStore {
       const decision = decideClaim(await this.lastKeyRecord(keyStream), claim);
       if (decision.kind === 'answered') return decision.result;
       if (decision.kind === 'pending') {
-        const tail = (await this.readStoredTail(decision.claim.streamId, dedupeWindow(decision.claim.eventIds.length))).map((e) => e.event);
-        const resolution = resolvePending(decision.claim, tail, this.options.nowMs());
+        const resolution = resolvePending(decision.claim, await scanForClaim(decision.claim, (fromRevision, maxCount) => this.readStream(decision.claim.streamId, { fromRevision, maxCount })), this.options.nowMs());
         if (resolution.kind === 'wait') {
           throw new EventStoreError('IDEMPOTENCY_KEY_PENDING', `idempotency key ${claim.key} is held by a request still in progress; retry in a few seconds`);
+        }
+        if (resolution.kind === 'unresolved') {
+          throw new EventStoreError('IDEMPOTENCY_KEY_UNRESOLVED', `idempotency key ${claim.key}: its claimant crashed and its events were not found in the first ${PENDING_SCAN_MAX_EVENTS} events of ${decision.claim.streamId} after the claim (scanned to revision ${resolution.scannedTo}); an operator must check that stream and complete or release the key`);
         }
         const record: KeyRecord = resolution.kind === 'complete'
           ? { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(resolution.result) }
@@ -203,7 +206,9 @@ export class EsdbEventStore implements EventStore {
         if (resolution.kind === 'complete') return resolution.result;
         continue;
       }
-      const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId, eventIds: batch.map((e) => e.eventId), claimedAtMs: this.options.nowMs() };
+      // The head before the claim bounds where the claimant's events can land: a later request scans from there.
+      const [newest] = await this.readStoredTail(streamId, 1);
+      const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId, eventIds: batch.map((e) => e.eventId), claimedAtMs: this.options.nowMs(), headRevision: newest ? newest.event.revision : null };
       if (!(await this.appendKeyRecord(keyStream, claimed, decision.afterRevision))) continue;
       const claimRevision = decision.afterRevision === null ? 0 : decision.afterRevision + 1;
       let result: AppendResult;
@@ -212,7 +217,7 @@ export class EsdbEventStore implements EventStore {
       } catch (error) {
         // A refusal means the events are not in: free the key, as PostgreSQL's rolled-back transaction does.
         // A lost answer may have written them: the claim stays pending, and the next request with the key
-        // completes it from the stream's tail, or releases it once the lease shows nothing came.
+        // completes it by scanning forwards from the head it recorded, or releases it once the lease shows nothing came.
         if (!(error instanceof EventStoreUnavailableError)) {
           await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision).catch(() => false);
         }
