@@ -24,14 +24,19 @@ export function dedupeWindow(batchLength: number): number {
 
 export type TailDecision =
   | Readonly<{ kind: 'fresh' }>
-  | Readonly<{ kind: 'duplicate'; result: AppendResult }>;
+  | Readonly<{ kind: 'duplicate'; result: AppendResult }>
+  /** The window cut through an earlier copy of this batch: read the last `count` events and decide again. */
+  | Readonly<{ kind: 'read-further'; count: number }>;
 
 /**
  * `tail` is the stream's last events, newest first (as read backwards). The batch is a duplicate when
  * every one of its ids is there with the same content; fresh when none is; anything between is a
- * conflict, as on PostgreSQL: an id reused for other content, or a batch half in the stream.
+ * conflict, as on PostgreSQL: an id reused for other content, or a batch half in the stream. One
+ * exception: when only part of the batch is there and the oldest event read is one of that part, the
+ * window may have cut through an earlier copy (one append is contiguous), so the caller reads as many
+ * events further back as are missing and decides again with `canReadFurther` false.
  */
-export function decideOnTail(streamId: string, tail: readonly RecordedEvent[], batch: readonly NormalizedEvent[]): TailDecision {
+export function decideOnTail(streamId: string, tail: readonly RecordedEvent[], batch: readonly NormalizedEvent[], canReadFurther = true): TailDecision {
   const byId = new Map(tail.map((e) => [e.eventId.toLowerCase(), e]));
   const found: RecordedEvent[] = [];
   for (const event of batch) {
@@ -42,6 +47,10 @@ export function decideOnTail(streamId: string, tail: readonly RecordedEvent[], b
   }
   if (found.length === 0) return { kind: 'fresh' };
   if (found.length < batch.length) {
+    const oldest = tail[tail.length - 1]!;
+    if (canReadFurther && oldest.revision > 0 && found.some((e) => e.revision === oldest.revision)) {
+      return { kind: 'read-further', count: tail.length + (batch.length - found.length) };
+    }
     throw new EventIdConflictError(streamId, batch.find((e) => !byId.has(e.eventId))!.eventId, 'part of this batch is already in the stream and part is not');
   }
   found.sort((a, b) => a.revision - b.revision);

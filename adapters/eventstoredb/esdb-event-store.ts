@@ -130,8 +130,14 @@ export class EsdbEventStore implements EventStore {
     const ownWriteIds = new Set<string>();
     let transportRetries = 0;
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
-      const tail = await this.readStoredTail(streamId, dedupeWindow(batch.length));
-      const decision = decideOnTail(streamId, tail.map((e) => e.event), batch);
+      let tail = await this.readStoredTail(streamId, dedupeWindow(batch.length));
+      let decision = decideOnTail(streamId, tail.map((e) => e.event), batch);
+      if (decision.kind === 'read-further') {
+        // The window cut through an earlier copy of this batch: one more read, just far enough back.
+        tail = await this.readStoredTail(streamId, decision.count);
+        decision = decideOnTail(streamId, tail.map((e) => e.event), batch, false);
+      }
+      invariant(decision.kind !== 'read-further', 'a second tail read decides');
       if (decision.kind === 'duplicate') {
         const { firstRevision, lastRevision } = decision.result;
         const stored = tail.filter((e) => e.event.revision >= firstRevision && e.event.revision <= lastRevision).reverse();

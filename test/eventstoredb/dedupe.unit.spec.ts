@@ -70,6 +70,32 @@ describe('the tail check on append', () => {
     );
   });
 
+  it('property: a retry whose copy the window cuts through is recognised after one read further back, never EVENT_ID_CONFLICT', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 20 }), fc.integer({ min: 2, max: 12 }), fc.integer({ min: 1, max: 11 }), (before, size, overhang) => {
+        fc.pre(overhang < size);
+        const batch = Array.from({ length: size }, (_, n) => fresh('B', { n }));
+        // DEDUPE_TAIL_SLACK + overhang events after the copy: the window holds only its newest size - overhang events.
+        const stream = recorded([...Array.from({ length: before + 1 }, () => fresh()), ...batch, ...Array.from({ length: DEDUPE_TAIL_SLACK + overhang }, () => fresh())]);
+        const first = decideOnTail(STREAM, tailOf(stream, dedupeWindow(size)), batch);
+        expect(first).toEqual({ kind: 'read-further', count: dedupeWindow(size) + overhang });
+        if (first.kind !== 'read-further') return;
+        expect(decideOnTail(STREAM, tailOf(stream, first.count), batch, false)).toMatchObject({ kind: 'duplicate', result: { firstRevision: before + 1, lastRevision: before + size } });
+      }),
+    );
+  });
+
+  it('still refuses a batch truly half in the stream, also after reading further', () => {
+    const batch = [fresh(), fresh()];
+    // Its second event is the oldest read, its first never stored: the further read shows it missing.
+    const stream = recorded([fresh(), batch[1]!, ...Array.from({ length: DEDUPE_TAIL_SLACK + 1 }, () => fresh())]);
+    const first = decideOnTail(STREAM, tailOf(stream, dedupeWindow(2)), batch);
+    expect(first).toEqual({ kind: 'read-further', count: dedupeWindow(2) + 1 });
+    expect(() => decideOnTail(STREAM, tailOf(stream, dedupeWindow(2) + 1), batch, false)).toThrow(/part of this batch/);
+    // A found event that is not the oldest read is no cut: refused at once.
+    expect(() => decideOnTail(STREAM, tailOf(recorded([fresh(), batch[0]!, fresh()]), 10), batch)).toThrow(EventIdConflictError);
+  });
+
   it('property: a batch of fresh ids is never taken for a duplicate, and never writes over another id', () => {
     fc.assert(
       fc.property(fc.nat({ max: 80 }), fc.integer({ min: 1, max: 12 }), (length, size) => {
