@@ -12,9 +12,15 @@ import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
  * closes the gap itself: before each append, and again after a WrongExpectedVersion, it reads the
  * stream's last (batch length + this) events. A retry whose events are still there is answered with
  * their original positions. A retry that comes after more than this many other events were appended
- * to the same stream is not recognised: with an exact expected revision (every command handler's case)
- * it fails WRONG_EXPECTED_REVISION, never writes twice; with 'any' it falls back to the server's own
- * best-effort dedupe.
+ * to the same stream is not recognised:
+ * - with an exact expected revision (every command handler's case) it fails WRONG_EXPECTED_REVISION,
+ *   never writes twice;
+ * - with 'any' or 'stream_exists' it IS written again: the adapter always sends the exact head it chained
+ *   onto, and the server's own id check only looks at the revisions right after that head, so a second
+ *   copy with the same event ids lands at new revisions (the chain stays valid; readers see the events
+ *   twice). Callers that retry loose appends across that many other writes must use an idempotency key,
+ *   whose claim is resolved by a forward scan, not by this window. Scanning back further on every loose
+ *   append would cost a read of up to that many events per write, for a case retries do not hit.
  */
 export const DEDUPE_TAIL_SLACK = 64;
 

@@ -189,3 +189,11 @@ describe('idempotency key records', () => {
     expect(pendingScanStart({ ...legacy, headRevision: 1_000 })).toBe(1_001 - dedupeWindow(1));
   });
 });
+
+describe('the documented limit of the tail window', () => {
+  it('takes a loose retry that comes after more than DEDUPE_TAIL_SLACK other events for fresh: it would be written again', () => {
+    const batch = [fresh('B')];
+    const stream = recorded([batch[0]!, ...Array.from({ length: DEDUPE_TAIL_SLACK + 1 }, () => fresh())]);
+    expect(decideOnTail(STREAM, tailOf(stream, dedupeWindow(batch.length)), batch)).toEqual({ kind: 'fresh' });
+  });
+});
