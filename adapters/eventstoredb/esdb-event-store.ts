@@ -54,6 +54,7 @@ import { PENDING_SCAN_MAX_EVENTS, decideClaim, decideOnTail, dedupeWindow, resol
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, writeIdOf, type NormalizedEvent } from './envelope.js';
 import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
 import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
+import { CLAIMED_APPEND_DEADLINE_MS, budgetOf, callDeadlineMs, pauseWithinMs, reconcileCompletion, withLocalDeadline, type Budget } from './deadline.js';
 import { decideWritten, type StoredEvent } from './write-outcome.js';
 import { checkExpectation, chainedExpectedRevision, fromClientRevision, type StreamHeadRevision } from './revisions.js';
 
@@ -85,6 +86,8 @@ export const ESDB_LIMITS = Object.freeze({
   maxTransportRetries: 3,
   /** The first pause before such a re-send; the n-th waits n times this. */
   transportRetryBaseMs: 250,
+  /** Tries to record an idempotency key's 'completed' when other requests keep moving its stream. */
+  maxCompletionAttempts: 3,
   /** Events one $all page reads from the server while skipping system and internal events. */
   allPageEvents: 1_000,
   /** Streams verifyAll keeps a (revision, hash) entry for, ~200 bytes each. */
@@ -124,17 +127,17 @@ export class EsdbEventStore implements EventStore {
     return this.appendChained(streamId, batch, options);
   }
 
-  private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions): Promise<AppendResult> {
+  private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, budget: Budget = null): Promise<AppendResult> {
     // Every attempt's writeId: events carrying one of them were written by this call (perhaps by an
     // attempt whose answer was lost), events carrying another by a concurrent writer of the same batch.
     const ownWriteIds = new Set<string>();
     let transportRetries = 0;
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
-      let tail = await this.readStoredTail(streamId, dedupeWindow(batch.length));
+      let tail = await this.readStoredTail(streamId, dedupeWindow(batch.length), budget);
       let decision = decideOnTail(streamId, tail.map((e) => e.event), batch);
       if (decision.kind === 'read-further') {
         // The window cut through an earlier copy of this batch: one more read, just far enough back.
-        tail = await this.readStoredTail(streamId, decision.count);
+        tail = await this.readStoredTail(streamId, decision.count, budget);
         decision = decideOnTail(streamId, tail.map((e) => e.event), batch, false);
       }
       invariant(decision.kind !== 'read-further', 'a second tail read decides');
@@ -150,7 +153,12 @@ export class EsdbEventStore implements EventStore {
       const writeId = randomUUID();
       ownWriteIds.add(writeId);
       try {
-        const written = await this.client.appendToStream(streamId, chained.map((e) => toEventData(e, writeId)), { expectedRevision: chainedExpectedRevision(head) });
+        const deadline = callDeadlineMs(budget, monotonicMs());
+        const written = await withLocalDeadline(
+          this.client.appendToStream(streamId, chained.map((e) => toEventData(e, writeId)), { expectedRevision: chainedExpectedRevision(head), deadline }),
+          deadline,
+          `append to ${streamId}`,
+        );
         // With throwOnAppendFailure=false in the connection string the client answers a lost race instead of throwing it.
         if (!written.success) continue;
         // A success is also the server's answer to a concurrent writer's identical batch (same ids at the
@@ -158,7 +166,7 @@ export class EsdbEventStore implements EventStore {
         const lastRevision = fromClientRevision(written.nextExpectedRevision);
         const firstRevision = lastRevision - batch.length + 1;
         invariant(firstRevision >= 0, `append to ${streamId} answered revision ${lastRevision} for a batch of ${batch.length}`);
-        const readBack = await this.readStored(streamId, { direction: FORWARDS, fromRevision: BigInt(firstRevision), maxCount: BigInt(batch.length) });
+        const readBack = await this.readStored(streamId, { direction: FORWARDS, fromRevision: BigInt(firstRevision), maxCount: BigInt(batch.length) }, budget);
         const result = decideWritten(streamId, batch, readBack, ownWriteIds);
         if (result.status === 'appended') invariant(result.firstRevision === chained[0]!.revision, `append to ${streamId} landed at ${result.firstRevision}, chained for ${chained[0]!.revision}`);
         return this.answered(result);
@@ -169,7 +177,7 @@ export class EsdbEventStore implements EventStore {
           transportRetries += 1;
           // The write may have happened; the next tail read finds it by its ids and owns it by its writeId.
           // The client reconnects (to the new leader, after an election) meanwhile; give it a moment, growing.
-          await new Promise((resolve) => setTimeout(resolve, ESDB_LIMITS.transportRetryBaseMs * transportRetries));
+          await new Promise((resolve) => setTimeout(resolve, pauseWithinMs(budget, monotonicMs(), ESDB_LIMITS.transportRetryBaseMs * transportRetries)));
           continue;
         }
         throw mapped;
@@ -194,11 +202,13 @@ export class EsdbEventStore implements EventStore {
    */
   private async appendClaimed(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, claim: IdempotencyClaim): Promise<AppendResult> {
     const keyStream = KEY_STREAM(claim.key);
+    // Every call from here on shares one deadline, so the whole request ends well inside the claim's lease.
+    const budget = budgetOf(monotonicMs(), CLAIMED_APPEND_DEADLINE_MS);
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
-      const decision = decideClaim(await this.lastKeyRecord(keyStream), claim);
+      const decision = decideClaim(await this.lastKeyRecord(keyStream, budget), claim);
       if (decision.kind === 'answered') return decision.result;
       if (decision.kind === 'pending') {
-        const resolution = resolvePending(decision.claim, await scanForClaim(decision.claim, (fromRevision, maxCount) => this.readStream(decision.claim.streamId, { fromRevision, maxCount })), this.options.nowMs());
+        const resolution = resolvePending(decision.claim, await scanForClaim(decision.claim, (fromRevision, maxCount) => this.readStoredEvents(decision.claim.streamId, fromRevision, maxCount, budget)), this.options.nowMs());
         if (resolution.kind === 'wait') {
           throw new EventStoreError('IDEMPOTENCY_KEY_PENDING', `idempotency key ${claim.key} is held by a request still in progress; retry in a few seconds`);
         }
@@ -208,39 +218,61 @@ export class EsdbEventStore implements EventStore {
         const record: KeyRecord = resolution.kind === 'complete'
           ? { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(resolution.result) }
           : { kind: 'released', requestDigest: claim.requestDigest };
-        if (!(await this.appendKeyRecord(keyStream, record, decision.revision))) continue;
+        if (!(await this.appendKeyRecord(keyStream, record, decision.revision, budget))) continue;
         if (resolution.kind === 'complete') return resolution.result;
         continue;
       }
       // The head before the claim bounds where the claimant's events can land: a later request scans from there.
-      const [newest] = await this.readStoredTail(streamId, 1);
+      const [newest] = await this.readStoredTail(streamId, 1, budget);
       const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId, eventIds: batch.map((e) => e.eventId), claimedAtMs: this.options.nowMs(), headRevision: newest ? newest.event.revision : null };
-      if (!(await this.appendKeyRecord(keyStream, claimed, decision.afterRevision))) continue;
+      if (!(await this.appendKeyRecord(keyStream, claimed, decision.afterRevision, budget))) continue;
       const claimRevision = decision.afterRevision === null ? 0 : decision.afterRevision + 1;
       let result: AppendResult;
       try {
-        result = await this.appendChained(streamId, batch, options);
+        result = await this.appendChained(streamId, batch, options, budget);
       } catch (error) {
         // A refusal means the events are not in: free the key, as PostgreSQL's rolled-back transaction does.
         // A lost answer may have written them: the claim stays pending, and the next request with the key
         // completes it by scanning forwards from the head it recorded, or releases it once the lease shows nothing came.
         if (!(error instanceof EventStoreUnavailableError)) {
-          await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision).catch(() => false);
+          await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision, budget).catch(() => false);
         }
         throw error;
       }
-      await this.appendKeyRecord(keyStream, { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) }, claimRevision);
+      await this.recordCompleted(keyStream, claim.requestDigest, result, claimRevision, budget);
       return result;
     }
     throw new EventStoreError('APPEND_CONTENDED', `idempotency key ${claim.key}: lost the race for its record ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);
   }
 
+  /**
+   * Records 'completed' at the claim's next revision; when another request moved the key stream first,
+   * reads it again and reconciles (reconcileCompletion), a bounded number of times. The events are in
+   * either way: a failure here leaves the claim pending, and the next request completes it by its scan.
+   */
+  private async recordCompleted(keyStream: string, requestDigest: string, result: AppendResult, claimRevision: number, budget: Budget): Promise<void> {
+    const record: KeyRecord = { kind: 'completed', requestDigest, result: storeResult(result) };
+    let afterRevision = claimRevision;
+    for (let attempt = 0; attempt < ESDB_LIMITS.maxCompletionAttempts; attempt += 1) {
+      if (await this.appendKeyRecord(keyStream, record, afterRevision, budget)) return;
+      const reconciliation = reconcileCompletion(await this.lastKeyRecord(keyStream, budget), requestDigest);
+      if (reconciliation.kind === 'leave') return;
+      afterRevision = reconciliation.afterRevision;
+    }
+  }
+
   /** Appends one key record after `afterRevision` (null: the stream is new); false when another request moved it first. */
-  private async appendKeyRecord(keyStream: string, record: KeyRecord, afterRevision: number | null): Promise<boolean> {
+  private async appendKeyRecord(keyStream: string, record: KeyRecord, afterRevision: number | null, budget: Budget): Promise<boolean> {
     try {
-      const written = await this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
-        expectedRevision: afterRevision === null ? NO_STREAM : BigInt(afterRevision),
-      });
+      const deadline = callDeadlineMs(budget, monotonicMs());
+      const written = await withLocalDeadline(
+        this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
+          expectedRevision: afterRevision === null ? NO_STREAM : BigInt(afterRevision),
+          deadline,
+        }),
+        deadline,
+        `append to ${keyStream}`,
+      );
       return written.success;
     } catch (error) {
       if (isWrongExpectedVersion(error)) return false;
@@ -248,19 +280,23 @@ export class EsdbEventStore implements EventStore {
     }
   }
 
-  private async lastKeyRecord(keyStream: string): Promise<{ record: KeyRecord; revision: number } | null> {
-    const [last] = await this.readRaw(keyStream, { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
+  private async lastKeyRecord(keyStream: string, budget: Budget = null): Promise<{ record: KeyRecord; revision: number } | null> {
+    const [last] = await this.readRaw(keyStream, { direction: BACKWARDS, fromRevision: END, maxCount: 1n }, budget);
     if (!last?.event) return null;
     return { record: last.event.data as unknown as KeyRecord, revision: fromClientRevision(last.event.revision) };
   }
 
   /** The last `count` events with their writeIds, newest first; [] for a stream that does not exist. */
-  private readStoredTail(streamId: string, count: number): Promise<StoredEvent[]> {
-    return this.readStored(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: BigInt(Math.min(count, EVENT_STORE_LIMITS.maxReadCount)) });
+  private readStoredTail(streamId: string, count: number, budget: Budget): Promise<StoredEvent[]> {
+    return this.readStored(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: BigInt(Math.min(count, EVENT_STORE_LIMITS.maxReadCount)) }, budget);
   }
 
-  private async readStored(streamId: string, options: { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint }): Promise<StoredEvent[]> {
-    return (await this.readRaw(streamId, options)).map((resolved) => ({ event: fromResolvedEvent(resolved), writeId: writeIdOf(resolved) }));
+  private async readStoredEvents(streamId: string, fromRevision: number, maxCount: number, budget: Budget): Promise<RecordedEvent[]> {
+    return (await this.readStored(streamId, { direction: FORWARDS, fromRevision: BigInt(fromRevision), maxCount: BigInt(maxCount) }, budget)).map((e) => e.event);
+  }
+
+  private async readStored(streamId: string, options: RawReadOptions, budget: Budget): Promise<StoredEvent[]> {
+    return (await this.readRaw(streamId, options, budget)).map((resolved) => ({ event: fromResolvedEvent(resolved), writeId: writeIdOf(resolved) }));
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -271,10 +307,12 @@ export class EsdbEventStore implements EventStore {
     return resolved.map(fromResolvedEvent);
   }
 
-  private async readRaw(streamId: string, options: { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint }): Promise<ResolvedEvent[]> {
+  /** A stream read; with a budget, under what is left of it (a read is one gRPC call: the client enforces its deadline). */
+  private async readRaw(streamId: string, options: RawReadOptions, budget: Budget = null): Promise<ResolvedEvent[]> {
     const out: ResolvedEvent[] = [];
     try {
-      for await (const resolved of this.client.readStream(streamId, options)) out.push(resolved);
+      const deadline = callDeadlineMs(budget, monotonicMs());
+      for await (const resolved of this.client.readStream(streamId, deadline === undefined ? options : { ...options, deadline })) out.push(resolved);
     } catch (error) {
       if (isStreamNotFound(error)) return [];
       throw mapClientError(error, { streamId });
@@ -454,6 +492,13 @@ export class EsdbEventStore implements EventStore {
     this.appended.removeAllListeners();
     await this.client.dispose();
   }
+}
+
+type RawReadOptions = { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint };
+
+/** Budgets run on a monotonic clock: a wall-clock step must not stretch or cut an append's deadline. */
+function monotonicMs(): number {
+  return performance.now();
 }
 
 function boundedCount(maxCount: number | undefined): number {
