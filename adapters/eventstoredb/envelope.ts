@@ -5,7 +5,7 @@ import { canonicalJson } from '../../domain/codec.js';
 import { GENESIS_HASH, chainHash } from '../event-store/hash-chain.js';
 import type { JsonObject, NewEvent, RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError } from '../../domain/ports/event-store-errors.js';
-import { toLogPosition } from './positions.js';
+import { hasLogPosition, toLogPosition } from './positions.js';
 import { fromClientRevision, type StreamHeadRevision } from './revisions.js';
 
 /**
@@ -75,7 +75,7 @@ export function fromResolvedEvent(resolved: ResolvedEvent): RecordedEvent {
   if (!chain || typeof chain.hash !== 'string' || typeof chain.prevHash !== 'string' || typeof chain.recordedAtMs !== 'number' || typeof chain.schemaVersion !== 'number') {
     throw new EventStoreError('EVENT_STORE_FOREIGN_EVENT', `event ${event.id} in ${event.streamId} carries no TrainLedger chain metadata; was it written by another tool?`);
   }
-  if (!event.position) throw new EventStoreError('EVENT_STORE_FAILED', `event ${event.id} in ${event.streamId} came back without its $all position; the server is older than this adapter supports`);
+  if (!hasLogPosition(event.position)) throw unsupportedServer(`event ${event.id} in ${event.streamId} came back without its $all position`);
   return {
     streamId: event.streamId,
     revision: fromClientRevision(event.revision),
@@ -95,4 +95,13 @@ export function fromResolvedEvent(resolved: ResolvedEvent): RecordedEvent {
 export function writeIdOf(resolved: ResolvedEvent): string | null {
   const writeId = (resolved.event?.metadata as Partial<StoredMetadata> | undefined)?.trainledger?.writeId;
   return typeof writeId === 'string' ? writeId : null;
+}
+
+/**
+ * Stream reads without $all positions (servers before 21.10, which send 2^64 - 1) are refused: every
+ * append result, dedupe answer and checkpoint here is a position read from a stream. The start-up probe
+ * checks for it too, where it can read a stream.
+ */
+export function unsupportedServer(detail: string): EventStoreError {
+  return new EventStoreError('EVENT_STORE_UNSUPPORTED_SERVER', `${detail}: the EventStoreDB server is older than this adapter supports (stream reads must carry $all positions, EventStoreDB 21.10 or later / KurrentDB)`);
 }

@@ -19,6 +19,20 @@ export function toClientPosition(position: LogPosition): Position {
   return { commit: position.transactionId, prepare: position.globalPosition };
 }
 
+/**
+ * Whether a stream read carried a real $all position. The client always fills one in (protobuf
+ * defaults), so "absent" never reaches this adapter as undefined: servers before 21.10 answer stream
+ * reads with commit = prepare = 2^64 - 1 ("no position"); 0/0 is a real position (the log's start).
+ */
+export function hasLogPosition(position: Position | undefined): position is Position {
+  if (position === undefined) return false;
+  if (position.commit === NO_POSITION_U64 && position.prepare === NO_POSITION_U64) return false;
+  return position.commit >= 0n && position.prepare >= 0n && position.commit <= NO_POSITION_U64 - 1n && position.prepare <= NO_POSITION_U64 - 1n;
+}
+
+/** What old servers send for "this read has no $all position". */
+export const NO_POSITION_U64 = (1n << 64n) - 1n;
+
 /** Where a forward read of $all starts for "strictly after `after`": START for the log's start, else `after` itself (inclusive; the caller drops it). */
 export function readFrom(after: LogPosition): ReadPosition {
   return after.transactionId === LOG_START.transactionId && after.globalPosition === LOG_START.globalPosition ? START : toClientPosition(after);

@@ -26,7 +26,7 @@ import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData } from '../
 import { isStreamNotFound, isWrongExpectedVersion, mapClientError } from '../../adapters/eventstoredb/errors.js';
 import { parseEsdbUrl } from '../../adapters/eventstoredb/esdb-url.js';
 import { isDomainEvent } from '../../adapters/eventstoredb/esdb-event-store.js';
-import { decodeCheckpoint, encodeCheckpoint, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
+import { NO_POSITION_U64, decodeCheckpoint, encodeCheckpoint, hasLogPosition, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
 import { checkExpectation, chainedExpectedRevision, expectationHolds, fromClientCurrentRevision, toClientExpectedRevision } from '../../adapters/eventstoredb/revisions.js';
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
@@ -188,6 +188,20 @@ describe('the event envelope', () => {
     expect(() => fromResolvedEvent(foreign)).toThrow(expect.objectContaining({ code: 'EVENT_STORE_FOREIGN_EVENT' }));
     const binary = { event: { ...foreign.event!, isJson: false } } as unknown as ResolvedEvent;
     expect(() => fromResolvedEvent(binary)).toThrow(expect.objectContaining({ code: 'EVENT_STORE_FOREIGN_EVENT' }));
+  });
+
+  it('refuses a stream read without $all positions (2^64 - 1 from servers before 21.10) with EVENT_STORE_UNSUPPORTED_SERVER', () => {
+    const [c] = chainEvents('run-1', [normalizeEvent({ eventId: randomUUID(), type: 'A', data: {} })], { revision: null, hash: null }, 1);
+    const data = toEventData(c!, 'w');
+    const at = (position: unknown) => ({ event: { streamId: 'run-1', id: data.id, isJson: true, type: data.type, data: data.data, metadata: data.metadata, revision: 0n, created: new Date(), position } }) as unknown as ResolvedEvent;
+    const none = (1n << 64n) - 1n;
+    expect(NO_POSITION_U64).toBe(none);
+    for (const position of [{ commit: none, prepare: none }, { commit: none, prepare: 5n }, undefined]) {
+      expect(() => fromResolvedEvent(at(position))).toThrow(expect.objectContaining({ code: 'EVENT_STORE_UNSUPPORTED_SERVER' }));
+    }
+    expect(fromResolvedEvent(at({ commit: 0n, prepare: 0n })).position).toEqual(LOG_START);
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: none - 1n }), fc.bigInt({ min: 0n, max: none - 1n }), (commit, prepare) => hasLogPosition({ commit, prepare })));
+    expect(hasLogPosition({ commit: none, prepare: none })).toBe(false);
   });
 
   it('counts only domain streams as the log: not $ system streams, $ event types or the # internal ones', () => {
