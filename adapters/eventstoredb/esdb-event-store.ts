@@ -53,7 +53,7 @@ import { verifyChain } from '../event-store/verify-chain.js';
 import { PENDING_SCAN_MAX_EVENTS, decideClaim, decideOnTail, dedupeWindow, resolvePending, scanForClaim, storeResult, type KeyRecord } from './dedupe.js';
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, writeIdOf, type NormalizedEvent } from './envelope.js';
 import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
-import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
+import { decideCheckpoint, decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
 import { CLAIMED_APPEND_DEADLINE_MS, budgetOf, callDeadlineMs, pauseWithinMs, reconcileCompletion, withLocalDeadline, type Budget } from './deadline.js';
 import { decideWritten, type StoredEvent } from './write-outcome.js';
 import { checkExpectation, chainedExpectedRevision, fromClientRevision, type StreamHeadRevision } from './revisions.js';
@@ -88,6 +88,8 @@ export const ESDB_LIMITS = Object.freeze({
   transportRetryBaseMs: 250,
   /** Tries to record an idempotency key's 'completed' when other requests keep moving its stream. */
   maxCompletionAttempts: 3,
+  /** Tries to save a checkpoint when other runners keep moving its stream. */
+  maxCheckpointAttempts: 5,
   /** Events one $all page reads from the server while skipping system and internal events. */
   allPageEvents: 1_000,
   /** Streams verifyAll keeps a (revision, hash) entry for, ~200 bytes each. */
@@ -378,23 +380,39 @@ export class EsdbEventStore implements EventStore {
   }
 
   async loadCheckpoint(subscriptionId: string): Promise<LogPosition> {
-    const [last] = await this.readRaw(CHECKPOINT_STREAM(subscriptionId), { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
-    if (!last?.event) return LOG_START;
-    return decodeCheckpoint((last.event.data as { position?: unknown }).position);
+    return (await this.storedCheckpoint(CHECKPOINT_STREAM(subscriptionId)))?.position ?? LOG_START;
   }
 
+  private async storedCheckpoint(streamId: string): Promise<{ position: LogPosition; revision: number } | null> {
+    const [last] = await this.readRaw(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
+    if (!last?.event) return null;
+    return { position: decodeCheckpoint((last.event.data as { position?: unknown }).position), revision: fromClientRevision(last.event.revision) };
+  }
+
+  /** Forwards only (decideCheckpoint), appended at the checkpoint stream's exact last revision; a lost race is read and decided again. */
   async saveCheckpoint(subscriptionId: string, position: LogPosition): Promise<void> {
     const streamId = CHECKPOINT_STREAM(subscriptionId);
-    try {
-      await this.client.appendToStream(streamId, jsonEvent({ type: 'TrainLedger.Checkpoint', data: { position: encodeCheckpoint(position), savedAtMs: this.options.nowMs() } }));
-      if (!this.cappedCheckpointStreams.has(streamId)) {
-        // Only the newest record matters: cap the stream so scavenging reclaims the rest.
-        await this.client.setStreamMetadata(streamId, { maxCount: CHECKPOINT_STREAM_MAX_COUNT });
-        if (this.cappedCheckpointStreams.size < ESDB_LIMITS.rememberedCheckpointStreams) this.cappedCheckpointStreams.add(streamId);
+    const data = { position: encodeCheckpoint(position), savedAtMs: this.options.nowMs() };
+    for (let attempt = 0; attempt < ESDB_LIMITS.maxCheckpointAttempts; attempt += 1) {
+      const decision = decideCheckpoint(subscriptionId, await this.storedCheckpoint(streamId), position);
+      if (decision.kind === 'skip') return;
+      try {
+        const written = await this.client.appendToStream(streamId, jsonEvent({ type: 'TrainLedger.Checkpoint', data }), {
+          expectedRevision: decision.afterRevision === null ? NO_STREAM : BigInt(decision.afterRevision),
+        });
+        if (!written.success) continue;
+        if (!this.cappedCheckpointStreams.has(streamId)) {
+          // Only the newest record matters: cap the stream so scavenging reclaims the rest.
+          await this.client.setStreamMetadata(streamId, { maxCount: CHECKPOINT_STREAM_MAX_COUNT });
+          if (this.cappedCheckpointStreams.size < ESDB_LIMITS.rememberedCheckpointStreams) this.cappedCheckpointStreams.add(streamId);
+        }
+        return;
+      } catch (error) {
+        if (isWrongExpectedVersion(error)) continue;
+        throw mapClientError(error, { streamId });
       }
-    } catch (error) {
-      throw mapClientError(error, { streamId });
     }
+    throw new EventStoreError('APPEND_CONTENDED', `checkpoint ${subscriptionId}: lost the race for its stream ${ESDB_LIMITS.maxCheckpointAttempts} times in a row; is more than one runner saving it?`);
   }
 
   async lookupIdempotencyKey(key: string): Promise<StoredIdempotentResult | null> {

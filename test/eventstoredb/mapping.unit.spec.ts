@@ -26,7 +26,7 @@ import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData } from '../
 import { isStreamNotFound, isWrongExpectedVersion, mapClientError } from '../../adapters/eventstoredb/errors.js';
 import { parseEsdbUrl } from '../../adapters/eventstoredb/esdb-url.js';
 import { isDomainEvent } from '../../adapters/eventstoredb/esdb-event-store.js';
-import { NO_POSITION_U64, decodeCheckpoint, encodeCheckpoint, hasLogPosition, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
+import { NO_POSITION_U64, decideCheckpoint, decodeCheckpoint, encodeCheckpoint, hasLogPosition, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
 import { checkExpectation, chainedExpectedRevision, expectationHolds, fromClientCurrentRevision, toClientExpectedRevision } from '../../adapters/eventstoredb/revisions.js';
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
@@ -161,6 +161,26 @@ describe('ESDB_URL', () => {
       expect(() => parseEsdbUrl(bad)).toThrow(ConfigError);
     }
     expect(() => parseEsdbUrl('https://admin:hunter2@node1:2113')).toThrow(expect.objectContaining({ message: expect.not.stringContaining('hunter2') }));
+  });
+});
+
+describe('saving a checkpoint', () => {
+  it('property: moves only forwards, at the exact revision read; equal is a no-op; LOG_START is the one reset allowed', () => {
+    fc.assert(
+      fc.property(position, position, fc.nat({ max: 1_000_000 }), (stored, next, revision) => {
+        const order = comparePositions(next, stored);
+        const decide = () => decideCheckpoint('sub', { position: stored, revision }, next);
+        if (order === 0) expect(decide()).toEqual({ kind: 'skip' });
+        else if (order > 0 || comparePositions(next, LOG_START) === 0) expect(decide()).toEqual({ kind: 'write', afterRevision: revision });
+        else expect(decide).toThrow(expect.objectContaining({ code: 'CHECKPOINT_BACKWARDS' }));
+      }),
+    );
+  });
+
+  it('writes the first checkpoint of a subscription at NO_STREAM, and refuses a slower runner\'s older position', () => {
+    expect(decideCheckpoint('sub', null, { transactionId: 5n, globalPosition: 5n })).toEqual({ kind: 'write', afterRevision: null });
+    expect(() => decideCheckpoint('sub', { position: { transactionId: 9n, globalPosition: 9n }, revision: 3 }, { transactionId: 9n, globalPosition: 8n })).toThrow(/refusing to move it back to 9\/8/);
+    expect(decideCheckpoint('sub', { position: { transactionId: 9n, globalPosition: 9n }, revision: 3 }, LOG_START)).toEqual({ kind: 'write', afterRevision: 3 });
   });
 });
 
