@@ -429,15 +429,18 @@ export class EsdbEventStore implements EventStore {
    * start, and an edited event (only possible by rewriting the database files) as a hash mismatch.
    */
   async verifyStream(streamId: string): Promise<ChainVerification> {
-    const events: RecordedEvent[] = [];
-    for (let from = 0; ; ) {
-      const page = await this.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
-      events.push(...page);
-      if (page.length < EVENT_STORE_LIMITS.maxReadCount) break;
-      from = page[page.length - 1]!.revision + 1;
-    }
+    // The head first: events appended while the pages are read lie past it and are left for the next
+    // check, instead of a head read afterwards naming an event the pages never saw.
     const [newest] = await this.readStream(streamId, { direction: 'backwards', maxCount: 1 });
-    return verifyChain(streamId, events, newest ? { revision: newest.revision, headHash: newest.hash } : null);
+    if (!newest) return verifyChain(streamId, [], null);
+    const events: RecordedEvent[] = [];
+    for (let from: number | null = 0; from !== null; ) {
+      const page = await this.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
+      const next = pageUpToHead(page, newest.revision, EVENT_STORE_LIMITS.maxReadCount);
+      events.push(...next.keep);
+      from = next.nextFrom;
+    }
+    return verifyChain(streamId, events, { revision: newest.revision, headHash: newest.hash });
   }
 
   /**
@@ -517,6 +520,17 @@ type RawReadOptions = { direction: typeof FORWARDS | typeof BACKWARDS; fromRevis
 /** Budgets run on a monotonic clock: a wall-clock step must not stretch or cut an append's deadline. */
 function monotonicMs(): number {
   return performance.now();
+}
+
+/**
+ * One forward page of a stream check that stops at `headRevision`: the events to keep (up to the head)
+ * and where the next page starts (null: done, the head or the stream's end reached).
+ */
+export function pageUpToHead(page: readonly RecordedEvent[], headRevision: number, pageEvents: number): { keep: RecordedEvent[]; nextFrom: number | null } {
+  const keep = page.filter((e) => e.revision <= headRevision);
+  const last = page[page.length - 1];
+  if (last === undefined || page.length < pageEvents || last.revision >= headRevision) return { keep, nextFrom: null };
+  return { keep, nextFrom: last.revision + 1 };
 }
 
 function boundedCount(maxCount: number | undefined): number {

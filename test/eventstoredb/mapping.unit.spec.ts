@@ -18,14 +18,14 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import { describe, expect, it } from 'vitest';
-import { LOG_START, comparePositions, type ExpectedRevision, type LogPosition } from '../../domain/ports/event-store.js';
+import { LOG_START, comparePositions, type ExpectedRevision, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError, InvalidAppendError, WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
 import { verifyChain } from '../../adapters/event-store/verify-chain.js';
 import { ConfigError } from '../../adapters/config.js';
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData } from '../../adapters/eventstoredb/envelope.js';
 import { isStreamNotFound, isWrongExpectedVersion, mapClientError } from '../../adapters/eventstoredb/errors.js';
 import { parseEsdbUrl } from '../../adapters/eventstoredb/esdb-url.js';
-import { isDomainEvent } from '../../adapters/eventstoredb/esdb-event-store.js';
+import { isDomainEvent, pageUpToHead } from '../../adapters/eventstoredb/esdb-event-store.js';
 import { NO_POSITION_U64, decideCheckpoint, decodeCheckpoint, encodeCheckpoint, hasLogPosition, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
 import { checkExpectation, chainedExpectedRevision, expectationHolds, fromClientCurrentRevision, toClientExpectedRevision } from '../../adapters/eventstoredb/revisions.js';
 
@@ -230,5 +230,33 @@ describe('the event envelope', () => {
     expect(isDomainEvent('$$run-1', '$metadata')).toBe(false);
     expect(isDomainEvent('#trainledger/checkpoint/ledger', 'TrainLedger.Checkpoint')).toBe(false);
     expect(isDomainEvent('run-1', '$>')).toBe(false);
+  });
+});
+
+describe('verifying one stream', () => {
+  const ev = (revision: number) => ({ revision }) as RecordedEvent;
+  const stream = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i));
+
+  it('property: pages up to the head read first, never past it, and stops there', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 300 }), fc.nat({ max: 50 }), fc.integer({ min: 1, max: 40 }), (head, appendedSince, pageEvents) => {
+        // The stream as it is while the check pages through it: `appendedSince` more events than the head it read.
+        const all = stream(0, head + appendedSince);
+        const kept: number[] = [];
+        let pages = 0;
+        for (let from: number | null = 0; from !== null; pages += 1) {
+          const next = pageUpToHead(all.slice(from, from + pageEvents), head, pageEvents);
+          kept.push(...next.keep.map((e) => e.revision));
+          from = next.nextFrom;
+        }
+        expect(kept).toEqual(stream(0, head).map((e) => e.revision));
+        expect(pages).toBe(Math.ceil((head + 1) / pageEvents));
+      }),
+    );
+  });
+
+  it('stops at a short page (the end) even below the head', () => {
+    expect(pageUpToHead(stream(0, 2), 10, 5)).toEqual({ keep: stream(0, 2), nextFrom: null });
+    expect(pageUpToHead([], 10, 5)).toEqual({ keep: [], nextFrom: null });
   });
 });
