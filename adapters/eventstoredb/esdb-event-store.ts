@@ -90,6 +90,10 @@ export const ESDB_LIMITS = Object.freeze({
   maxCompletionAttempts: 3,
   /** Tries to save a checkpoint when other runners keep moving its stream. */
   maxCheckpointAttempts: 5,
+  /** First pause before restarting a lost live wake-up subscription; it doubles per loss in a row. */
+  liveRestartBaseMs: 500,
+  /** Longest pause between restarts of the live wake-up subscription. */
+  liveRestartMaxMs: 30_000,
   /** Events one $all page reads from the server while skipping system and internal events. */
   allPageEvents: 1_000,
   /** Streams verifyAll keeps a (revision, hash) entry for, ~200 bytes each. */
@@ -111,6 +115,10 @@ export class EsdbEventStore implements EventStore {
   private readonly appended = new EventEmitter();
   private readonly cappedCheckpointStreams = new Set<string>();
   private live: AllStreamSubscription | null = null;
+  private liveRestart: NodeJS.Timeout | null = null;
+  /** Live subscriptions lost in a row since the last event one delivered. */
+  private liveFailures = 0;
+  private closed = false;
 
   constructor(readonly client: EventStoreDBClient, private readonly options: EsdbEventStoreOptions) {
     this.appended.setMaxListeners(0);
@@ -482,11 +490,11 @@ export class EsdbEventStore implements EventStore {
    * Own appends wake listeners at once; with liveWakeups, a catch-up subscription to $all from its end,
    * filtered to domain streams on the server, wakes them for other processes' appends too. The
    * subscription only wakes: the reader still reads from its own checkpoint, so a dropped
-   * subscription costs latency (polling covers it), never an event.
+   * subscription costs latency (polling covers it), never an event; a lost one is restarted with backoff.
    */
   onAppended(listener: () => void): () => void {
     this.appended.on('appended', listener);
-    if (this.options.liveWakeups && !this.live) this.startLive();
+    if (this.options.liveWakeups && !this.live && !this.liveRestart && !this.closed) this.startLive();
     return () => {
       this.appended.off('appended', listener);
       if (this.appended.listenerCount('appended') === 0) this.stopLive();
@@ -494,21 +502,44 @@ export class EsdbEventStore implements EventStore {
   }
 
   private startLive(): void {
+    this.liveRestart = null;
     const live = this.client.subscribeToAll({ fromPosition: END, filter: streamNameFilter({ regex: DOMAIN_STREAMS_REGEX }) });
-    live.on('data', () => this.appended.emit('appended'));
-    live.on('error', () => {
-      if (this.live === live) this.live = null;
+    live.on('data', () => {
+      this.liveFailures = 0;
+      this.appended.emit('appended');
     });
+    // An error, or an end this store did not ask for (a leader change closes the call): start again after a
+    // growing pause while anyone listens. Readers poll meanwhile, and one wake-up on the restart covers
+    // whatever was appended while it was down.
+    const lost = () => {
+      if (this.live !== live) return;
+      this.live = null;
+      if (this.closed || this.appended.listenerCount('appended') === 0) return;
+      this.liveFailures += 1;
+      this.liveRestart = setTimeout(() => {
+        if (this.closed || this.live || this.appended.listenerCount('appended') === 0) return;
+        this.startLive();
+        this.appended.emit('appended');
+      }, liveRestartDelayMs(this.liveFailures));
+      this.liveRestart.unref();
+    };
+    live.on('error', lost);
+    live.on('end', lost);
+    live.on('close', lost);
     this.live = live;
   }
 
   private stopLive(): void {
+    if (this.liveRestart) clearTimeout(this.liveRestart);
+    this.liveRestart = null;
+    this.liveFailures = 0;
     const live = this.live;
     this.live = null;
     void live?.unsubscribe().catch(() => {});
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.stopLive();
     this.appended.removeAllListeners();
     await this.client.dispose();
@@ -531,6 +562,12 @@ export function pageUpToHead(page: readonly RecordedEvent[], headRevision: numbe
   const last = page[page.length - 1];
   if (last === undefined || page.length < pageEvents || last.revision >= headRevision) return { keep, nextFrom: null };
   return { keep, nextFrom: last.revision + 1 };
+}
+
+/** The pause before restarting a lost live subscription the n-th time in a row: doubling from half a second, at most 30 s. */
+export function liveRestartDelayMs(failures: number): number {
+  const n = Math.max(1, Math.min(failures, 32));
+  return Math.min(ESDB_LIMITS.liveRestartBaseMs * 2 ** (n - 1), ESDB_LIMITS.liveRestartMaxMs);
 }
 
 function boundedCount(maxCount: number | undefined): number {

@@ -25,7 +25,7 @@ import { ConfigError } from '../../adapters/config.js';
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData } from '../../adapters/eventstoredb/envelope.js';
 import { isStreamNotFound, isWrongExpectedVersion, mapClientError } from '../../adapters/eventstoredb/errors.js';
 import { parseEsdbUrl } from '../../adapters/eventstoredb/esdb-url.js';
-import { isDomainEvent, pageUpToHead } from '../../adapters/eventstoredb/esdb-event-store.js';
+import { isDomainEvent, liveRestartDelayMs, pageUpToHead } from '../../adapters/eventstoredb/esdb-event-store.js';
 import { NO_POSITION_U64, decideCheckpoint, decodeCheckpoint, encodeCheckpoint, hasLogPosition, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
 import { checkExpectation, chainedExpectedRevision, expectationHolds, fromClientCurrentRevision, toClientExpectedRevision } from '../../adapters/eventstoredb/revisions.js';
 
@@ -258,5 +258,17 @@ describe('verifying one stream', () => {
   it('stops at a short page (the end) even below the head', () => {
     expect(pageUpToHead(stream(0, 2), 10, 5)).toEqual({ keep: stream(0, 2), nextFrom: null });
     expect(pageUpToHead([], 10, 5)).toEqual({ keep: [], nextFrom: null });
+  });
+});
+
+describe('restarting the live wake-up subscription', () => {
+  it('property: waits longer after each loss in a row, from half a second, never more than 30 s', () => {
+    expect(liveRestartDelayMs(1)).toBe(500);
+    expect(liveRestartDelayMs(2)).toBe(1_000);
+    expect(liveRestartDelayMs(1_000)).toBe(30_000);
+    fc.assert(fc.property(fc.integer({ min: 1, max: 10_000 }), (n) => {
+      expect(liveRestartDelayMs(n + 1)).toBeGreaterThanOrEqual(liveRestartDelayMs(n));
+      expect(liveRestartDelayMs(n)).toBeLessThanOrEqual(30_000);
+    }));
   });
 });
