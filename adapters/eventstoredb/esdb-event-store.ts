@@ -152,8 +152,8 @@ export class EsdbEventStore implements EventStore {
       }
       invariant(decision.kind !== 'read-further', 'a second tail read decides');
       if (decision.kind === 'duplicate') {
-        const { firstRevision, lastRevision } = decision.result;
-        const stored = tail.filter((e) => e.event.revision >= firstRevision && e.event.revision <= lastRevision).reverse();
+        const tailById = new Map(tail.map((e) => [e.event.eventId.toLowerCase(), e]));
+        const stored = batch.map((e) => tailById.get(e.eventId)).filter((e): e is StoredEvent => e !== undefined);
         return this.answered(decideWritten(streamId, batch, stored, ownWriteIds));
       }
       const newest = tail[0]?.event;

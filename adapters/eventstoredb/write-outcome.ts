@@ -10,26 +10,29 @@ import type { NormalizedEvent } from './envelope.js';
 export type StoredEvent = Readonly<{ event: RecordedEvent; writeId: string | null }>;
 
 /**
- * `readBack` is the stream's events at the revisions the server's answer names for this batch, oldest
- * first. The server dedupes by event id only, so a success proves neither that this call wrote them nor
- * that the stored content is this batch's: both are checked here. Positions always come from the
- * read-back (the append's own answer carries the commit position of the transaction, which need not be
- * the last event's).
+ * `readBack` is the stored events this batch's ids were found at: after a success, the revisions the
+ * server's answer names; after a tail check, the tail's events with those ids. The server dedupes by
+ * event id only, so a success proves neither that this call wrote them nor that the stored content is
+ * this batch's: both are checked here, matching by id (a retry may list the ids in another order, as the
+ * PostgreSQL store allows). Positions always come from what was read (the append's own answer carries
+ * the commit position of the transaction, which need not be the last event's).
  */
 export function decideWritten(streamId: string, batch: readonly NormalizedEvent[], readBack: readonly StoredEvent[], ownWriteIds: ReadonlySet<string>): AppendResult {
   invariant(readBack.length === batch.length, `append to ${streamId}: read back ${readBack.length} events for a batch of ${batch.length}`);
-  readBack.forEach(({ event }, index) => {
-    const mine = batch[index]!;
-    if (event.eventId !== mine.eventId) {
-      throw new EventIdConflictError(streamId, mine.eventId, `the server answered the append at revision ${event.revision}, which holds event ${event.eventId}, not this batch's`);
+  const byId = new Map(readBack.map((e) => [e.event.eventId.toLowerCase(), e]));
+  for (const mine of batch) {
+    const stored = byId.get(mine.eventId);
+    if (!stored) {
+      const at = readBack.map((e) => e.event.revision).join(', ');
+      throw new EventIdConflictError(streamId, mine.eventId, `the server answered the append with revisions ${at}, which do not hold this event`);
     }
-    if (!sameEventContent(event, mine)) throw new EventIdConflictError(streamId, mine.eventId, 'the id is already used by an event with different content');
-    if (index > 0) invariant(event.revision === readBack[index - 1]!.event.revision + 1, `append to ${streamId}: read-back revisions are not contiguous`);
-  });
+    if (!sameEventContent(stored.event, mine)) throw new EventIdConflictError(streamId, mine.eventId, 'the id is already used by an event with different content');
+  }
   const ours = readBack.filter((e) => e.writeId !== null && ownWriteIds.has(e.writeId)).length;
   // One append is atomic: its events share one writeId, so a mix means the read-back is not one append.
   invariant(ours === 0 || ours === readBack.length, `append to ${streamId}: the read-back mixes this call's events with another writer's`);
-  const first = readBack[0]!.event;
-  const last = readBack[readBack.length - 1]!.event;
+  const sorted = [...readBack].sort((x, y) => x.event.revision - y.event.revision);
+  const first = sorted[0]!.event;
+  const last = sorted[sorted.length - 1]!.event;
   return { status: ours > 0 ? 'appended' : 'duplicate', streamId, firstRevision: first.revision, lastRevision: last.revision, position: last.position };
 }

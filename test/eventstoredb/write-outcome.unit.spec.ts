@@ -55,7 +55,14 @@ describe('after a successful append', () => {
     const batch = [fresh(1)];
     const otherContent = stored([{ ...batch[0]!, data: { n: 99 } }], null, 'w');
     expect(() => decideWritten(STREAM, batch, otherContent, new Set())).toThrow(EventIdConflictError);
-    expect(() => decideWritten(STREAM, batch, stored([fresh()], null, 'w'), new Set(['w']))).toThrow(/not this batch's/);
+    expect(() => decideWritten(STREAM, batch, stored([fresh()], null, 'w'), new Set(['w']))).toThrow(/do not hold this event/);
+  });
+
+  it('matches by id: a retry listing the ids in another order, or a subset, is the same duplicate', () => {
+    const batch = [fresh(1), fresh(2), fresh(3)];
+    const readBack = stored(batch, 6, 'w');
+    expect(decideWritten(STREAM, [batch[2]!, batch[0]!, batch[1]!], [readBack[2]!, readBack[0]!, readBack[1]!], new Set())).toMatchObject({ status: 'duplicate', firstRevision: 7, lastRevision: 9, position: readBack[2]!.event.position });
+    expect(decideWritten(STREAM, [batch[2]!, batch[0]!], [readBack[2]!, readBack[0]!], new Set())).toMatchObject({ status: 'duplicate', firstRevision: 7, lastRevision: 9 });
   });
 
   it('refuses a read-back that is not one append: wrong length, mixed writers', () => {
