@@ -137,11 +137,12 @@ export const PENDING_SCAN_MAX_EVENTS = 100_000;
 
 /**
  * The first revision a pending claim's events can be at: after the head recorded at claim time, less
- * the tail window the claimant's own dedupe check reads (it may have answered a duplicate found there).
+ * the furthest back the claimant's own dedupe check reads (its tail window, plus the read further back
+ * when that window cuts through a copy): it may have answered a duplicate found there.
  */
 export function pendingScanStart(claim: Claimed): number {
   if (claim.headRevision === undefined || claim.headRevision === null) return 0;
-  return Math.max(0, claim.headRevision + 1 - dedupeWindow(claim.eventIds.length));
+  return Math.max(0, claim.headRevision + 1 - dedupeWindow(claim.eventIds.length) - claim.eventIds.length);
 }
 
 /** What a forward scan from pendingScanStart found: the claim's events among those read, whether it reached the stream's end, and the last revision read. */

@@ -207,8 +207,8 @@ export class EsdbEventStore implements EventStore {
    * stream is claimed first (an append at the revision read, so one request wins), then the events go
    * in, then the result is recorded. A crash after the claim leaves it pending: the next request with the
    * key scans the stream forwards from the head recorded in the claim, finds the claimed events there (and
-   * completes the record) or, past the lease with none
-   * there, releases the key.
+   * completes the record) or, past the lease with none there, releases the key. The whole request runs
+   * under one deadline of half the lease, so a claimant past its lease has stopped writing.
    */
   private async appendClaimed(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, claim: IdempotencyClaim): Promise<AppendResult> {
     const keyStream = KEY_STREAM(claim.key);
@@ -218,7 +218,7 @@ export class EsdbEventStore implements EventStore {
       const decision = decideClaim(await this.lastKeyRecord(keyStream, budget), claim);
       if (decision.kind === 'answered') return decision.result;
       if (decision.kind === 'pending') {
-        const resolution = resolvePending(decision.claim, await scanForClaim(decision.claim, (fromRevision, maxCount) => this.readStoredEvents(decision.claim.streamId, fromRevision, maxCount, budget)), this.options.nowMs());
+        const resolution = resolvePending(decision.claim, await scanForClaim(decision.claim, (fromRevision, maxCount) => this.readStoredEvents(decision.claim.streamId, fromRevision, maxCount, budget), { pageEvents: ESDB_LIMITS.allPageEvents }), this.options.nowMs());
         if (resolution.kind === 'wait') {
           throw new EventStoreError('IDEMPOTENCY_KEY_PENDING', `idempotency key ${claim.key} is held by a request still in progress; retry in a few seconds`);
         }

@@ -152,8 +152,8 @@ describe('idempotency key records', () => {
     const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision: before - 1 };
     const pages: number[] = [];
     const scan = await scanForClaim(claimed, async (from, count) => (pages.push(from), stream.slice(from, from + count)), { pageEvents: 100 });
-    // It started just inside the tail window below the recorded head, and stopped once all were found.
-    expect(pages[0]).toBe(before - dedupeWindow(batch.length));
+    // It started just inside the furthest tail read below the recorded head, and stopped once all were found.
+    expect(pages[0]).toBe(before - dedupeWindow(batch.length) - batch.length);
     expect(pages.length).toBeLessThanOrEqual(2);
     expect(resolvePending(claimed, scan, IDEMPOTENCY_CLAIM_LEASE_MS * 100)).toMatchObject({ kind: 'complete', result: { firstRevision: before, lastRevision: before + 2 } });
     // The tail window alone (the old rule) would have missed them and released the key.
@@ -183,10 +183,22 @@ describe('idempotency key records', () => {
     );
   });
 
+  it('also finds events the claimant answered as duplicates from its tail reads, below the recorded head', async () => {
+    const size = 4;
+    const batch = Array.from({ length: size }, () => fresh());
+    // The copy's first event sits as far back as the claimant's tail check can reach: window plus the read further back.
+    const after = dedupeWindow(size) + size - 1 - size;
+    const stream = recorded([...Array.from({ length: 10 }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
+    const headRevision = stream.length - 1;
+    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision };
+    expect(pendingScanStart(claimed)).toBeLessThanOrEqual(10);
+    expect(resolvePending(claimed, await scanForClaim(claimed, reader(stream)), 0)).toMatchObject({ kind: 'complete', result: { firstRevision: 10, lastRevision: 13 } });
+  });
+
   it('scans a claim written before headRevision existed from revision 0', () => {
     const legacy = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: [randomUUID()], claimedAtMs: 0 };
     expect(pendingScanStart(legacy)).toBe(0);
-    expect(pendingScanStart({ ...legacy, headRevision: 1_000 })).toBe(1_001 - dedupeWindow(1));
+    expect(pendingScanStart({ ...legacy, headRevision: 1_000 })).toBe(1_001 - dedupeWindow(1) - 1);
   });
 });
 
