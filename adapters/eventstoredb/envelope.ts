@@ -5,7 +5,7 @@ import { canonicalJson } from '../../domain/codec.js';
 import { GENESIS_HASH, chainHash } from '../event-store/hash-chain.js';
 import type { JsonObject, NewEvent, RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError } from '../../domain/ports/event-store-errors.js';
-import { toLogPosition } from './positions.js';
+import { hasLogPosition, toLogPosition } from './positions.js';
 import { fromClientRevision, type StreamHeadRevision } from './revisions.js';
 
 /**
@@ -14,7 +14,13 @@ import { fromClientRevision, type StreamHeadRevision } from './revisions.js';
  * only TrainLedger needs (the chain, the schema version, the time the hash covers) sits under one key.
  */
 export type StoredMetadata = {
-  trainledger: { schemaVersion: number; recordedAtMs: number; prevHash: string; hash: string };
+  /**
+   * writeId: a random id per append attempt, outside the hashed content. Two writers racing the same
+   * batch both send the same event ids at the same expected revision and the server answers both with
+   * success (the second as an idempotent no-op); reading the events back and comparing writeIds is how
+   * each learns whether its own attempt wrote them. Absent on events written before it existed.
+   */
+  trainledger: { schemaVersion: number; recordedAtMs: number; prevHash: string; hash: string; writeId?: string };
   metadata: JsonObject;
 };
 
@@ -51,9 +57,9 @@ export function chainEvents(
   });
 }
 
-export function toEventData(event: ChainedEvent): EventData {
+export function toEventData(event: ChainedEvent, writeId: string): EventData {
   const metadata: StoredMetadata = {
-    trainledger: { schemaVersion: event.schemaVersion, recordedAtMs: event.recordedAtMs, prevHash: event.prevHash, hash: event.hash },
+    trainledger: { schemaVersion: event.schemaVersion, recordedAtMs: event.recordedAtMs, prevHash: event.prevHash, hash: event.hash, writeId },
     metadata: event.metadata,
   };
   return jsonEvent({ id: event.eventId, type: event.type, data: event.data, metadata });
@@ -69,7 +75,7 @@ export function fromResolvedEvent(resolved: ResolvedEvent): RecordedEvent {
   if (!chain || typeof chain.hash !== 'string' || typeof chain.prevHash !== 'string' || typeof chain.recordedAtMs !== 'number' || typeof chain.schemaVersion !== 'number') {
     throw new EventStoreError('EVENT_STORE_FOREIGN_EVENT', `event ${event.id} in ${event.streamId} carries no TrainLedger chain metadata; was it written by another tool?`);
   }
-  if (!event.position) throw new EventStoreError('EVENT_STORE_FAILED', `event ${event.id} in ${event.streamId} came back without its $all position; the server is older than this adapter supports`);
+  if (!hasLogPosition(event.position)) throw unsupportedServer(`event ${event.id} in ${event.streamId} came back without its $all position`);
   return {
     streamId: event.streamId,
     revision: fromClientRevision(event.revision),
@@ -83,4 +89,19 @@ export function fromResolvedEvent(resolved: ResolvedEvent): RecordedEvent {
     prevHash: chain.prevHash,
     hash: chain.hash,
   };
+}
+
+/** The append attempt that wrote this event (StoredMetadata.trainledger.writeId), or null when it carries none. */
+export function writeIdOf(resolved: ResolvedEvent): string | null {
+  const writeId = (resolved.event?.metadata as Partial<StoredMetadata> | undefined)?.trainledger?.writeId;
+  return typeof writeId === 'string' ? writeId : null;
+}
+
+/**
+ * Stream reads without $all positions (servers before 21.10, which send 2^64 - 1) are refused: every
+ * append result, dedupe answer and checkpoint here is a position read from a stream. The start-up probe
+ * checks for it too, where it can read a stream.
+ */
+export function unsupportedServer(detail: string): EventStoreError {
+  return new EventStoreError('EVENT_STORE_UNSUPPORTED_SERVER', `${detail}: the EventStoreDB server is older than this adapter supports (stream reads must carry $all positions, EventStoreDB 21.10 or later / KurrentDB)`);
 }

@@ -15,7 +15,7 @@
 //   batch over again. Projections must therefore be idempotent per event id (the SQL runner gets exactly-once
 //   by committing the checkpoint in the read models' transaction, which EventStoreDB cannot share).
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   BACKWARDS,
@@ -50,10 +50,12 @@ import { GENESIS_HASH, chainHash } from '../event-store/hash-chain.js';
 import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
 import { validateAppend } from '../event-store/validate-append.js';
 import { verifyChain } from '../event-store/verify-chain.js';
-import { decideClaim, decideOnTail, dedupeWindow, resolvePending, storeResult, type KeyRecord } from './dedupe.js';
-import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, type NormalizedEvent } from './envelope.js';
+import { PENDING_SCAN_MAX_EVENTS, decideClaim, decideOnTail, dedupeWindow, resolvePending, scanForClaim, storeResult, type KeyRecord } from './dedupe.js';
+import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData, writeIdOf, type NormalizedEvent } from './envelope.js';
 import { EventStoreUnavailableError, isStreamNotFound, isWrongExpectedVersion, mapClientError } from './errors.js';
-import { decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
+import { decideCheckpoint, decodeCheckpoint, encodeCheckpoint, readFrom, toLogPosition } from './positions.js';
+import { CLAIMED_APPEND_DEADLINE_MS, budgetOf, callDeadlineMs, pauseWithinMs, reconcileCompletion, withLocalDeadline, type Budget } from './deadline.js';
+import { decideWritten, type StoredEvent } from './write-outcome.js';
 import { checkExpectation, chainedExpectedRevision, fromClientRevision, type StreamHeadRevision } from './revisions.js';
 
 /**
@@ -84,6 +86,14 @@ export const ESDB_LIMITS = Object.freeze({
   maxTransportRetries: 3,
   /** The first pause before such a re-send; the n-th waits n times this. */
   transportRetryBaseMs: 250,
+  /** Tries to record an idempotency key's 'completed' when other requests keep moving its stream. */
+  maxCompletionAttempts: 3,
+  /** Tries to save a checkpoint when other runners keep moving its stream. */
+  maxCheckpointAttempts: 5,
+  /** First pause before restarting a lost live wake-up subscription; it doubles per loss in a row. */
+  liveRestartBaseMs: 500,
+  /** Longest pause between restarts of the live wake-up subscription. */
+  liveRestartMaxMs: 30_000,
   /** Events one $all page reads from the server while skipping system and internal events. */
   allPageEvents: 1_000,
   /** Streams verifyAll keeps a (revision, hash) entry for, ~200 bytes each. */
@@ -105,6 +115,10 @@ export class EsdbEventStore implements EventStore {
   private readonly appended = new EventEmitter();
   private readonly cappedCheckpointStreams = new Set<string>();
   private live: AllStreamSubscription | null = null;
+  private liveRestart: NodeJS.Timeout | null = null;
+  /** Live subscriptions lost in a row since the last event one delivered. */
+  private liveFailures = 0;
+  private closed = false;
 
   constructor(readonly client: EventStoreDBClient, private readonly options: EsdbEventStoreOptions) {
     this.appended.setMaxListeners(0);
@@ -123,41 +137,57 @@ export class EsdbEventStore implements EventStore {
     return this.appendChained(streamId, batch, options);
   }
 
-  private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions): Promise<AppendResult> {
-    // Set once an append was sent whose answer was lost (a timeout, a leader change): the write may have
-    // happened. The retry keeps the same event ids, so the tail check finds them if it did.
-    let maybeWritten = false;
+  private async appendChained(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, budget: Budget = null): Promise<AppendResult> {
+    // Every attempt's writeId: events carrying one of them were written by this call (perhaps by an
+    // attempt whose answer was lost), events carrying another by a concurrent writer of the same batch.
+    const ownWriteIds = new Set<string>();
     let transportRetries = 0;
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
-      const tail = await this.readTail(streamId, dedupeWindow(batch.length));
-      const decision = decideOnTail(streamId, tail, batch);
-      if (decision.kind === 'duplicate') {
-        if (!maybeWritten) return decision.result;
-        // Our own write whose reply was lost: it was this call that appended them.
-        this.appended.emit('appended');
-        return { ...decision.result, status: 'appended' };
+      let tail = await this.readStoredTail(streamId, dedupeWindow(batch.length), budget);
+      let decision = decideOnTail(streamId, tail.map((e) => e.event), batch);
+      if (decision.kind === 'read-further') {
+        // The window cut through an earlier copy of this batch: one more read, just far enough back.
+        tail = await this.readStoredTail(streamId, decision.count, budget);
+        decision = decideOnTail(streamId, tail.map((e) => e.event), batch, false);
       }
-      const newest = tail[0];
+      invariant(decision.kind !== 'read-further', 'a second tail read decides');
+      if (decision.kind === 'duplicate') {
+        const tailById = new Map(tail.map((e) => [e.event.eventId.toLowerCase(), e]));
+        const stored = batch.map((e) => tailById.get(e.eventId)).filter((e): e is StoredEvent => e !== undefined);
+        return this.answered(decideWritten(streamId, batch, stored, ownWriteIds));
+      }
+      const newest = tail[0]?.event;
       const head: StreamHeadRevision = newest ? newest.revision : null;
       checkExpectation(streamId, options.expectedRevision, head);
       const chained = chainEvents(streamId, batch, { revision: head, hash: newest?.hash ?? null }, this.options.nowMs());
+      const writeId = randomUUID();
+      ownWriteIds.add(writeId);
       try {
-        const written = await this.client.appendToStream(streamId, chained.map(toEventData), { expectedRevision: chainedExpectedRevision(head) });
+        const deadline = callDeadlineMs(budget, monotonicMs());
+        const written = await withLocalDeadline(
+          this.client.appendToStream(streamId, chained.map((e) => toEventData(e, writeId)), { expectedRevision: chainedExpectedRevision(head), deadline }),
+          deadline,
+          `append to ${streamId}`,
+        );
         // With throwOnAppendFailure=false in the connection string the client answers a lost race instead of throwing it.
         if (!written.success) continue;
-        const last = chained[chained.length - 1]!;
-        invariant(fromClientRevision(written.nextExpectedRevision) === last.revision, `append to ${streamId} landed at ${written.nextExpectedRevision}, chained for ${last.revision}`);
-        const position = written.position ? toLogPosition(written.position) : await this.positionOf(streamId, last.revision);
-        this.appended.emit('appended');
-        return { status: 'appended', streamId, firstRevision: chained[0]!.revision, lastRevision: last.revision, position };
+        // A success is also the server's answer to a concurrent writer's identical batch (same ids at the
+        // same expected revision): read the events back to learn whose they are and where they sit.
+        const lastRevision = fromClientRevision(written.nextExpectedRevision);
+        const firstRevision = lastRevision - batch.length + 1;
+        invariant(firstRevision >= 0, `append to ${streamId} answered revision ${lastRevision} for a batch of ${batch.length}`);
+        const readBack = await this.readStored(streamId, { direction: FORWARDS, fromRevision: BigInt(firstRevision), maxCount: BigInt(batch.length) }, budget);
+        const result = decideWritten(streamId, batch, readBack, ownWriteIds);
+        if (result.status === 'appended') invariant(result.firstRevision === chained[0]!.revision, `append to ${streamId} landed at ${result.firstRevision}, chained for ${chained[0]!.revision}`);
+        return this.answered(result);
       } catch (error) {
         if (isWrongExpectedVersion(error)) continue;
         const mapped = mapClientError(error, { streamId, expected: options.expectedRevision });
         if (mapped instanceof EventStoreUnavailableError && transportRetries < ESDB_LIMITS.maxTransportRetries) {
           transportRetries += 1;
-          maybeWritten = true;
+          // The write may have happened; the next tail read finds it by its ids and owns it by its writeId.
           // The client reconnects (to the new leader, after an election) meanwhile; give it a moment, growing.
-          await new Promise((resolve) => setTimeout(resolve, ESDB_LIMITS.transportRetryBaseMs * transportRetries));
+          await new Promise((resolve) => setTimeout(resolve, pauseWithinMs(budget, monotonicMs(), ESDB_LIMITS.transportRetryBaseMs * transportRetries)));
           continue;
         }
         throw mapped;
@@ -166,58 +196,93 @@ export class EsdbEventStore implements EventStore {
     throw new EventStoreError('APPEND_CONTENDED', `stream ${streamId}: lost the race for the head ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);
   }
 
+  /** Wakes listeners only for what this call wrote: a duplicate wrote nothing. */
+  private answered(result: AppendResult): AppendResult {
+    if (result.status === 'appended') this.appended.emit('appended');
+    return result;
+  }
+
   /**
    * An append under an idempotency key. Without a transaction spanning two streams, the key's own
    * stream is claimed first (an append at the revision read, so one request wins), then the events go
    * in, then the result is recorded. A crash after the claim leaves it pending: the next request with the
-   * key finds the claimed events in the stream (and completes the record) or, past the lease with none
-   * there, releases the key.
+   * key scans the stream forwards from the head recorded in the claim, finds the claimed events there (and
+   * completes the record) or, past the lease with none there, releases the key. The whole request runs
+   * under one deadline of half the lease, so a claimant past its lease has stopped writing.
    */
   private async appendClaimed(streamId: string, batch: readonly NormalizedEvent[], options: AppendOptions, claim: IdempotencyClaim): Promise<AppendResult> {
     const keyStream = KEY_STREAM(claim.key);
+    // Every call from here on shares one deadline, so the whole request ends well inside the claim's lease.
+    const budget = budgetOf(monotonicMs(), CLAIMED_APPEND_DEADLINE_MS);
     for (let attempt = 0; attempt < ESDB_LIMITS.maxAppendAttempts; attempt += 1) {
-      const decision = decideClaim(await this.lastKeyRecord(keyStream), claim);
+      const decision = decideClaim(await this.lastKeyRecord(keyStream, budget), claim);
       if (decision.kind === 'answered') return decision.result;
       if (decision.kind === 'pending') {
-        const tail = await this.readTail(decision.claim.streamId, dedupeWindow(decision.claim.eventIds.length));
-        const resolution = resolvePending(decision.claim, tail, this.options.nowMs());
+        const resolution = resolvePending(decision.claim, await scanForClaim(decision.claim, (fromRevision, maxCount) => this.readStoredEvents(decision.claim.streamId, fromRevision, maxCount, budget), { pageEvents: ESDB_LIMITS.allPageEvents }), this.options.nowMs());
         if (resolution.kind === 'wait') {
           throw new EventStoreError('IDEMPOTENCY_KEY_PENDING', `idempotency key ${claim.key} is held by a request still in progress; retry in a few seconds`);
+        }
+        if (resolution.kind === 'unresolved') {
+          throw new EventStoreError('IDEMPOTENCY_KEY_UNRESOLVED', `idempotency key ${claim.key}: its claimant crashed and its events were not found in the first ${PENDING_SCAN_MAX_EVENTS} events of ${decision.claim.streamId} after the claim (scanned to revision ${resolution.scannedTo}); an operator must check that stream and complete or release the key`);
         }
         const record: KeyRecord = resolution.kind === 'complete'
           ? { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(resolution.result) }
           : { kind: 'released', requestDigest: claim.requestDigest };
-        if (!(await this.appendKeyRecord(keyStream, record, decision.revision))) continue;
+        if (!(await this.appendKeyRecord(keyStream, record, decision.revision, budget))) continue;
         if (resolution.kind === 'complete') return resolution.result;
         continue;
       }
-      const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId, eventIds: batch.map((e) => e.eventId), claimedAtMs: this.options.nowMs() };
-      if (!(await this.appendKeyRecord(keyStream, claimed, decision.afterRevision))) continue;
+      // The head before the claim bounds where the claimant's events can land: a later request scans from there.
+      const [newest] = await this.readStoredTail(streamId, 1, budget);
+      const claimed: KeyRecord = { kind: 'claimed', requestDigest: claim.requestDigest, streamId, eventIds: batch.map((e) => e.eventId), claimedAtMs: this.options.nowMs(), headRevision: newest ? newest.event.revision : null };
+      if (!(await this.appendKeyRecord(keyStream, claimed, decision.afterRevision, budget))) continue;
       const claimRevision = decision.afterRevision === null ? 0 : decision.afterRevision + 1;
       let result: AppendResult;
       try {
-        result = await this.appendChained(streamId, batch, options);
+        result = await this.appendChained(streamId, batch, options, budget);
       } catch (error) {
         // A refusal means the events are not in: free the key, as PostgreSQL's rolled-back transaction does.
         // A lost answer may have written them: the claim stays pending, and the next request with the key
-        // completes it from the stream's tail, or releases it once the lease shows nothing came.
+        // completes it by scanning forwards from the head it recorded, or releases it once the lease shows nothing came.
         if (!(error instanceof EventStoreUnavailableError)) {
-          await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision).catch(() => false);
+          await this.appendKeyRecord(keyStream, { kind: 'released', requestDigest: claim.requestDigest }, claimRevision, budget).catch(() => false);
         }
         throw error;
       }
-      await this.appendKeyRecord(keyStream, { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) }, claimRevision);
+      await this.recordCompleted(keyStream, claim.requestDigest, result, claimRevision, budget);
       return result;
     }
     throw new EventStoreError('APPEND_CONTENDED', `idempotency key ${claim.key}: lost the race for its record ${ESDB_LIMITS.maxAppendAttempts} times in a row; retry later`);
   }
 
+  /**
+   * Records 'completed' at the claim's next revision; when another request moved the key stream first,
+   * reads it again and reconciles (reconcileCompletion), a bounded number of times. The events are in
+   * either way: a failure here leaves the claim pending, and the next request completes it by its scan.
+   */
+  private async recordCompleted(keyStream: string, requestDigest: string, result: AppendResult, claimRevision: number, budget: Budget): Promise<void> {
+    const record: KeyRecord = { kind: 'completed', requestDigest, result: storeResult(result) };
+    let afterRevision = claimRevision;
+    for (let attempt = 0; attempt < ESDB_LIMITS.maxCompletionAttempts; attempt += 1) {
+      if (await this.appendKeyRecord(keyStream, record, afterRevision, budget)) return;
+      const reconciliation = reconcileCompletion(await this.lastKeyRecord(keyStream, budget), requestDigest);
+      if (reconciliation.kind === 'leave') return;
+      afterRevision = reconciliation.afterRevision;
+    }
+  }
+
   /** Appends one key record after `afterRevision` (null: the stream is new); false when another request moved it first. */
-  private async appendKeyRecord(keyStream: string, record: KeyRecord, afterRevision: number | null): Promise<boolean> {
+  private async appendKeyRecord(keyStream: string, record: KeyRecord, afterRevision: number | null, budget: Budget): Promise<boolean> {
     try {
-      const written = await this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
-        expectedRevision: afterRevision === null ? NO_STREAM : BigInt(afterRevision),
-      });
+      const deadline = callDeadlineMs(budget, monotonicMs());
+      const written = await withLocalDeadline(
+        this.client.appendToStream(keyStream, jsonEvent({ type: `TrainLedger.Idempotency.${record.kind}`, data: record as unknown as Record<string, unknown> }), {
+          expectedRevision: afterRevision === null ? NO_STREAM : BigInt(afterRevision),
+          deadline,
+        }),
+        deadline,
+        `append to ${keyStream}`,
+      );
       return written.success;
     } catch (error) {
       if (isWrongExpectedVersion(error)) return false;
@@ -225,22 +290,23 @@ export class EsdbEventStore implements EventStore {
     }
   }
 
-  private async lastKeyRecord(keyStream: string): Promise<{ record: KeyRecord; revision: number } | null> {
-    const [last] = await this.readRaw(keyStream, { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
+  private async lastKeyRecord(keyStream: string, budget: Budget = null): Promise<{ record: KeyRecord; revision: number } | null> {
+    const [last] = await this.readRaw(keyStream, { direction: BACKWARDS, fromRevision: END, maxCount: 1n }, budget);
     if (!last?.event) return null;
     return { record: last.event.data as unknown as KeyRecord, revision: fromClientRevision(last.event.revision) };
   }
 
-  /** Never used when the server reports the append's position; older servers do not. */
-  private async positionOf(streamId: string, revision: number): Promise<LogPosition> {
-    const [event] = await this.readStream(streamId, { fromRevision: revision, maxCount: 1 });
-    invariant(event !== undefined && event.revision === revision, `event ${revision} of ${streamId} is not readable right after its append`);
-    return event.position;
+  /** The last `count` events with their writeIds, newest first; [] for a stream that does not exist. */
+  private readStoredTail(streamId: string, count: number, budget: Budget): Promise<StoredEvent[]> {
+    return this.readStored(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: BigInt(Math.min(count, EVENT_STORE_LIMITS.maxReadCount)) }, budget);
   }
 
-  /** The last `count` events, newest first; [] for a stream that does not exist. */
-  private readTail(streamId: string, count: number): Promise<RecordedEvent[]> {
-    return this.readStream(streamId, { direction: 'backwards', maxCount: Math.min(count, EVENT_STORE_LIMITS.maxReadCount) });
+  private async readStoredEvents(streamId: string, fromRevision: number, maxCount: number, budget: Budget): Promise<RecordedEvent[]> {
+    return (await this.readStored(streamId, { direction: FORWARDS, fromRevision: BigInt(fromRevision), maxCount: BigInt(maxCount) }, budget)).map((e) => e.event);
+  }
+
+  private async readStored(streamId: string, options: RawReadOptions, budget: Budget): Promise<StoredEvent[]> {
+    return (await this.readRaw(streamId, options, budget)).map((resolved) => ({ event: fromResolvedEvent(resolved), writeId: writeIdOf(resolved) }));
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -251,10 +317,12 @@ export class EsdbEventStore implements EventStore {
     return resolved.map(fromResolvedEvent);
   }
 
-  private async readRaw(streamId: string, options: { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint }): Promise<ResolvedEvent[]> {
+  /** A stream read; with a budget, under what is left of it (a read is one gRPC call: the client enforces its deadline). */
+  private async readRaw(streamId: string, options: RawReadOptions, budget: Budget = null): Promise<ResolvedEvent[]> {
     const out: ResolvedEvent[] = [];
     try {
-      for await (const resolved of this.client.readStream(streamId, options)) out.push(resolved);
+      const deadline = callDeadlineMs(budget, monotonicMs());
+      for await (const resolved of this.client.readStream(streamId, deadline === undefined ? options : { ...options, deadline })) out.push(resolved);
     } catch (error) {
       if (isStreamNotFound(error)) return [];
       throw mapClientError(error, { streamId });
@@ -320,23 +388,39 @@ export class EsdbEventStore implements EventStore {
   }
 
   async loadCheckpoint(subscriptionId: string): Promise<LogPosition> {
-    const [last] = await this.readRaw(CHECKPOINT_STREAM(subscriptionId), { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
-    if (!last?.event) return LOG_START;
-    return decodeCheckpoint((last.event.data as { position?: unknown }).position);
+    return (await this.storedCheckpoint(CHECKPOINT_STREAM(subscriptionId)))?.position ?? LOG_START;
   }
 
+  private async storedCheckpoint(streamId: string): Promise<{ position: LogPosition; revision: number } | null> {
+    const [last] = await this.readRaw(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: 1n });
+    if (!last?.event) return null;
+    return { position: decodeCheckpoint((last.event.data as { position?: unknown }).position), revision: fromClientRevision(last.event.revision) };
+  }
+
+  /** Forwards only (decideCheckpoint), appended at the checkpoint stream's exact last revision; a lost race is read and decided again. */
   async saveCheckpoint(subscriptionId: string, position: LogPosition): Promise<void> {
     const streamId = CHECKPOINT_STREAM(subscriptionId);
-    try {
-      await this.client.appendToStream(streamId, jsonEvent({ type: 'TrainLedger.Checkpoint', data: { position: encodeCheckpoint(position), savedAtMs: this.options.nowMs() } }));
-      if (!this.cappedCheckpointStreams.has(streamId)) {
-        // Only the newest record matters: cap the stream so scavenging reclaims the rest.
-        await this.client.setStreamMetadata(streamId, { maxCount: CHECKPOINT_STREAM_MAX_COUNT });
-        if (this.cappedCheckpointStreams.size < ESDB_LIMITS.rememberedCheckpointStreams) this.cappedCheckpointStreams.add(streamId);
+    const data = { position: encodeCheckpoint(position), savedAtMs: this.options.nowMs() };
+    for (let attempt = 0; attempt < ESDB_LIMITS.maxCheckpointAttempts; attempt += 1) {
+      const decision = decideCheckpoint(subscriptionId, await this.storedCheckpoint(streamId), position);
+      if (decision.kind === 'skip') return;
+      try {
+        const written = await this.client.appendToStream(streamId, jsonEvent({ type: 'TrainLedger.Checkpoint', data }), {
+          expectedRevision: decision.afterRevision === null ? NO_STREAM : BigInt(decision.afterRevision),
+        });
+        if (!written.success) continue;
+        if (!this.cappedCheckpointStreams.has(streamId)) {
+          // Only the newest record matters: cap the stream so scavenging reclaims the rest.
+          await this.client.setStreamMetadata(streamId, { maxCount: CHECKPOINT_STREAM_MAX_COUNT });
+          if (this.cappedCheckpointStreams.size < ESDB_LIMITS.rememberedCheckpointStreams) this.cappedCheckpointStreams.add(streamId);
+        }
+        return;
+      } catch (error) {
+        if (isWrongExpectedVersion(error)) continue;
+        throw mapClientError(error, { streamId });
       }
-    } catch (error) {
-      throw mapClientError(error, { streamId });
     }
+    throw new EventStoreError('APPEND_CONTENDED', `checkpoint ${subscriptionId}: lost the race for its stream ${ESDB_LIMITS.maxCheckpointAttempts} times in a row; is more than one runner saving it?`);
   }
 
   async lookupIdempotencyKey(key: string): Promise<StoredIdempotentResult | null> {
@@ -353,15 +437,18 @@ export class EsdbEventStore implements EventStore {
    * start, and an edited event (only possible by rewriting the database files) as a hash mismatch.
    */
   async verifyStream(streamId: string): Promise<ChainVerification> {
-    const events: RecordedEvent[] = [];
-    for (let from = 0; ; ) {
-      const page = await this.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
-      events.push(...page);
-      if (page.length < EVENT_STORE_LIMITS.maxReadCount) break;
-      from = page[page.length - 1]!.revision + 1;
-    }
+    // The head first: events appended while the pages are read lie past it and are left for the next
+    // check, instead of a head read afterwards naming an event the pages never saw.
     const [newest] = await this.readStream(streamId, { direction: 'backwards', maxCount: 1 });
-    return verifyChain(streamId, events, newest ? { revision: newest.revision, headHash: newest.hash } : null);
+    if (!newest) return verifyChain(streamId, [], null);
+    const events: RecordedEvent[] = [];
+    for (let from: number | null = 0; from !== null; ) {
+      const page = await this.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
+      const next = pageUpToHead(page, newest.revision, EVENT_STORE_LIMITS.maxReadCount);
+      events.push(...next.keep);
+      from = next.nextFrom;
+    }
+    return verifyChain(streamId, events, { revision: newest.revision, headHash: newest.hash });
   }
 
   /**
@@ -403,11 +490,11 @@ export class EsdbEventStore implements EventStore {
    * Own appends wake listeners at once; with liveWakeups, a catch-up subscription to $all from its end,
    * filtered to domain streams on the server, wakes them for other processes' appends too. The
    * subscription only wakes: the reader still reads from its own checkpoint, so a dropped
-   * subscription costs latency (polling covers it), never an event.
+   * subscription costs latency (polling covers it), never an event; a lost one is restarted with backoff.
    */
   onAppended(listener: () => void): () => void {
     this.appended.on('appended', listener);
-    if (this.options.liveWakeups && !this.live) this.startLive();
+    if (this.options.liveWakeups && !this.live && !this.liveRestart && !this.closed) this.startLive();
     return () => {
       this.appended.off('appended', listener);
       if (this.appended.listenerCount('appended') === 0) this.stopLive();
@@ -415,25 +502,72 @@ export class EsdbEventStore implements EventStore {
   }
 
   private startLive(): void {
+    this.liveRestart = null;
     const live = this.client.subscribeToAll({ fromPosition: END, filter: streamNameFilter({ regex: DOMAIN_STREAMS_REGEX }) });
-    live.on('data', () => this.appended.emit('appended'));
-    live.on('error', () => {
-      if (this.live === live) this.live = null;
+    live.on('data', () => {
+      this.liveFailures = 0;
+      this.appended.emit('appended');
     });
+    // An error, or an end this store did not ask for (a leader change closes the call): start again after a
+    // growing pause while anyone listens. Readers poll meanwhile, and one wake-up on the restart covers
+    // whatever was appended while it was down.
+    const lost = () => {
+      if (this.live !== live) return;
+      this.live = null;
+      if (this.closed || this.appended.listenerCount('appended') === 0) return;
+      this.liveFailures += 1;
+      this.liveRestart = setTimeout(() => {
+        if (this.closed || this.live || this.appended.listenerCount('appended') === 0) return;
+        this.startLive();
+        this.appended.emit('appended');
+      }, liveRestartDelayMs(this.liveFailures));
+      this.liveRestart.unref();
+    };
+    live.on('error', lost);
+    live.on('end', lost);
+    live.on('close', lost);
     this.live = live;
   }
 
   private stopLive(): void {
+    if (this.liveRestart) clearTimeout(this.liveRestart);
+    this.liveRestart = null;
+    this.liveFailures = 0;
     const live = this.live;
     this.live = null;
     void live?.unsubscribe().catch(() => {});
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.stopLive();
     this.appended.removeAllListeners();
     await this.client.dispose();
   }
+}
+
+type RawReadOptions = { direction: typeof FORWARDS | typeof BACKWARDS; fromRevision: bigint | typeof START | typeof END; maxCount: bigint };
+
+/** Budgets run on a monotonic clock: a wall-clock step must not stretch or cut an append's deadline. */
+function monotonicMs(): number {
+  return performance.now();
+}
+
+/**
+ * One forward page of a stream check that stops at `headRevision`: the events to keep (up to the head)
+ * and where the next page starts (null: done, the head or the stream's end reached).
+ */
+export function pageUpToHead(page: readonly RecordedEvent[], headRevision: number, pageEvents: number): { keep: RecordedEvent[]; nextFrom: number | null } {
+  const keep = page.filter((e) => e.revision <= headRevision);
+  const last = page[page.length - 1];
+  if (last === undefined || page.length < pageEvents || last.revision >= headRevision) return { keep, nextFrom: null };
+  return { keep, nextFrom: last.revision + 1 };
+}
+
+/** The pause before restarting a lost live subscription the n-th time in a row: doubling from half a second, at most 30 s. */
+export function liveRestartDelayMs(failures: number): number {
+  const n = Math.max(1, Math.min(failures, 32));
+  return Math.min(ESDB_LIMITS.liveRestartBaseMs * 2 ** (n - 1), ESDB_LIMITS.liveRestartMaxMs);
 }
 
 function boundedCount(maxCount: number | undefined): number {

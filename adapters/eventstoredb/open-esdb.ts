@@ -1,7 +1,10 @@
 // Opens the EventStoreDB adapter from ESDB_URL and proves a cluster answers, within a short deadline, before anything starts on it.
 
-import { BACKWARDS, END, EventStoreDBClient } from '@eventstore/db-client';
-import { EventStoreUnreachableError, mapClientError } from './errors.js';
+import { BACKWARDS, END, EventStoreDBClient, FORWARDS, type Position } from '@eventstore/db-client';
+import { EventStoreError } from '../../domain/ports/event-store-errors.js';
+import { unsupportedServer } from './envelope.js';
+import { hasLogPosition } from './positions.js';
+import { EventStoreUnavailableError, EventStoreUnreachableError, mapClientError } from './errors.js';
 import { EsdbEventStore } from './esdb-event-store.js';
 import type { EsdbTarget } from './esdb-url.js';
 
@@ -23,6 +26,7 @@ export async function openEsdbEventStore(target: EsdbTarget, options: { nowMs?: 
     await probe(client, deadlineMs);
   } catch (error) {
     await client.dispose().catch(() => {});
+    if (error instanceof EventStoreError && error.code === 'EVENT_STORE_UNSUPPORTED_SERVER') throw error;
     // An unreachable cluster and refused credentials both stop the start; the client's own words say which.
     const mapped = mapClientError(error, { streamId: '$all' });
     const code = typeof (mapped as { code?: unknown }).code === 'string' ? (mapped as { code: string }).code : 'EVENT_STORE_FAILED';
@@ -38,7 +42,12 @@ async function probe(client: EventStoreDBClient, deadlineMs: number): Promise<vo
     timer = setTimeout(() => reject(new Error(`no answer in ${deadlineMs} ms`)), deadlineMs);
   });
   const read = (async () => {
-    for await (const _ of client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1n, deadline: deadlineMs })) break;
+    let newest: { streamId: string; revision: bigint } | null = null;
+    for await (const resolved of client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1n, deadline: deadlineMs })) {
+      if (resolved.event) newest = { streamId: resolved.event.streamId, revision: resolved.event.revision };
+      break;
+    }
+    if (newest) await checkStreamReadPositions(client, newest, deadlineMs);
   })();
   read.catch(() => {});
   try {
@@ -46,6 +55,25 @@ async function probe(client: EventStoreDBClient, deadlineMs: number): Promise<vo
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Reads that newest event again through its stream: a server that answers stream reads without $all
+ * positions (2^64 - 1) is refused now rather than at the first append. Best effort: a stream these
+ * credentials may not read (a '$' system stream needs admin) leaves the check to the first read.
+ */
+async function checkStreamReadPositions(client: EventStoreDBClient, newest: { streamId: string; revision: bigint }, deadlineMs: number): Promise<void> {
+  let position: Position | undefined;
+  try {
+    for await (const resolved of client.readStream(newest.streamId, { direction: FORWARDS, fromRevision: newest.revision, maxCount: 1n, deadline: deadlineMs })) {
+      position = resolved.event?.position;
+      if (resolved.event) break;
+    }
+  } catch (error) {
+    if (mapClientError(error) instanceof EventStoreUnavailableError) throw error;
+    return;
+  }
+  if (!hasLogPosition(position)) throw unsupportedServer(`a read of ${newest.streamId} came back without $all positions`);
 }
 
 function redactMessage(error: unknown): string {

@@ -1,7 +1,7 @@
 // $all positions: the client's {commit, prepare} as the port's LogPosition, and a checkpoint's text form.
 
 import { START, type Position, type ReadPosition } from '@eventstore/db-client';
-import { LOG_START, type LogPosition } from '../../domain/ports/event-store.js';
+import { LOG_START, comparePositions, type LogPosition } from '../../domain/ports/event-store.js';
 import { EventStoreError } from '../../domain/ports/event-store-errors.js';
 
 /**
@@ -18,6 +18,20 @@ export function toLogPosition(position: Position): LogPosition {
 export function toClientPosition(position: LogPosition): Position {
   return { commit: position.transactionId, prepare: position.globalPosition };
 }
+
+/**
+ * Whether a stream read carried a real $all position. The client always fills one in (protobuf
+ * defaults), so "absent" never reaches this adapter as undefined: servers before 21.10 answer stream
+ * reads with commit = prepare = 2^64 - 1 ("no position"); 0/0 is a real position (the log's start).
+ */
+export function hasLogPosition(position: Position | undefined): position is Position {
+  if (position === undefined) return false;
+  if (position.commit === NO_POSITION_U64 && position.prepare === NO_POSITION_U64) return false;
+  return position.commit >= 0n && position.prepare >= 0n && position.commit <= NO_POSITION_U64 - 1n && position.prepare <= NO_POSITION_U64 - 1n;
+}
+
+/** What old servers send for "this read has no $all position". */
+export const NO_POSITION_U64 = (1n << 64n) - 1n;
 
 /** Where a forward read of $all starts for "strictly after `after`": START for the log's start, else `after` itself (inclusive; the caller drops it). */
 export function readFrom(after: LogPosition): ReadPosition {
@@ -43,4 +57,27 @@ export function decodeCheckpoint(text: unknown): LogPosition {
   const position = { transactionId: BigInt(match[1]!), globalPosition: BigInt(match[2]!) };
   if (position.transactionId > MAX_U64 || position.globalPosition > MAX_U64) throw new EventStoreError('INVALID_CHECKPOINT', `checkpoint ${text} is beyond 64 bits`);
   return position;
+}
+
+export type CheckpointDecision =
+  /** Append the new checkpoint at exactly this revision of its stream (null: the stream is new). */
+  | Readonly<{ kind: 'write'; afterRevision: number | null }>
+  /** The stored checkpoint is this position already. */
+  | Readonly<{ kind: 'skip' }>;
+
+/**
+ * A checkpoint only moves forwards: two runners of one subscription (a misconfiguration, or a
+ * replaced process still finishing its batch) must not let the slower one set it back, which would
+ * hand every event since over again. The one backward move allowed is to LOG_START: the explicit
+ * "replay from scratch" an operator or a test asks for. The append then goes in at exactly the stream's
+ * last revision, so a concurrent save between this read and that append is seen and decided again.
+ */
+export function decideCheckpoint(subscriptionId: string, stored: { position: LogPosition; revision: number } | null, next: LogPosition): CheckpointDecision {
+  if (stored === null) return { kind: 'write', afterRevision: null };
+  const order = comparePositions(next, stored.position);
+  if (order === 0) return { kind: 'skip' };
+  if (order < 0 && comparePositions(next, LOG_START) !== 0) {
+    throw new EventStoreError('CHECKPOINT_BACKWARDS', `checkpoint ${subscriptionId} is at ${encodeCheckpoint(stored.position)}; refusing to move it back to ${encodeCheckpoint(next)} (is a second runner of this subscription going? LOG_START resets it on purpose)`);
+  }
+  return { kind: 'write', afterRevision: stored.revision };
 }

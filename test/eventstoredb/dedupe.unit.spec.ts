@@ -8,11 +8,14 @@ import { EventIdConflictError, IdempotencyKeyReusedError } from '../../domain/po
 import {
   DEDUPE_TAIL_SLACK,
   IDEMPOTENCY_CLAIM_LEASE_MS,
+  claimedIn,
   decideClaim,
   decideOnTail,
   dedupeWindow,
   loadResult,
+  pendingScanStart,
   resolvePending,
+  scanForClaim,
   storeResult,
   type KeyRecord,
 } from '../../adapters/eventstoredb/dedupe.js';
@@ -67,6 +70,32 @@ describe('the tail check on append', () => {
     );
   });
 
+  it('property: a retry whose copy the window cuts through is recognised after one read further back, never EVENT_ID_CONFLICT', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 20 }), fc.integer({ min: 2, max: 12 }), fc.integer({ min: 1, max: 11 }), (before, size, overhang) => {
+        fc.pre(overhang < size);
+        const batch = Array.from({ length: size }, (_, n) => fresh('B', { n }));
+        // DEDUPE_TAIL_SLACK + overhang events after the copy: the window holds only its newest size - overhang events.
+        const stream = recorded([...Array.from({ length: before + 1 }, () => fresh()), ...batch, ...Array.from({ length: DEDUPE_TAIL_SLACK + overhang }, () => fresh())]);
+        const first = decideOnTail(STREAM, tailOf(stream, dedupeWindow(size)), batch);
+        expect(first).toEqual({ kind: 'read-further', count: dedupeWindow(size) + overhang });
+        if (first.kind !== 'read-further') return;
+        expect(decideOnTail(STREAM, tailOf(stream, first.count), batch, false)).toMatchObject({ kind: 'duplicate', result: { firstRevision: before + 1, lastRevision: before + size } });
+      }),
+    );
+  });
+
+  it('still refuses a batch truly half in the stream, also after reading further', () => {
+    const batch = [fresh(), fresh()];
+    // Its second event is the oldest read, its first never stored: the further read shows it missing.
+    const stream = recorded([fresh(), batch[1]!, ...Array.from({ length: DEDUPE_TAIL_SLACK + 1 }, () => fresh())]);
+    const first = decideOnTail(STREAM, tailOf(stream, dedupeWindow(2)), batch);
+    expect(first).toEqual({ kind: 'read-further', count: dedupeWindow(2) + 1 });
+    expect(() => decideOnTail(STREAM, tailOf(stream, dedupeWindow(2) + 1), batch, false)).toThrow(/part of this batch/);
+    // A found event that is not the oldest read is no cut: refused at once.
+    expect(() => decideOnTail(STREAM, tailOf(recorded([fresh(), batch[0]!, fresh()]), 10), batch)).toThrow(EventIdConflictError);
+  });
+
   it('property: a batch of fresh ids is never taken for a duplicate, and never writes over another id', () => {
     fc.assert(
       fc.property(fc.nat({ max: 80 }), fc.integer({ min: 1, max: 12 }), (length, size) => {
@@ -99,16 +128,84 @@ describe('idempotency key records', () => {
     expect(() => decideClaim({ record: { kind: 'completed', requestDigest: claim.requestDigest, result: storeResult(result) }, revision: 1 }, other)).toThrow(/already used for a different request/);
   });
 
-  it('resolves a pending claim: complete when its events are in, release past the lease when none are, else wait', () => {
+  /** The forward reader the adapter hands scanForClaim, over an in-memory stream. */
+  const reader = (stream: readonly RecordedEvent[]) => async (from: number, count: number) => stream.slice(from, from + count);
+
+  it('resolves a pending claim: complete when its events are in, release past the lease when none are, else wait', async () => {
     const batch = [fresh(), fresh()];
     const stream = recorded([fresh(), ...batch]);
-    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 10_000 };
+    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 10_000, headRevision: 0 };
     expect(decideClaim({ record: claimed, revision: 0 }, claim)).toEqual({ kind: 'pending', claim: claimed, revision: 0 });
-    expect(resolvePending(claimed, tailOf(stream, 10), 10_001)).toEqual({ kind: 'complete', result: { status: 'duplicate', streamId: STREAM, firstRevision: 1, lastRevision: 2, position: stream[2]!.position } });
+    expect(resolvePending(claimed, await scanForClaim(claimed, reader(stream)), 10_001)).toEqual({ kind: 'complete', result: { status: 'duplicate', streamId: STREAM, firstRevision: 1, lastRevision: 2, position: stream[2]!.position } });
     const empty = recorded([fresh()]);
-    expect(resolvePending(claimed, tailOf(empty, 10), 10_000 + IDEMPOTENCY_CLAIM_LEASE_MS - 1)).toEqual({ kind: 'wait' });
-    expect(resolvePending(claimed, tailOf(empty, 10), 10_000 + IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'release' });
+    expect(resolvePending(claimed, await scanForClaim(claimed, reader(empty)), 10_000 + IDEMPOTENCY_CLAIM_LEASE_MS - 1)).toEqual({ kind: 'wait' });
+    expect(resolvePending(claimed, await scanForClaim(claimed, reader(empty)), 10_000 + IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'release' });
     // Half its events in (a concurrent writer mid-way is impossible in one append, but a truncated tail is): never release, never complete.
-    expect(resolvePending(claimed, tailOf(recorded([batch[0]!]), 10), 10_000 + 10 * IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'wait' });
+    expect(resolvePending(claimed, await scanForClaim(claimed, reader(recorded([batch[0]!]))), 10_000 + 10 * IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'wait' });
+  });
+
+  it('finds a crashed claimant\'s events however many events came after them, scanning from the head recorded at claim time', async () => {
+    const batch = [fresh(), fresh(), fresh()];
+    const before = 500;
+    const after = 5 * DEDUPE_TAIL_SLACK + 1_000;
+    const stream = recorded([...Array.from({ length: before }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
+    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision: before - 1 };
+    const pages: number[] = [];
+    const scan = await scanForClaim(claimed, async (from, count) => (pages.push(from), stream.slice(from, from + count)), { pageEvents: 100 });
+    // It started just inside the furthest tail read below the recorded head, and stopped once all were found.
+    expect(pages[0]).toBe(before - dedupeWindow(batch.length) - batch.length);
+    expect(pages.length).toBeLessThanOrEqual(2);
+    expect(resolvePending(claimed, scan, IDEMPOTENCY_CLAIM_LEASE_MS * 100)).toMatchObject({ kind: 'complete', result: { firstRevision: before, lastRevision: before + 2 } });
+    // The tail window alone (the old rule) would have missed them and released the key.
+    expect(resolvePending(claimed, { found: claimedIn(claimed, tailOf(stream, dedupeWindow(batch.length))), reachedEnd: true, lastRevisionRead: null }, IDEMPOTENCY_CLAIM_LEASE_MS * 100)).toEqual({ kind: 'release' });
+  });
+
+  it('refuses to release a key when the bounded scan did not reach the end: unresolved, never a second append', async () => {
+    const batch = [fresh()];
+    const stream = recorded(Array.from({ length: 300 }, () => fresh()));
+    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision: null };
+    const scan = await scanForClaim(claimed, reader(stream), { maxEvents: 250, pageEvents: 100 });
+    expect(scan).toMatchObject({ reachedEnd: false, lastRevisionRead: 249 });
+    expect(resolvePending(claimed, scan, IDEMPOTENCY_CLAIM_LEASE_MS)).toEqual({ kind: 'unresolved', scannedTo: 249 });
+    expect(resolvePending(claimed, scan, IDEMPOTENCY_CLAIM_LEASE_MS - 1)).toEqual({ kind: 'wait' });
+  });
+
+  it('property: a claim whose events landed anywhere after its recorded head is completed, never released', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: 200 }), fc.nat({ max: 400 }), fc.nat({ max: 50 }), fc.integer({ min: 1, max: 6 }), async (before, gap, after, size) => {
+        const batch = Array.from({ length: size }, () => fresh());
+        const stream = recorded([...Array.from({ length: before + gap }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
+        const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision: before === 0 ? null : before - 1 };
+        const decision = resolvePending(claimed, await scanForClaim(claimed, reader(stream), { pageEvents: 64 }), IDEMPOTENCY_CLAIM_LEASE_MS);
+        expect(decision).toMatchObject({ kind: 'complete', result: { firstRevision: before + gap, lastRevision: before + gap + size - 1 } });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('also finds events the claimant answered as duplicates from its tail reads, below the recorded head', async () => {
+    const size = 4;
+    const batch = Array.from({ length: size }, () => fresh());
+    // The copy's first event sits as far back as the claimant's tail check can reach: window plus the read further back.
+    const after = dedupeWindow(size) + size - 1 - size;
+    const stream = recorded([...Array.from({ length: 10 }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
+    const headRevision = stream.length - 1;
+    const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision };
+    expect(pendingScanStart(claimed)).toBeLessThanOrEqual(10);
+    expect(resolvePending(claimed, await scanForClaim(claimed, reader(stream)), 0)).toMatchObject({ kind: 'complete', result: { firstRevision: 10, lastRevision: 13 } });
+  });
+
+  it('scans a claim written before headRevision existed from revision 0', () => {
+    const legacy = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: [randomUUID()], claimedAtMs: 0 };
+    expect(pendingScanStart(legacy)).toBe(0);
+    expect(pendingScanStart({ ...legacy, headRevision: 1_000 })).toBe(1_001 - dedupeWindow(1) - 1);
+  });
+});
+
+describe('the documented limit of the tail window', () => {
+  it('takes a loose retry that comes after more than DEDUPE_TAIL_SLACK other events for fresh: it would be written again', () => {
+    const batch = [fresh('B')];
+    const stream = recorded([batch[0]!, ...Array.from({ length: DEDUPE_TAIL_SLACK + 1 }, () => fresh())]);
+    expect(decideOnTail(STREAM, tailOf(stream, dedupeWindow(batch.length)), batch)).toEqual({ kind: 'fresh' });
   });
 });

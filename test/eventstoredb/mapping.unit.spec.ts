@@ -18,15 +18,15 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import { describe, expect, it } from 'vitest';
-import { LOG_START, comparePositions, type ExpectedRevision, type LogPosition } from '../../domain/ports/event-store.js';
+import { LOG_START, comparePositions, type ExpectedRevision, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventStoreError, InvalidAppendError, WrongExpectedRevisionError } from '../../domain/ports/event-store-errors.js';
 import { verifyChain } from '../../adapters/event-store/verify-chain.js';
 import { ConfigError } from '../../adapters/config.js';
 import { chainEvents, fromResolvedEvent, normalizeEvent, toEventData } from '../../adapters/eventstoredb/envelope.js';
 import { isStreamNotFound, isWrongExpectedVersion, mapClientError } from '../../adapters/eventstoredb/errors.js';
 import { parseEsdbUrl } from '../../adapters/eventstoredb/esdb-url.js';
-import { isDomainEvent } from '../../adapters/eventstoredb/esdb-event-store.js';
-import { decodeCheckpoint, encodeCheckpoint, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
+import { isDomainEvent, liveRestartDelayMs, pageUpToHead } from '../../adapters/eventstoredb/esdb-event-store.js';
+import { NO_POSITION_U64, decideCheckpoint, decodeCheckpoint, encodeCheckpoint, hasLogPosition, readFrom, toClientPosition, toLogPosition } from '../../adapters/eventstoredb/positions.js';
 import { checkExpectation, chainedExpectedRevision, expectationHolds, fromClientCurrentRevision, toClientExpectedRevision } from '../../adapters/eventstoredb/revisions.js';
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
@@ -164,12 +164,32 @@ describe('ESDB_URL', () => {
   });
 });
 
+describe('saving a checkpoint', () => {
+  it('property: moves only forwards, at the exact revision read; equal is a no-op; LOG_START is the one reset allowed', () => {
+    fc.assert(
+      fc.property(position, position, fc.nat({ max: 1_000_000 }), (stored, next, revision) => {
+        const order = comparePositions(next, stored);
+        const decide = () => decideCheckpoint('sub', { position: stored, revision }, next);
+        if (order === 0) expect(decide()).toEqual({ kind: 'skip' });
+        else if (order > 0 || comparePositions(next, LOG_START) === 0) expect(decide()).toEqual({ kind: 'write', afterRevision: revision });
+        else expect(decide).toThrow(expect.objectContaining({ code: 'CHECKPOINT_BACKWARDS' }));
+      }),
+    );
+  });
+
+  it('writes the first checkpoint of a subscription at NO_STREAM, and refuses a slower runner\'s older position', () => {
+    expect(decideCheckpoint('sub', null, { transactionId: 5n, globalPosition: 5n })).toEqual({ kind: 'write', afterRevision: null });
+    expect(() => decideCheckpoint('sub', { position: { transactionId: 9n, globalPosition: 9n }, revision: 3 }, { transactionId: 9n, globalPosition: 8n })).toThrow(/refusing to move it back to 9\/8/);
+    expect(decideCheckpoint('sub', { position: { transactionId: 9n, globalPosition: 9n }, revision: 3 }, LOG_START)).toEqual({ kind: 'write', afterRevision: 3 });
+  });
+});
+
 describe('the event envelope', () => {
   it('round-trips a chained batch through the client event shape, and its chain verifies', () => {
     const events = [normalizeEvent({ eventId: randomUUID().toUpperCase(), type: 'A', data: { b: 1, a: [1, 'x'] }, metadata: { by: 'me' } }), normalizeEvent({ eventId: randomUUID(), type: 'B', schemaVersion: 2, data: {} })];
     const chained = chainEvents('run-1', events, { revision: null, hash: null }, 1_700_000_000_000);
     const recorded = chained.map((c, i) => {
-      const data = toEventData(c);
+      const data = toEventData(c, 'w-1');
       const resolved = {
         event: { streamId: 'run-1', id: data.id, isJson: true, type: data.type, data: data.data, metadata: data.metadata, revision: BigInt(c.revision), created: new Date(), position: { commit: 100n + BigInt(i), prepare: 100n + BigInt(i) } },
       } as unknown as ResolvedEvent;
@@ -190,11 +210,65 @@ describe('the event envelope', () => {
     expect(() => fromResolvedEvent(binary)).toThrow(expect.objectContaining({ code: 'EVENT_STORE_FOREIGN_EVENT' }));
   });
 
+  it('refuses a stream read without $all positions (2^64 - 1 from servers before 21.10) with EVENT_STORE_UNSUPPORTED_SERVER', () => {
+    const [c] = chainEvents('run-1', [normalizeEvent({ eventId: randomUUID(), type: 'A', data: {} })], { revision: null, hash: null }, 1);
+    const data = toEventData(c!, 'w');
+    const at = (position: unknown) => ({ event: { streamId: 'run-1', id: data.id, isJson: true, type: data.type, data: data.data, metadata: data.metadata, revision: 0n, created: new Date(), position } }) as unknown as ResolvedEvent;
+    const none = (1n << 64n) - 1n;
+    expect(NO_POSITION_U64).toBe(none);
+    for (const position of [{ commit: none, prepare: none }, { commit: none, prepare: 5n }, undefined]) {
+      expect(() => fromResolvedEvent(at(position))).toThrow(expect.objectContaining({ code: 'EVENT_STORE_UNSUPPORTED_SERVER' }));
+    }
+    expect(fromResolvedEvent(at({ commit: 0n, prepare: 0n })).position).toEqual(LOG_START);
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: none - 1n }), fc.bigInt({ min: 0n, max: none - 1n }), (commit, prepare) => hasLogPosition({ commit, prepare })));
+    expect(hasLogPosition({ commit: none, prepare: none })).toBe(false);
+  });
+
   it('counts only domain streams as the log: not $ system streams, $ event types or the # internal ones', () => {
     expect(isDomainEvent('run-1', 'RunOpened')).toBe(true);
     expect(isDomainEvent('$stats-127.0.0.1:2113', '$statsCollected')).toBe(false);
     expect(isDomainEvent('$$run-1', '$metadata')).toBe(false);
     expect(isDomainEvent('#trainledger/checkpoint/ledger', 'TrainLedger.Checkpoint')).toBe(false);
     expect(isDomainEvent('run-1', '$>')).toBe(false);
+  });
+});
+
+describe('verifying one stream', () => {
+  const ev = (revision: number) => ({ revision }) as RecordedEvent;
+  const stream = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i));
+
+  it('property: pages up to the head read first, never past it, and stops there', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 300 }), fc.nat({ max: 50 }), fc.integer({ min: 1, max: 40 }), (head, appendedSince, pageEvents) => {
+        // The stream as it is while the check pages through it: `appendedSince` more events than the head it read.
+        const all = stream(0, head + appendedSince);
+        const kept: number[] = [];
+        let pages = 0;
+        for (let from: number | null = 0; from !== null; pages += 1) {
+          const next = pageUpToHead(all.slice(from, from + pageEvents), head, pageEvents);
+          kept.push(...next.keep.map((e) => e.revision));
+          from = next.nextFrom;
+        }
+        expect(kept).toEqual(stream(0, head).map((e) => e.revision));
+        expect(pages).toBe(Math.ceil((head + 1) / pageEvents));
+      }),
+    );
+  });
+
+  it('stops at a short page (the end) even below the head', () => {
+    expect(pageUpToHead(stream(0, 2), 10, 5)).toEqual({ keep: stream(0, 2), nextFrom: null });
+    expect(pageUpToHead([], 10, 5)).toEqual({ keep: [], nextFrom: null });
+  });
+});
+
+describe('restarting the live wake-up subscription', () => {
+  it('property: waits longer after each loss in a row, from half a second, never more than 30 s', () => {
+    expect(liveRestartDelayMs(1)).toBe(500);
+    expect(liveRestartDelayMs(2)).toBe(1_000);
+    expect(liveRestartDelayMs(1_000)).toBe(30_000);
+    fc.assert(fc.property(fc.integer({ min: 1, max: 10_000 }), (n) => {
+      expect(liveRestartDelayMs(n + 1)).toBeGreaterThanOrEqual(liveRestartDelayMs(n));
+      expect(liveRestartDelayMs(n)).toBeLessThanOrEqual(30_000);
+    }));
   });
 });
