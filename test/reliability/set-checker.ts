@@ -45,13 +45,20 @@ const MAX_EXAMPLES = 5;
  * validator's, the projections' reactions) are not client commands and are left out; events with a
  * key that is not http: are the server's own commands and are left out too.
  */
-export function checkSet(operations: readonly SetOperation[], events: readonly LoggedEvent[], isClientKey: (key: string) => boolean = (k) => k.startsWith('http:')): SetReport {
+export function checkSet(operations: readonly SetOperation[], events: readonly LoggedEvent[], operationKeyOf: (eventKey: string) => string | null = httpOperationKey): SetReport {
   const byKey = new Map<string, LoggedEvent[]>();
+  /** One request may run several commands at once (an atomic multi-stream append), each under its own key. */
+  const byCommandKey = new Map<string, LoggedEvent[]>();
   for (const e of events) {
-    if (e.key === null || !isClientKey(e.key)) continue;
-    const list = byKey.get(e.key) ?? [];
-    list.push(e);
-    byKey.set(e.key, list);
+    const key = e.key === null ? null : operationKeyOf(e.key);
+    if (key === null) continue;
+    byKey.set(key, [...(byKey.get(key) ?? []), e]);
+    byCommandKey.set(e.key!, [...(byCommandKey.get(e.key!) ?? []), e]);
+  }
+  const commandKeysOf = new Map<string, string[]>();
+  for (const commandKey of byCommandKey.keys()) {
+    const key = operationKeyOf(commandKey)!;
+    commandKeysOf.set(key, [...(commandKeysOf.get(key) ?? []), commandKey]);
   }
   const report: SetReport = { attempted: 0, acknowledged: 0, failed: 0, indeterminate: 0, lost: 0, unexpected: 0, duplicated: 0, failedButStored: 0, recovered: 0, unknownNotStored: 0, examples: {} };
   const example = (what: keyof SetReport, key: string) => {
@@ -77,7 +84,9 @@ export function checkSet(operations: readonly SetOperation[], events: readonly L
       report.failedButStored += 1;
       example('failedButStored', op.key);
     }
-    if (isDuplicated(logged, ok ? op.acknowledgedEvents : null)) {
+    const parts = commandKeysOf.get(op.key) ?? [];
+    const soleAnswer = ok && parts.length === 1 ? op.acknowledgedEvents : null;
+    if (parts.some((k) => isDuplicated(byCommandKey.get(k)!, soleAnswer)) || (ok && op.acknowledgedEvents !== null && op.acknowledgedEvents > 0 && logged.length > op.acknowledgedEvents)) {
       report.duplicated += 1;
       example('duplicated', op.key);
     }
@@ -90,6 +99,12 @@ export function checkSet(operations: readonly SetOperation[], events: readonly L
     example('unexpected', key);
   }
   return report;
+}
+
+/** The server's command keys are http:<hash of caller and Idempotency-Key>:<command type>; the operation is the part before the type. */
+export function httpOperationKey(eventKey: string): string | null {
+  const match = /^(http:[0-9a-f]{64}):[A-Za-z]+$/.exec(eventKey);
+  return match ? match[1]! : null;
 }
 
 /**
