@@ -177,10 +177,19 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       const key = e.key === null ? null : httpOperationKey(e.key);
       if (key) typesByOp.set(key, [...(typesByOp.get(key) ?? []), e.type]);
     }
+    // (An assignment's answer lists its own events; the budget reservation appended with it in one transaction is the run's.)
     const answerMismatches = ops.filter((o) => o.logged && acknowledgedEvents(o) !== null).filter((o) => {
       const answered = eventsOf(o.attempts.find((a) => a.outcome === 'ok')!.body).map((e) => e.type).sort();
-      return JSON.stringify(answered) !== JSON.stringify([...(typesByOp.get(commandKeyPrefix(o)) ?? [])].sort());
+      const held = (typesByOp.get(commandKeyPrefix(o)) ?? []).filter((t) => o.kind !== 'assign' || t !== 'BudgetReserved').sort();
+      return JSON.stringify(answered) !== JSON.stringify(held);
     });
+    // Reservations the log still holds open, with what their assignment's stream says, for the failure message.
+    const openReservations = new Map<string, string>();
+    for (const e of events) {
+      if (e.type === 'BudgetReserved') openReservations.set(String(e.data.reservationId), String(e.data.assignmentId));
+      if (e.type === 'BudgetReleased') openReservations.delete(String(e.data.reservationId));
+    }
+    const stillReserved = [...openReservations.values()].map((a) => `${a}${workload.assignments.has(a) ? '' : ' (not acknowledged)'}: ${events.filter((e) => e.streamId.endsWith(a)).map((e) => e.type).join(',')}`);
     const gaps = revisionGaps(logged);
     const streams = new Map<string, RecordedEvent[]>();
     for (const e of events) streams.set(e.streamId, [...(streams.get(e.streamId) ?? []), e]);
@@ -226,7 +235,7 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       maxFinalPastWindowMs: lateMs.length === 0 ? 0 : Math.max(...lateMs),
     };
     reports.push(report);
-    const context = `replay with RELIABILITY_SEED=${seed}: ${JSON.stringify({ ...report, examples: set.examples, retryMismatches: retryMismatches.slice(0, 3), changedNot422: changedNot422.slice(0, 3), answerMismatches: answerMismatches.slice(0, 3).map((o) => `${o.kind} ${o.path}`), gaps: gaps.slice(0, 3), brokenChains: brokenChains.slice(0, 3), notFinal: notFinal.slice(0, 3).map((id) => `${id}: ${JSON.stringify(lastViews.get(id))?.slice(0, 600)}`), audit: audit.exit === 0 ? 'clean' : { exit: audit.exit, discrepancies: (audit.report?.discrepancies ?? []).slice(0, 5), output: audit.output } })}`;
+    const context = `replay with RELIABILITY_SEED=${seed}: ${JSON.stringify({ ...report, examples: set.examples, retryMismatches: retryMismatches.slice(0, 3), changedNot422: changedNot422.slice(0, 3), answerMismatches: answerMismatches.slice(0, 3).map((o) => `${o.kind} ${o.path}`), gaps: gaps.slice(0, 3), brokenChains: brokenChains.slice(0, 3), stillReserved: stillReserved.slice(0, 5), notFinal: notFinal.slice(0, 3).map((id) => `${id}: ${JSON.stringify(lastViews.get(id))?.slice(0, 600)}`), audit: audit.exit === 0 ? 'clean' : { exit: audit.exit, discrepancies: (audit.report?.discrepancies ?? []).slice(0, 5), output: audit.output } })}`;
     expect(fleet.kills, context).toBeGreaterThanOrEqual(Math.min(5, SETTINGS.kills));
     expect(set.lost, context).toBe(0);
     expect(set.unexpected, context).toBe(0);
