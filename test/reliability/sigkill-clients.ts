@@ -63,22 +63,39 @@ export class ServerFleet {
   /** Everything every process printed, newest last, for a failure message. */
   private log = '';
   kills = 0;
+  killsDuringBoot = 0;
   processesKilled = 0;
+  /** How long each start took until /health answered: a restart's downtime. */
+  readonly startMs: number[] = [];
 
   constructor(private readonly options: FleetOptions) {
     this.baseUrl = `http://127.0.0.1:${options.port}`;
   }
 
   async start(): Promise<void> {
+    const beganMs = Date.now();
+    this.spawnAll();
+    await poll(async () => ((await fetch(new URL('/health', this.baseUrl), { signal: AbortSignal.timeout(2_000) }).catch(() => null))?.ok ? true : null), SIGKILL_LIMITS.startTimeoutMs, 'the server to answer /health')
+      .catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n${this.output()}`);
+      });
+    this.startMs.push(Date.now() - beganMs);
+  }
+
+  /** A start killed `afterMs` in, whatever it is doing then: opening the store, migrating, catching projections up. */
+  async startAndKillDuringBoot(afterMs: number): Promise<void> {
+    this.spawnAll();
+    await new Promise((done) => setTimeout(done, afterMs));
+    this.killsDuringBoot += 1;
+    await this.kill();
+  }
+
+  private spawnAll(): void {
     const { engine, dataDir, databaseUrl, port, adminKey } = this.options;
     const db = databaseUrl ? ['--database-url', databaseUrl] : [];
     const parts = engine === 'postgres' ? ['--parts', 'api,projections,escrow,validator'] : [];
     this.children.push(this.spawn('server', ['adapters/main.ts', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), ...db, ...parts], { TRAINLEDGER_ADMIN_KEY: adminKey }));
     if (engine === 'postgres') this.children.push(this.spawn('replay-worker', ['adapters/replay-worker-main.ts', '--data-dir', dataDir, ...db, '--provider', 'cpu', '--threads', '1'], {}));
-    await poll(async () => ((await fetch(new URL('/health', this.baseUrl), { signal: AbortSignal.timeout(2_000) }).catch(() => null))?.ok ? true : null), SIGKILL_LIMITS.startTimeoutMs, `the server to answer /health; output:\n${this.output()}`)
-      .catch((error: unknown) => {
-        throw new Error(`${(error as Error).message.slice(0, 200)}\n${this.output()}`);
-      });
   }
 
   /** SIGKILL to every process at once: no handler runs, no buffer is flushed, nothing is closed. */

@@ -23,12 +23,16 @@ const SETTINGS = Object.freeze({
   runs: FULL_RUN ? 4 : 2,
   kills: Number(process.env.RELIABILITY_SIGKILLS ?? (FULL_RUN ? 15 : 5)),
   /** The server is killed this long after it answered /health again: a random moment inside the clients' traffic. */
-  upMs: FULL_RUN ? { min: 500, max: 6_000 } : { min: 300, max: 2_000 },
+  upMs: FULL_RUN ? { min: 500, max: 6_000 } : { min: 300, max: 1_500 },
   /** Traffic after the last restart, before the clients stop. */
-  tailMs: FULL_RUN ? 3_000 : 1_000,
-  policy: { assignmentTimeoutMs: FULL_RUN ? 20_000 : 10_000, disputeWindowMs: 2_000, replayProbability: 0.2 } satisfies WorkloadPolicy,
-  /** How far past an assignment's deadline and dispute window its escrow and payouts may still be moving. */
+  tailMs: FULL_RUN ? 3_000 : 500,
+  policy: { assignmentTimeoutMs: FULL_RUN ? 20_000 : 6_000, disputeWindowMs: 2_000, replayProbability: 0.2 } satisfies WorkloadPolicy,
+  /** How long the clients' last assignments may take to end once the clients stop: their deadline, window and the escrow's passes. */
   finalGraceMs: 30_000,
+  /** How far past its deadline and dispute window an assignment's budget may be released, beyond the longest restart. */
+  lateGraceMs: 10_000,
+  /** Share of the kills that land while the server is still starting (opening the store, migrating, catching up). */
+  bootKillShare: 0.3,
   /** Unknown-outcome operations retried after the run, and operations retried with a changed body. */
   maxRetried: FULL_RUN ? 2_000 : 300,
   maxChanged: FULL_RUN ? 500 : 60,
@@ -82,7 +86,7 @@ const FINAL_ESCROW = new Set(['none', 'settled', 'canceled', 'expired']);
 const FINAL_PAYOUT = new Set(['paid', 'abandoned', 'forfeited', 'released', 'none']);
 const OPEN_STATUS = new Set(['assigned', 'submitted', 'disputed']);
 
-type AssignmentView = { status: string; escrow: { status: string }; payouts: { kind: string; state: string }[]; terms: { deadlineMs: number; disputeWindowMs: number } };
+type AssignmentView = { status: string; dispute: unknown; escrow: { status: string }; payouts: { kind: string; state: string }[]; terms: { deadlineMs: number; disputeWindowMs: number } };
 
 function isFinal(view: AssignmentView): boolean {
   return !OPEN_STATUS.has(view.status) && FINAL_ESCROW.has(view.escrow.status) && view.payouts.every((p) => FINAL_PAYOUT.has(p.state));
@@ -117,6 +121,8 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       await sleep(upMs);
       await fleet.kill();
       killedAfterMs.push(upMs);
+      // Sometimes the restart itself is killed, mid-recovery, and started again.
+      if (random() < SETTINGS.bootKillShare) await fleet.startAndKillDuringBoot(Math.round(random() * 3_000));
       await fleet.start();
     }
     await sleep(SETTINGS.tailMs);
@@ -126,6 +132,7 @@ async function scenario(engine: Engine): Promise<EngineReport> {
     const ops = workload.operations;
 
     // Every assignment reaches a final state within its deadline and dispute window (plus the grace the escrow needs).
+    const settleBeganMs = Date.now();
     const finalByMs = new Map<string, number>();
     const lastViews = new Map<string, AssignmentView>();
     const maxWaitMs = SETTINGS.policy.assignmentTimeoutMs + SETTINGS.policy.disputeWindowMs + SETTINGS.finalGraceMs + 5_000;
@@ -141,10 +148,6 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       return runs.every((r) => r.reservedMsat === '0') ? true : null;
     }, maxWaitMs, 'every assignment to reach a final state').catch(() => undefined);
     const notFinal = [...workload.assignments.keys()].filter((id) => !finalByMs.has(id));
-    const lateMs = [...finalByMs.entries()].map(([id, atMs]) => {
-      const terms = lastViews.get(id)!.terms;
-      return atMs - (terms.deadlineMs + terms.disputeWindowMs);
-    });
     const reservedRuns = (await Promise.all(workload.runIds.map((r) => staffGet<{ reservedMsat: string }>(fleet.baseUrl, adminKey, `/v1/runs/${r}`).catch(() => ({ reservedMsat: '0' }))))).filter((r) => r.reservedMsat !== '0').length;
 
     // Retries: an unknown outcome, sent again with its key, answers what the key first answered; a changed body is refused.
@@ -162,6 +165,7 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       const changed = await attempt(fleet.baseUrl, op, op.changedBody);
       if (changed.status !== 422 || changed.code !== 'IDEMPOTENCY_KEY_REUSED') changedNot422.push(`${op.kind} ${op.path}: ${changed.status} ${changed.body.slice(0, 200)}`);
     }
+    const settleMs = Date.now() - settleBeganMs;
     const trial = await staffGet<{ debitsPendingMsat: string; creditsPendingMsat: string; debitsPostedMsat: string; creditsPostedMsat: string }>(fleet.baseUrl, adminKey, '/v1/ledger/trial-balance');
     const ledgerBalanced = trial.debitsPendingMsat === trial.creditsPendingMsat && trial.debitsPostedMsat === trial.creditsPostedMsat;
     await fleet.stop();
@@ -184,6 +188,18 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       return JSON.stringify(answered) !== JSON.stringify(held);
     });
     // Reservations the log still holds open, with what their assignment's stream says, for the failure message.
+    // Every assignment's ending is its budget's release: it must come by its deadline and dispute window, give or take
+    // one restart (the release due while the server was down comes when it is back).
+    const releasedAtMs = new Map(events.filter((e) => e.type === 'BudgetReleased').map((e) => [String(e.data.assignmentId), e.recordedAtMs]));
+    const pastWindowMs = [...workload.assignments.keys()].map((id) => {
+      const terms = lastViews.get(id)?.terms;
+      const atMs = releasedAtMs.get(id);
+      return { id, ending: lastViews.get(id)?.status ?? 'unknown', late: terms && atMs !== undefined ? atMs - (terms.deadlineMs + terms.disputeWindowMs) : Infinity };
+    });
+    const latestByEnding: Record<string, number> = {};
+    for (const p of pastWindowMs) latestByEnding[p.ending] = Math.max(latestByEnding[p.ending] ?? -Infinity, p.late);
+    const lateAllowedMs = SETTINGS.lateGraceMs + Math.max(0, ...fleet.startMs);
+    const late = pastWindowMs.filter((p) => p.late > lateAllowedMs);
     const openReservations = new Map<string, string>();
     for (const e of events) {
       if (e.type === 'BudgetReserved') openReservations.set(String(e.data.reservationId), String(e.data.assignmentId));
@@ -201,9 +217,12 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       engine, seed,
       clients: SETTINGS.clients,
       kills: fleet.kills,
+      killsDuringBoot: fleet.killsDuringBoot,
       processesKilled: fleet.processesKilled,
       killedAfterMs: killedAfterMs.join(' '),
       chaosSeconds: Math.round(chaosMs / 1000),
+      settleAndRetrySeconds: Math.round(settleMs / 1000),
+      totalSeconds: Math.round((Date.now() - startedMs) / 1000),
       operations: ops.length,
       kinds: ['register', 'open', 'fund', 'assign', 'invoice', 'submit', 'verdict', 'dispute'].map((k) => `${k}=${byKind(k)}`).join(' '),
       attempts: ops.reduce((s, o) => s + o.attempts.length, 0),
@@ -232,10 +251,13 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       assignments: workload.assignments.size,
       notFinal: notFinal.length,
       runsStillReserved: reservedRuns,
-      maxFinalPastWindowMs: lateMs.length === 0 ? 0 : Math.max(...lateMs),
+      releasedPastWindowMs: Object.entries(latestByEnding).map(([k, v]) => `${k}=${v}`).join(' '),
+      lateAllowedMs,
+      late: late.length,
+      restartMs: `median ${median(fleet.startMs.slice(1))}, max ${Math.max(...fleet.startMs.slice(1))}`,
     };
     reports.push(report);
-    const context = `replay with RELIABILITY_SEED=${seed}: ${JSON.stringify({ ...report, examples: set.examples, retryMismatches: retryMismatches.slice(0, 3), changedNot422: changedNot422.slice(0, 3), answerMismatches: answerMismatches.slice(0, 3).map((o) => `${o.kind} ${o.path}`), gaps: gaps.slice(0, 3), brokenChains: brokenChains.slice(0, 3), stillReserved: stillReserved.slice(0, 5), notFinal: notFinal.slice(0, 3).map((id) => `${id}: ${JSON.stringify(lastViews.get(id))?.slice(0, 600)}`), audit: audit.exit === 0 ? 'clean' : { exit: audit.exit, discrepancies: (audit.report?.discrepancies ?? []).slice(0, 5), output: audit.output } })}`;
+    const context = `replay with RELIABILITY_SEED=${seed}: ${JSON.stringify({ ...report, examples: set.examples, retryMismatches: retryMismatches.slice(0, 3), changedNot422: changedNot422.slice(0, 3), answerMismatches: answerMismatches.slice(0, 3).map((o) => `${o.kind} ${o.path}`), gaps: gaps.slice(0, 3), brokenChains: brokenChains.slice(0, 3), stillReserved: stillReserved.slice(0, 5), late: late.slice(0, 5), notFinal: notFinal.slice(0, 3).map((id) => `${id}: ${JSON.stringify(lastViews.get(id))?.slice(0, 600)}`), audit: audit.exit === 0 ? 'clean' : { exit: audit.exit, discrepancies: (audit.report?.discrepancies ?? []).slice(0, 5), output: audit.output } })}`;
     expect(fleet.kills, context).toBeGreaterThanOrEqual(Math.min(5, SETTINGS.kills));
     expect(set.lost, context).toBe(0);
     expect(set.unexpected, context).toBe(0);
@@ -248,6 +270,7 @@ async function scenario(engine: Engine): Promise<EngineReport> {
     expect(brokenChains.length, context).toBe(0);
     expect(ledgerBalanced, context).toBe(true);
     expect(notFinal.length, context).toBe(0);
+    expect(late.length, context).toBe(0);
     expect(reservedRuns, context).toBe(0);
     expect(audit.exit, context).toBe(0);
     // The run did what it claims: traffic in every command, and kills that left some outcomes unknown.
@@ -260,6 +283,11 @@ async function scenario(engine: Engine): Promise<EngineReport> {
     await fleet.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? 0 : sorted[Math.floor(sorted.length / 2)]!;
 }
 
 function eventsOf(body: string): { type: string }[] {
