@@ -67,6 +67,9 @@ export class ServerFleet {
   processesKilled = 0;
   /** How long each start took until /health answered: a restart's downtime. */
   readonly startMs: number[] = [];
+  readonly killedAtMs: number[] = [];
+
+  private readonly createdMs = Date.now();
 
   constructor(private readonly options: FleetOptions) {
     this.baseUrl = `http://127.0.0.1:${options.port}`;
@@ -104,6 +107,7 @@ export class ServerFleet {
     for (const child of running) child.process.kill('SIGKILL');
     await Promise.all(running.map((c) => c.exited));
     this.kills += 1;
+    this.killedAtMs.push(Date.now());
     this.processesKilled += running.length;
   }
 
@@ -123,7 +127,9 @@ export class ServerFleet {
   private spawn(name: string, args: string[], env: Record<string, string>): Child {
     const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const append = (chunk: Buffer) => {
-      this.log = (this.log + chunk.toString().split('\n').map((line) => (line ? `[${name} ${child.pid}] ${line}` : line)).join('\n')).slice(-SIGKILL_LIMITS.maxOutputChars * 2);
+      // Per-request access lines would push out what matters (escrow, replay, start-up): they are left out.
+      const lines = chunk.toString().split('\n').filter((line) => line !== '' && !/"msg":"(incoming request|request completed)"/.test(line));
+      if (lines.length > 0) this.log = (this.log + lines.map((line) => `[${name} ${child.pid} +${Date.now() - this.createdMs}ms] ${line}\n`).join('')).slice(-SIGKILL_LIMITS.maxOutputChars * 2);
     };
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);

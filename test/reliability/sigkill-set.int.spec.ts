@@ -199,7 +199,13 @@ async function scenario(engine: Engine): Promise<EngineReport> {
     const latestByEnding: Record<string, number> = {};
     for (const p of pastWindowMs) latestByEnding[p.ending] = Math.max(latestByEnding[p.ending] ?? -Infinity, p.late);
     const lateAllowedMs = SETTINGS.lateGraceMs + Math.max(0, ...fleet.startMs);
-    const late = pastWindowMs.filter((p) => p.late > lateAllowedMs);
+    const late = pastWindowMs.filter((p) => p.late > lateAllowedMs).map((p) => {
+      // Its story, for the failure message: each event about it, in ms from its deadline and window.
+      const terms = lastViews.get(p.id)?.terms;
+      const endMs = terms ? terms.deadlineMs + terms.disputeWindowMs : 0;
+      const story = events.filter((e) => e.streamId.endsWith(p.id) || e.data.assignmentId === p.id).map((e) => `${e.type}@${e.recordedAtMs - endMs}`);
+      return { ...p, story: story.join(' ') };
+    });
     const openReservations = new Map<string, string>();
     for (const e of events) {
       if (e.type === 'BudgetReserved') openReservations.set(String(e.data.reservationId), String(e.data.assignmentId));
@@ -257,7 +263,7 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       restartMs: `median ${median(fleet.startMs.slice(1))}, max ${Math.max(...fleet.startMs.slice(1))}`,
     };
     reports.push(report);
-    const context = `replay with RELIABILITY_SEED=${seed}: ${JSON.stringify({ ...report, examples: set.examples, retryMismatches: retryMismatches.slice(0, 3), changedNot422: changedNot422.slice(0, 3), answerMismatches: answerMismatches.slice(0, 3).map((o) => `${o.kind} ${o.path}`), gaps: gaps.slice(0, 3), brokenChains: brokenChains.slice(0, 3), stillReserved: stillReserved.slice(0, 5), late: late.slice(0, 5), notFinal: notFinal.slice(0, 3).map((id) => `${id}: ${JSON.stringify(lastViews.get(id))?.slice(0, 600)}`), audit: audit.exit === 0 ? 'clean' : { exit: audit.exit, discrepancies: (audit.report?.discrepancies ?? []).slice(0, 5), output: audit.output } })}`;
+    const context = `replay with RELIABILITY_SEED=${seed}: ${JSON.stringify({ ...report, examples: set.examples, retryMismatches: retryMismatches.slice(0, 3), changedNot422: changedNot422.slice(0, 3), answerMismatches: answerMismatches.slice(0, 3).map((o) => `${o.kind} ${o.path}`), gaps: gaps.slice(0, 3), brokenChains: brokenChains.slice(0, 3), stillReserved: stillReserved.slice(0, 5), late: late.slice(0, 5), kills: fleet.killedAtMs.map((t) => t - startedMs).join(' '), notFinal: notFinal.slice(0, 3).map((id) => `${id}: ${JSON.stringify(lastViews.get(id))?.slice(0, 600)}`), audit: audit.exit === 0 ? 'clean' : { exit: audit.exit, discrepancies: (audit.report?.discrepancies ?? []).slice(0, 5), output: audit.output } })}`;
     expect(fleet.kills, context).toBeGreaterThanOrEqual(Math.min(5, SETTINGS.kills));
     expect(set.lost, context).toBe(0);
     expect(set.unexpected, context).toBe(0);
