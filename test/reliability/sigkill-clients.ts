@@ -17,6 +17,8 @@ export const SIGKILL_LIMITS = Object.freeze({
   exitTimeoutMs: 30_000,
   /** One request's budget: past it the outcome is unknown, as a client's timeout makes it. */
   requestTimeoutMs: 8_000,
+  /** After the chaos, a retry is a check, not a client's impatience: it waits this long for its answer. */
+  checkTimeoutMs: 60_000,
   /** Attempts of one operation before the client leaves it unknown. */
   maxAttempts: 40,
   pollIntervalMs: 50,
@@ -171,12 +173,12 @@ export function commandKeyPrefix(op: Operation): string {
 }
 
 /** One attempt, signed afresh: a 2xx is ok, a 4xx a definite failure, anything else (reset, timeout, 5xx) unknown. */
-export async function attempt(baseUrl: string, op: Pick<Operation, 'method' | 'path' | 'headers' | 'sender' | 'idempotencyKey'>, body: Uint8Array): Promise<Attempt> {
+export async function attempt(baseUrl: string, op: Pick<Operation, 'method' | 'path' | 'headers' | 'sender' | 'idempotencyKey'>, body: Uint8Array, timeoutMs: number = SIGKILL_LIMITS.requestTimeoutMs): Promise<Attempt> {
   const headers: Record<string, string> = { ...op.headers, 'idempotency-key': op.idempotencyKey };
   if (op.sender.kind === 'staff') headers.authorization = `Bearer ${op.sender.apiKey}`;
   else Object.assign(headers, signRequest({ method: op.method, path: op.path, body, keyId: op.sender.contributorId, privateKey: op.sender.privateKey, createdSec: Math.floor(Date.now() / 1000), nonce: randomBytes(18).toString('base64url') }));
   try {
-    const response = await fetch(new URL(op.path, baseUrl), { method: op.method, headers, body, signal: AbortSignal.timeout(SIGKILL_LIMITS.requestTimeoutMs) });
+    const response = await fetch(new URL(op.path, baseUrl), { method: op.method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
     const text = await response.text();
     let code: string | null = null;
     try {

@@ -14,12 +14,12 @@ import { createPostgresDatabase } from '../support/databases.js';
 import { mulberry32 } from '../support/mulberry32.js';
 import { FULL_RUN, printReport } from './reliability-settings.js';
 import { checkSet, httpOperationKey, revisionGaps, type LoggedEvent } from './set-checker.js';
-import { acknowledgedEvents, attempt, commandKeyPrefix, finalAttempt, freePort, outcomesOf, poll, ROOT, ServerFleet, type Engine, type Operation } from './sigkill-clients.js';
+import { acknowledgedEvents, attempt, commandKeyPrefix, finalAttempt, freePort, outcomesOf, poll, ROOT, ServerFleet, SIGKILL_LIMITS, type Engine } from './sigkill-clients.js';
 import { prepareServer, Workload, type WorkloadPolicy } from './sigkill-workload.js';
 
 /** Short in `npm test` (both engines in about a minute and a half), longer under RELIABILITY_FULL=1. */
 const SETTINGS = Object.freeze({
-  clients: FULL_RUN ? 16 : 6,
+  clients: FULL_RUN ? 12 : 6,
   runs: FULL_RUN ? 4 : 2,
   kills: Number(process.env.RELIABILITY_SIGKILLS ?? (FULL_RUN ? 15 : 5)),
   /** The server is killed this long after it answered /health again: a random moment inside the clients' traffic. */
@@ -28,9 +28,11 @@ const SETTINGS = Object.freeze({
   tailMs: FULL_RUN ? 3_000 : 500,
   policy: { assignmentTimeoutMs: FULL_RUN ? 20_000 : 6_000, disputeWindowMs: 2_000, replayProbability: 0.2 } satisfies WorkloadPolicy,
   /** How long the clients' last assignments may take to end once the clients stop: their deadline, window and the escrow's passes. */
-  finalGraceMs: 30_000,
+  // The full run leaves hundreds of escrows and payouts to drain on the development network, which fsyncs its whole
+  // state file at every change: minutes, not seconds, on two shared cores.
+  finalGraceMs: FULL_RUN ? 300_000 : 30_000,
   /** How far past its deadline and dispute window (or the chaos' end, if later) an assignment's budget may be released. */
-  lateGraceMs: 15_000,
+  lateGraceMs: FULL_RUN ? 300_000 : 15_000,
   /** Share of the kills that land while the server is still starting (opening the store, migrating, catching up). */
   bootKillShare: FULL_RUN ? 0.3 : 0.2,
   /** A kill during boot lands this long after the spawn, at most: from the first import to catching up. */
@@ -40,7 +42,7 @@ const SETTINGS = Object.freeze({
   maxChanged: FULL_RUN ? 500 : 60,
   auditTimeoutMs: 120_000,
 });
-const TEST_TIMEOUT_MS = FULL_RUN ? 900_000 : 240_000;
+const TEST_TIMEOUT_MS = FULL_RUN ? 1_200_000 : 240_000;
 
 const seed = process.env.RELIABILITY_SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.RELIABILITY_SEED);
 if (!Number.isSafeInteger(seed)) throw new Error(`RELIABILITY_SEED must be an integer, got ${process.env.RELIABILITY_SEED}`);
@@ -158,14 +160,14 @@ async function scenario(engine: Engine): Promise<EngineReport> {
     const retryMismatches: string[] = [];
     for (const op of unknownOps) {
       const first = finalAttempt(op)!;
-      const again = await attempt(fleet.baseUrl, op, op.body);
+      const again = await attempt(fleet.baseUrl, op, op.body, SIGKILL_LIMITS.checkTimeoutMs);
       const same = again.status === first.status && (first.outcome !== 'ok' || JSON.stringify(eventsOf(again.body)) === JSON.stringify(eventsOf(first.body)));
       if (!same) retryMismatches.push(`${op.kind} ${op.path}: first ${first.status} ${first.body.slice(0, 200)}, retry ${again.status} ${again.body.slice(0, 200)}`);
     }
     const changedOps = [...unknownOps, ...ops.filter((o) => !outcomesOf(o).includes('unknown') && finalAttempt(o) !== null)].slice(0, SETTINGS.maxChanged);
     const changedNot422: string[] = [];
     for (const op of changedOps) {
-      const changed = await attempt(fleet.baseUrl, op, op.changedBody);
+      const changed = await attempt(fleet.baseUrl, op, op.changedBody, SIGKILL_LIMITS.checkTimeoutMs);
       if (changed.status !== 422 || changed.code !== 'IDEMPOTENCY_KEY_REUSED') changedNot422.push(`${op.kind} ${op.path}: ${changed.status} ${changed.body.slice(0, 200)}`);
     }
     const settleMs = Date.now() - settleBeganMs;
@@ -262,6 +264,7 @@ async function scenario(engine: Engine): Promise<EngineReport> {
       assignments: workload.assignments.size,
       notFinal: notFinal.length,
       runsStillReserved: reservedRuns,
+      drainSeconds: Math.round(Math.max(0, ...[...releasedAtMs.values()].map((t) => t - chaosEndMs)) / 1000),
       releasedPastWindowMs: Object.entries(latestByEnding).map(([k, v]) => `${k}=${v}`).join(' '),
       lateAllowedMs,
       late: late.length,
