@@ -62,7 +62,7 @@ export async function replayWorkerCommand(argv: readonly string[], env: NodeJS.P
   const { store, db } = await openEventStore(config.database);
   const log = (line: string) => console.error(line);
   const service = new VerificationService({
-    store, db, blobs: new FileBlobStore(config.blobDir), log, nowMs: Date.now, leaseMs: config.leaseMs, workerIdPrefix: env.HOSTNAME ?? 'worker',
+    store, db, blobs: new FileBlobStore(config.blobDir), log, nowMs: Date.now, leaseMs: config.leaseMs, workerIdPrefix: env.HOSTNAME ?? 'worker', engine: config.database.engine,
     settings: { provider: config.provider, graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: config.threads },
     parts: { validator: config.validator, replayWorkers: config.workers },
   });

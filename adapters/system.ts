@@ -147,7 +147,7 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
   // Verification on CPU in the reference recipe class: the validator and one replay worker.
   const blobs = new FileBlobStore(join(config.dataDir, 'blobs'));
   const verification = new VerificationService({
-    store, db, blobs, nowMs: Date.now, leaseMs: DEFAULT_REPLAY_LEASE_MS, workerIdPrefix: 'embedded', log,
+    store, db, blobs, nowMs: Date.now, leaseMs: DEFAULT_REPLAY_LEASE_MS, workerIdPrefix: 'embedded', engine, log,
     settings: { provider: 'cpu', graphOptimizationLevel: REFERENCE_SETTINGS.graphOptimizationLevel, intraOpNumThreads: REFERENCE_SETTINGS.intraOpNumThreads },
     parts: { validator: parts.has('validator'), replayWorkers: parts.has('replay') ? 1 : 0 },
   });

@@ -378,7 +378,8 @@ export interface Claimants {
   close(): Promise<void>;
 }
 
-function claimantsFor(db: Kysely<any>, engine: IdempotencyOptions['engine'], instanceId: string): Claimants {
+/** How this engine tells a gone process from a live one (also used by the replay-job queue, whose workers are claimants too). */
+export function claimantsFor(db: Kysely<any>, engine: IdempotencyOptions['engine'], instanceId: string): Claimants {
   if (engine === 'postgres') return new AdvisoryLockClaimants(db, instanceId);
   if (engine === 'pglite') return new InProcessClaimants(db, instanceId);
   return new LeaseOnlyClaimants(instanceId);

@@ -1,12 +1,16 @@
 // The replay-job queue on PostgreSQL and PGlite: FOR UPDATE SKIP LOCKED claims with leases, fenced by the lease owner.
 
+import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { claimantsFor, type Claimants } from '../http/idempotency.js';
 import { migrateToLatest } from '../postgres/database.js';
 import type { JobStatus, NewReplayJob, ReplayJob, ReplayJobQueue } from '../../replay/ports/replay-jobs.js';
 import * as replayJobs from './migrations/0001_replay_jobs.js';
 
 /** A job that fails this many claims (crashes, errors) is marked failed and left for a person to look at. */
 export const MAX_REPLAY_ATTEMPTS = 5;
+/** Distinct lease owners probed per claim: how many dead workers' jobs one claim can see past their lease. */
+const MAX_OWNERS_PROBED = 32;
 /** Longest error text kept per job. */
 const MAX_ERROR_CHARS = 2_000;
 
@@ -23,11 +27,53 @@ type JobRow = {
   last_error: string | null;
 };
 
+export type ReplayJobQueueOptions = Readonly<{
+  /**
+   * Tells a lease owner whose process is gone (a SIGKILL, a crash) from a live one, so its job is claimed at once
+   * instead of after its lease: on PostgreSQL each worker holds a session advisory lock, on PGlite only this process
+   * can have the database open. Without it, a dead worker's job waits out its lease.
+   */
+  engine?: 'postgres' | 'pglite';
+}>;
+
 export class PostgresReplayJobQueue implements ReplayJobQueue {
+  private readonly workers = new Map<string, Claimants>();
+  private readonly probe: Claimants | null;
+
   constructor(
     private readonly db: Kysely<any>,
     private readonly maxAttempts = MAX_REPLAY_ATTEMPTS,
-  ) {}
+    private readonly options: ReplayJobQueueOptions = {},
+  ) {
+    // A claimant never started: it only asks whether others are gone.
+    this.probe = options.engine ? claimantsFor(db, options.engine, `replay-probe-${randomUUID()}`) : null;
+  }
+
+  /** A worker of this process, live until close(): its leases are taken over early only once it is gone. */
+  async registerWorker(workerId: string): Promise<void> {
+    if (!this.options.engine || this.workers.has(workerId)) return;
+    const claimant = claimantsFor(this.db, this.options.engine, replayWorkerInstance(workerId));
+    await claimant.start();
+    this.workers.set(workerId, claimant);
+  }
+
+  async close(): Promise<void> {
+    const workers = [...this.workers.values()];
+    this.workers.clear();
+    await Promise.all(workers.map((w) => w.close()));
+  }
+
+  /** Owners of unexpired leases whose process is certainly gone. */
+  private async goneOwners(nowMs: number): Promise<string[]> {
+    if (!this.probe) return [];
+    const rows = await sql<{ lease_owner: string }>`
+      SELECT DISTINCT lease_owner FROM replay_jobs
+      WHERE status = 'running' AND lease_owner IS NOT NULL AND lease_expires_at_ms >= ${String(nowMs)}
+      ORDER BY lease_owner LIMIT ${MAX_OWNERS_PROBED}`.execute(this.db);
+    const gone: string[] = [];
+    for (const { lease_owner: owner } of rows.rows) if (!this.workers.has(owner) && (await this.probe.isGone(replayWorkerInstance(owner)))) gone.push(owner);
+    return gone;
+  }
 
   async prepare(): Promise<void> {
     await migrateToLatest(this.db, { '0001_replay_jobs': replayJobs }, 'replay_jobs_migrations');
@@ -45,11 +91,14 @@ export class PostgresReplayJobQueue implements ReplayJobQueue {
 
   async claim(workerId: string, nowMs: number, leaseMs: number): Promise<ReplayJob | null> {
     // SKIP LOCKED: two claimers never wait on, or take, the same row; the lease makes a dead claimer's job claimable again.
+    // A lease whose owner's process is gone is as good as expired: a killed worker's job does not wait out its lease.
+    const gone = await this.goneOwners(nowMs);
+    const takenOver = gone.length === 0 ? sql`false` : sql`(status = 'running' AND lease_owner IN (${sql.join(gone)}))`;
     const result = await sql<JobRow>`
       UPDATE replay_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ${workerId}, lease_expires_at_ms = ${String(nowMs + leaseMs)}
       WHERE job_id = (
         SELECT job_id FROM replay_jobs
-        WHERE status = 'queued' OR (status = 'running' AND lease_expires_at_ms < ${String(nowMs)})
+        WHERE status = 'queued' OR (status = 'running' AND lease_expires_at_ms < ${String(nowMs)}) OR ${takenOver}
         ORDER BY enqueued_at_ms, job_id
         LIMIT 1
         FOR UPDATE SKIP LOCKED)
@@ -100,4 +149,9 @@ export class PostgresReplayJobQueue implements ReplayJobQueue {
       .executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
   }
+}
+
+/** A worker's claimant instance id: apart from the HTTP layer's instances, in the same lock space. */
+function replayWorkerInstance(workerId: string): string {
+  return `replay-worker:${workerId}`;
 }

@@ -24,6 +24,8 @@ export type VerificationServiceDeps = Readonly<{
   /** Longer than the slowest replay, so a live worker never loses its job. */
   leaseMs: number;
   workerIdPrefix: string;
+  /** Lets a worker take over at once a job whose worker's process is gone (see ReplayJobQueueOptions); absent, leases run out. */
+  engine?: 'postgres' | 'pglite';
   nowMs: () => number;
   log: (line: string) => void;
 }>;
@@ -39,6 +41,7 @@ export class VerificationService {
   private readonly loops: PassLoop[] = [];
   private readonly runners: StepRunner[] = [];
   private signal: AbortSignal | undefined;
+  private jobs: PostgresReplayJobQueue | null = null;
 
   constructor(private readonly deps: VerificationServiceDeps) {}
 
@@ -47,8 +50,9 @@ export class VerificationService {
     this.signal = options.signal;
     const { store, db, blobs, settings, parts, nowMs, log } = this.deps;
     const calibration = loadCalibration();
-    const jobs = new PostgresReplayJobQueue(db);
+    const jobs = new PostgresReplayJobQueue(db, undefined, this.deps.engine ? { engine: this.deps.engine } : {});
     await jobs.prepare();
+    this.jobs = jobs;
     // One bus for every worker here: the aggregate cache is per store, and all of them write to this one.
     const commands = new EventStoreCommandBus(store, { newEventId: () => randomUUID() });
     if (parts.validator) {
@@ -61,7 +65,9 @@ export class VerificationService {
     if (parts.replayWorkers > 0) {
       this.loop('replay-feeder', async (stopped) => void (await feedReplayJobs({ store, commands, jobs, nowMs }, stopped)));
       for (let i = 0; i < parts.replayWorkers; i += 1) {
-        const worker = new ReplayWorker({ store, commands, jobs, blobs, runner: this.runner(settings), calibration, workerId: `${this.deps.workerIdPrefix}-replay-${i}-${randomUUID().slice(0, 8)}`, leaseMs: this.deps.leaseMs, nowMs });
+        const workerId = `${this.deps.workerIdPrefix}-replay-${i}-${randomUUID().slice(0, 8)}`;
+        await jobs.registerWorker(workerId);
+        const worker = new ReplayWorker({ store, commands, jobs, blobs, runner: this.runner(settings), calibration, workerId, leaseMs: this.deps.leaseMs, nowMs });
         this.loop(`replay-worker-${i}`, async (stopped) => {
           for (const outcome of await worker.drain(undefined, stopped)) log(`replay: ${outcome.jobId} ${outcome.result}${outcome.detail ? `: ${outcome.detail}` : ''}`);
         });
@@ -72,6 +78,7 @@ export class VerificationService {
   async stop(): Promise<void> {
     await Promise.all(this.loops.map((loop) => loop.stop()));
     await Promise.all(this.runners.map((runner) => runner.close()));
+    await this.jobs?.close();
   }
 
   private runner(settings: SessionSettings): StepRunner {

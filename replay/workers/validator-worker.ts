@@ -137,7 +137,15 @@ export class ValidatorWorker {
     ).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
     if (judgement instanceof Error) return this.skip(pass, skipped, errorCode(judgement), judgement.message);
     // The assignment's own bound, not the policy's: it is what was reserved (none when the budget could not cover a bonus).
-    await this.record(assignmentId, gradientDigest, judgement, terms.maxBonusMsat);
+    try {
+      await this.record(assignmentId, gradientDigest, judgement, terms.maxBonusMsat);
+    } catch (error) {
+      // A staff verdict (POST …/verdicts) came first while this one was computed: the first verdict stands, and this
+      // submission is no longer the validator's to judge. Failing the pass would count toward stopping the validator.
+      const now = await loadAssignmentContext(this.deps, assignmentId);
+      if (now && (now.assignment.status !== 'submitted' || now.assignment.submission?.gradientDigest !== gradientDigest)) return;
+      throw error;
+    }
     pass.judged += 1;
     if (judgement.verdict === 'accepted') pass.accepted += 1;
     else pass.rejected += 1;

@@ -5,6 +5,8 @@ import { encodeDense } from '../../replay/encoding/dense-f32.js';
 import { sha256Hex } from '../../replay/model/checkpoint.js';
 import type { ParameterSet } from '../../replay/model/model-spec.js';
 import { createPrng } from '../../replay/model/prng.js';
+import type { CommandBus } from '../../replay/ports/commands.js';
+import { ValidatorWorker } from '../../replay/workers/validator-worker.js';
 import { replayWorld, type ReplayWorld } from './replay-world.js';
 
 let world: ReplayWorld;
@@ -104,6 +106,29 @@ describe('validator checks: integrity, quality, sampled replay', () => {
     const again = await world.validator().runOnce();
     expect(again.judged).toBe(0);
     expect(await world.store.readStream('assignment-a-honest')).toHaveLength(before.length);
+  });
+});
+
+describe('a verdict that races the validator', () => {
+  // Regression (issue 16, found by the SIGKILL suite): a staff verdict (POST /v1/assignments/:id/verdicts) landing while
+  // the validator computed made the validator's append fail its whole pass ("a verdict is final"), and twenty such
+  // passes in a row stop the validator for good.
+  it('lets the first verdict stand and finishes its pass instead of failing it', async () => {
+    await world.assign('a-raced', 'alice', 9);
+    await world.submitDense('a-raced', 'alice', await world.gradientFor(9));
+    const racing: CommandBus = {
+      load: (decider, streamId) => world.commands.load(decider, streamId),
+      handle: async (decider, streamId, command, options) => {
+        if (command.type === 'AcceptSubmission' || command.type === 'RejectSubmission') {
+          const staff = { type: 'RejectSubmission', data: { assignmentId: 'a-raced', validatorId: 'staff-validator', reasonCode: 'STAFF_REJECTED', evidence: {} }, metadata: command.metadata };
+          await world.commands.handle(decider, streamId, staff as typeof command);
+        }
+        return world.commands.handle(decider, streamId, command, options);
+      },
+    };
+    const validator = new ValidatorWorker({ store: world.store, commands: racing, db: world.db, blobs: world.blobs, runner: world.runner, calibration: null, random: () => 0, validatorId: 'validator-1', nowMs: () => (world.clock.nowMs += 1000) });
+    await expect(validator.runOnce()).resolves.toBeDefined();
+    expect((await world.state('a-raced')).rejection?.reasonCode).toBe('STAFF_REJECTED');
   });
 });
 
