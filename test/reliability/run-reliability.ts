@@ -20,7 +20,7 @@ export const USAGE = `usage: npm run test:reliability -- [--soak SECONDS] [vites
   --help            this text
 
 Anything else goes to \`vitest run\` as is: a file filter (replacing ${SUITE}), -t NAME, --reporter=verbose, …
-Environment: RELIABILITY_SEED=N replays a run; RELIABILITY_FUZZ_RUNS, RELIABILITY_LIGHTNING_SEEDS, RELIABILITY_SOAK_S as in the README.`;
+Environment: RELIABILITY_SEED=N replays a run; RELIABILITY_FUZZ_RUNS, RELIABILITY_LIGHTNING_SEEDS, RELIABILITY_SIGKILLS, RELIABILITY_SOAK_S as in the README.`;
 
 export type Plan = Readonly<{ vitestArgs: readonly string[]; env: Readonly<Record<string, string>> }> | Readonly<{ help: true }>;
 
