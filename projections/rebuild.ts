@@ -5,9 +5,10 @@ import { comparePositions, type LogPosition } from '../domain/ports/event-store.
 import { invariant } from '../domain/errors.js';
 import { checksumTables, sameChecksums, type TableChecksum } from './checksum.js';
 import type { ProjectionLog } from './ports/projection-log.js';
-import type { Projector } from './projector.js';
+import type { ProjectedEvent, Projector } from './projector.js';
 import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, isTransientDatabaseError, lockProjection, projectionCheckpointId } from './runner.js';
 import { prepareProjectorSchema } from './schemas.js';
+import { decodeForProjection } from './decode.js';
 
 export type RebuildOptions = Readonly<{
   /** The log, in the read models' own database (the PostgreSQL/PGlite event store implements it). */
@@ -52,31 +53,123 @@ export function rebuildSchemaName(projector: Projector): string {
 
 export async function rebuildProjection(options: RebuildOptions): Promise<RebuildReport> {
   const { store: log, projector } = options;
-  const db = log.db;
-  const target = rebuildSchemaName(projector);
   const batch = { batchSize: options.batchSize ?? DEFAULT_PROJECTION_BATCH_SIZE, nowMs: options.nowMs ?? Date.now };
-  await prepareProjectorSchema(db, projector);
-  await sql`DROP SCHEMA IF EXISTS ${sql.id(target)} CASCADE`.execute(db);
-  await log.deleteCheckpointIn(db, projectionCheckpointId(target));
-  await prepareProjectorSchema(db, projector, target);
+  const [green] = await replayIntoScratch({ store: log, projectors: [projector], ...batch, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  if (green!.error !== null) {
+    // The CLI's rebuild stops on a projector that refuses the log; its scratch schema goes with it.
+    await dropScratch(log, projector);
+    throw green!.error;
+  }
+  return cutOverRebuild({ store: log, projector, swap: options.swap, ...batch, ...(options.inspectDifference ? { inspectDifference: options.inspectDifference } : {}) }, green!.eventsApplied);
+}
 
-  // Green phase: replay the whole log into the fresh schema while the live
-  // tables keep serving and the live runner keeps applying.
-  let eventsApplied = 0;
+/** What the green phase left for one projector: events applied to its scratch tables, and the error that stopped it (null when it reached the head). */
+export type GreenPhase = Readonly<{ projector: Projector; eventsApplied: number; error: unknown | null }>;
+
+export type ReplayIntoScratchOptions = Readonly<{
+  store: ProjectionLog;
+  projectors: readonly Projector[];
+  batchSize: number;
+  nowMs: () => number;
+  /** After each shared batch, with the log events read so far (each was offered to every projector still going). */
+  onProgress?: (eventsRead: number) => void | Promise<void>;
+  /**
+   * Scratch tables UNLOGGED (no WAL for their rows and indexes): for a rebuild that only compares and
+   * drops them (the audit). cutOverRebuild refuses to swap unlogged tables in, since a crash empties them.
+   */
+  unloggedScratch?: boolean;
+}>;
+
+/**
+ * Green phase for several projectors at once: every scratch schema is made first, one after another
+ * (side by side, their migrations raced on PostgreSQL's catalog), then ONE keyset pass over the log
+ * feeds each batch, decoded once, to every projector, each in a savepoint of the batch's transaction
+ * with its own checkpoint. A projector that throws (not a transient database error) keeps what it had
+ * before that batch and sits out the rest of the pass; the others go on. The scratch writes commit
+ * with synchronous_commit off: a crash can lose only the last few scratch batches, never a live row,
+ * and the next rebuild drops the scratch schema anyway; the cut-over commits as usual, which also
+ * flushes everything before it.
+ */
+export async function replayIntoScratch(options: ReplayIntoScratchOptions): Promise<GreenPhase[]> {
+  const { store: log, projectors } = options;
+  const db = log.db;
+  for (const projector of projectors) {
+    await prepareProjectorSchema(db, projector);
+    await sql`DROP SCHEMA IF EXISTS ${sql.id(rebuildSchemaName(projector))} CASCADE`.execute(db);
+    await log.deleteCheckpointIn(db, projectionCheckpointId(rebuildSchemaName(projector)));
+    await prepareProjectorSchema(db, projector, rebuildSchemaName(projector));
+    if (options.unloggedScratch) {
+      const tables = await sql<{ tablename: string }>`SELECT tablename FROM pg_tables WHERE schemaname = ${rebuildSchemaName(projector)} ORDER BY tablename`.execute(db);
+      for (const { tablename } of tables.rows) await sql`ALTER TABLE ${sql.table(`${rebuildSchemaName(projector)}.${tablename}`)} SET UNLOGGED`.execute(db);
+    }
+  }
+  const states = projectors.map((projector) => ({ projector, target: rebuildSchemaName(projector), eventsApplied: 0, error: null as unknown }));
+  let eventsRead = 0;
   for (;;) {
+    const going = states.filter((s) => s.error === null);
+    if (going.length === 0) break;
     const n = await db.transaction().execute(async (trx) => {
-      await lockProjection(trx, target);
-      return applyBatchIn(log, trx, projector, target, batch);
+      await sql`SET LOCAL synchronous_commit TO off`.execute(trx);
+      for (const s of going) await lockProjection(trx, s.target);
+      // Every scratch checkpoint still going stands where the last shared batch left it.
+      const checkpoint = await log.loadCheckpointIn(trx, projectionCheckpointId(going[0]!.target));
+      const recorded = await log.readAllIn(trx, { after: checkpoint, maxCount: options.batchSize });
+      if (recorded.length === 0) return 0;
+      let events: ProjectedEvent[];
+      try {
+        events = recorded.map(decodeForProjection);
+      } catch (error) {
+        // An event no projector can decode stops every one of them, as it would stop each alone.
+        for (const s of going) s.error = error;
+        return recorded.length;
+      }
+      const last = events[events.length - 1]!.position;
+      invariant(comparePositions(last, checkpoint) > 0, 'a rebuild would move its checkpoint backwards');
+      for (const s of going) {
+        await sql`SAVEPOINT rebuild_scratch_batch`.execute(trx);
+        try {
+          await s.projector.apply(trx.withSchema(s.target), events);
+          await log.saveCheckpointIn(trx, projectionCheckpointId(s.target), last, new Date(options.nowMs()));
+          await sql`RELEASE SAVEPOINT rebuild_scratch_batch`.execute(trx);
+          s.eventsApplied += events.length;
+        } catch (error) {
+          if (isTransientDatabaseError(error)) throw error;
+          await sql`ROLLBACK TO SAVEPOINT rebuild_scratch_batch`.execute(trx);
+          s.error = error;
+        }
+      }
+      return events.length;
     });
     if (n === 0) break;
-    eventsApplied += n;
-    await options.onProgress?.(eventsApplied);
+    eventsRead += n;
+    await options.onProgress?.(eventsRead);
   }
+  return states.map((s) => ({ projector: s.projector, eventsApplied: s.eventsApplied, error: s.error }));
+}
 
-  // Cut-over: under the live projection's lock, bring both to the same position,
-  // compare row for row, and swap by renaming schemas in one transaction.
-  return db.transaction().execute(async (trx) => {
+/** Drops a projector's scratch schema and its checkpoint (after a failed green phase). */
+export async function dropScratch(log: ProjectionLog, projector: Projector): Promise<void> {
+  await sql`DROP SCHEMA IF EXISTS ${sql.id(rebuildSchemaName(projector))} CASCADE`.execute(log.db);
+  await log.deleteCheckpointIn(log.db, projectionCheckpointId(rebuildSchemaName(projector)));
+}
+
+export type CutOverOptions = Readonly<Pick<RebuildOptions, 'store' | 'projector' | 'swap' | 'inspectDifference'> & { batchSize: number; nowMs: () => number }>;
+
+/**
+ * Cut-over after a green phase: under the live projection's lock, bring both to the same position,
+ * compare row for row, and swap by renaming schemas in one transaction (or drop the scratch schema).
+ */
+export async function cutOverRebuild(options: CutOverOptions, eventsAppliedBefore: number): Promise<RebuildReport> {
+  const { store: log, projector } = options;
+  const target = rebuildSchemaName(projector);
+  const batch = { batchSize: options.batchSize, nowMs: options.nowMs };
+  let eventsApplied = eventsAppliedBefore;
+  return log.db.transaction().execute(async (trx) => {
     await lockProjection(trx, projector.name);
+    if (options.swap) {
+      const unlogged = await sql<{ n: string }>`SELECT count(*)::text AS n FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = ${target} AND c.relpersistence = 'u'`.execute(trx);
+      invariant(unlogged.rows[0]!.n === '0', `the scratch tables of ${projector.name} are unlogged; they are for comparing, never for swapping in`);
+    }
     const { position, liveError } = await alignPositions(log, trx, projector, target, batch, (n) => (eventsApplied += n));
     const live = await checksumTables(trx, projector, projector.name);
     const rebuilt = await checksumTables(trx, projector, target);

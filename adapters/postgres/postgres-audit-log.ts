@@ -57,8 +57,15 @@ export class PostgresAuditLog implements AuditLog {
     // Two statements, each an index scan: the invoice streams through the partial index of migration
     // 0003, then every stream by key. One statement (an OR, or IN over a subquery) lets the planner
     // misjudge the invoice count and answer with a scan of the whole log per batch.
+    // The range (the batch's least and greatest id, taken in SQL so in the database's collation, so
+    // every id lies inside it) is what keeps that plan: with the ANY list alone the planner guessed
+    // from a sampled n_distinct, and on 300,000 bulk-loaded assignments (2.67 million events) it
+    // chose a parallel scan of the whole log for every batch of 200 (1.4 s each, measured).
+    const ids = [...assignmentIds];
     const invoices = await sql<{ stream_id: string }>`
-      SELECT stream_id FROM events WHERE event_type = 'InvoiceOpened' AND data->>'assignmentId' = ANY(${[...assignmentIds]}::text[])`.execute(this.db);
+      SELECT stream_id FROM events WHERE event_type = 'InvoiceOpened'
+        AND data->>'assignmentId' BETWEEN (SELECT min(id) FROM unnest(${ids}::text[]) AS id) AND (SELECT max(id) FROM unnest(${ids}::text[]) AS id)
+        AND data->>'assignmentId' = ANY(${ids}::text[])`.execute(this.db);
     const all = [...streams, ...invoices.rows.map((r) => r.stream_id)];
     const rows = await sql<EventRow>`SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY(${all}::text[])`.execute(this.db);
     return rows.rows.map(toRecordedEvent);
