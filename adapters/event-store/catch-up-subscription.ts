@@ -6,6 +6,7 @@ import {
   type LogPosition,
   type RecordedEvent,
 } from '../../domain/ports/event-store.js';
+import { CheckpointWaiters } from './checkpoint-waiters.js';
 
 export type CatchUpOptions = Readonly<{
   subscriptionId: string;
@@ -27,12 +28,13 @@ export class CatchUpSubscription {
   private checkpoint: LogPosition | null = null;
   private stopped = false;
   private wake: (() => void) | null = null;
-  private readonly waiters: { target: LogPosition; resolve: () => void }[] = [];
+  private readonly waiters: CheckpointWaiters;
   private readonly unsubscribe: () => void;
   /** Settles when the loop ends: resolves on stop(), rejects with the handler's error. */
   readonly done: Promise<void>;
 
   constructor(private readonly store: EventStore, private readonly options: CatchUpOptions) {
+    this.waiters = new CheckpointWaiters(options.subscriptionId);
     this.unsubscribe = store.onAppended(() => this.wake?.());
     this.done = this.run();
     // A failed handler rejects `done`; keep Node from reporting it as unhandled
@@ -47,11 +49,7 @@ export class CatchUpSubscription {
 
   /** Resolves once every event up to `target` (in checkpoint order) has been handled. */
   reached(target: LogPosition): Promise<void> {
-    if (this.checkpoint && comparePositions(this.checkpoint, target) >= 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ target, resolve });
-      this.done.then(() => reject(new Error(`subscription ${this.options.subscriptionId} stopped before reaching the target`)), reject);
-    });
+    return this.waiters.wait(this.checkpoint, target, this.done);
   }
 
   async stop(): Promise<void> {
@@ -93,12 +91,6 @@ export class CatchUpSubscription {
   }
 
   private settleWaiters(): void {
-    for (let i = this.waiters.length - 1; i >= 0; i -= 1) {
-      const waiter = this.waiters[i]!;
-      if (comparePositions(this.checkpoint!, waiter.target) >= 0) {
-        this.waiters.splice(i, 1);
-        waiter.resolve();
-      }
-    }
+    this.waiters.settle(this.checkpoint!);
   }
 }

@@ -3,6 +3,7 @@
 import { streamNameFilter, type AllStreamResolvedEvent, type AllStreamSubscription } from '@eventstore/db-client';
 import { comparePositions, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
 import { DEFAULT_SUBSCRIPTION_BATCH_SIZE, type CatchUpOptions } from '../event-store/catch-up-subscription.js';
+import { CheckpointWaiters } from '../event-store/checkpoint-waiters.js';
 import { fromResolvedEvent } from './envelope.js';
 import { DOMAIN_STREAMS_REGEX, isDomainEvent, type EsdbEventStore } from './esdb-event-store.js';
 import { mapClientError } from './errors.js';
@@ -19,10 +20,11 @@ export class EsdbCatchUpSubscription {
   private checkpoint: LogPosition | null = null;
   private stopped = false;
   private subscription: AllStreamSubscription | null = null;
-  private readonly waiters: { target: LogPosition; resolve: () => void }[] = [];
+  private readonly waiters: CheckpointWaiters;
   readonly done: Promise<void>;
 
   constructor(private readonly store: EsdbEventStore, private readonly options: CatchUpOptions) {
+    this.waiters = new CheckpointWaiters(options.subscriptionId);
     this.done = this.run();
     this.done.catch(() => {});
   }
@@ -32,11 +34,7 @@ export class EsdbCatchUpSubscription {
   }
 
   reached(target: LogPosition): Promise<void> {
-    if (this.checkpoint && comparePositions(this.checkpoint, target) >= 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ target, resolve });
-      this.done.then(() => reject(new Error(`subscription ${this.options.subscriptionId} stopped before reaching the target`)), reject);
-    });
+    return this.waiters.wait(this.checkpoint, target, this.done);
   }
 
   async stop(): Promise<void> {
@@ -90,13 +88,7 @@ export class EsdbCatchUpSubscription {
     const last = batch[batch.length - 1]!.position;
     await this.store.saveCheckpoint(this.options.subscriptionId, last);
     this.checkpoint = last;
-    for (let i = this.waiters.length - 1; i >= 0; i -= 1) {
-      const waiter = this.waiters[i]!;
-      if (comparePositions(last, waiter.target) >= 0) {
-        this.waiters.splice(i, 1);
-        waiter.resolve();
-      }
-    }
+    this.waiters.settle(last);
   }
 }
 

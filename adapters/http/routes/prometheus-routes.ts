@@ -48,17 +48,14 @@ export async function prometheusRoutes(app: FastifyInstance, deps: HealthDeps): 
 /** Resident memory and the V8 heap: what a soak watches for a leak, read at each scrape (process.memoryUsage is cheap). */
 function memoryLines(memory: NodeJS.MemoryUsage): string[] {
   return [
-    '# HELP process_resident_memory_bytes Resident memory of this process in bytes.',
-    '# TYPE process_resident_memory_bytes gauge',
-    `process_resident_memory_bytes ${memory.rss}`,
-    '# HELP nodejs_heap_size_used_bytes V8 heap in use, in bytes.',
-    '# TYPE nodejs_heap_size_used_bytes gauge',
-    `nodejs_heap_size_used_bytes ${memory.heapUsed}`,
-    '# HELP nodejs_heap_size_total_bytes V8 heap reserved, in bytes.',
-    '# TYPE nodejs_heap_size_total_bytes gauge',
-    `nodejs_heap_size_total_bytes ${memory.heapTotal}`,
-    '# HELP nodejs_external_memory_bytes Memory of C++ objects bound to JS objects (Buffers, onnxruntime tensors), in bytes.',
-    '# TYPE nodejs_external_memory_bytes gauge',
-    `nodejs_external_memory_bytes ${memory.external}`,
+    ...gauge('process_resident_memory_bytes', 'Resident memory of this process in bytes.', memory.rss),
+    ...gauge('nodejs_heap_size_used_bytes', 'V8 heap in use, in bytes.', memory.heapUsed),
+    ...gauge('nodejs_heap_size_total_bytes', 'V8 heap reserved, in bytes.', memory.heapTotal),
+    ...gauge('nodejs_external_memory_bytes', 'Memory of C++ objects bound to JS objects (Buffers, onnxruntime tensors), in bytes.', memory.external),
   ];
+}
+
+/** One unlabelled gauge in the Prometheus text format: its HELP, TYPE and sample lines. */
+function gauge(name: string, help: string, value: number): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`];
 }
