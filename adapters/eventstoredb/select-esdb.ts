@@ -27,7 +27,7 @@ export class EventStoreEngineUnsupportedError extends EventStoreError {
     super(
       'EVENT_STORE_ENGINE_UNSUPPORTED',
       `the EventStoreDB cluster at ${display} answered, but ${what} cannot run on it yet: ${PARTS_NEEDING_A_SQL_LOG.join('; ')}. ` +
-        'Unset ESDB_URL to run on PostgreSQL (DATABASE_URL) or PGlite; the EventStoreDB adapter itself passes the event-store contract (test/contract/event-store.esdb.int.spec.ts)',
+        'Unset ESDB_URL to run on PostgreSQL (DATABASE_URL) or PGlite; the adapter alone can be checked against this cluster with ESDB_URL=... npx vitest run test/contract/event-store.esdb.int.spec.ts',
     );
   }
 }
