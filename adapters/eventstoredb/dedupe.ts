@@ -22,10 +22,10 @@ import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
  *   whose claim is resolved by a forward scan, not by this window. Scanning back further on every loose
  *   append would cost a read of up to that many events per write, for a case retries do not hit.
  */
-export const DEDUPE_TAIL_SLACK = 64;
+export const DEDUPE_TAIL_SLACK_EVENTS = 64;
 
 export function dedupeWindow(batchLength: number): number {
-  return batchLength + DEDUPE_TAIL_SLACK;
+  return batchLength + DEDUPE_TAIL_SLACK_EVENTS;
 }
 
 export type TailDecision =

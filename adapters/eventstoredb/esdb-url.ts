@@ -3,7 +3,7 @@
 import { ConfigError } from '../config.js';
 
 /** Longest connection string accepted: five nodes with credentials and every option fit in far less. */
-export const MAX_ESDB_URL_LENGTH = 2_048;
+export const MAX_ESDB_URL_CHARS = 2_048;
 
 export type EsdbTarget = Readonly<{
   engine: 'eventstoredb';
@@ -19,7 +19,7 @@ const URL_PATTERN = /^(esdb|esdb\+discover|kurrentdb|kurrentdb\+discover|kurrent
 const HOST_PATTERN = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
 
 export function parseEsdbUrl(text: string): EsdbTarget {
-  if (text.length === 0 || text.length > MAX_ESDB_URL_LENGTH) throw new ConfigError(`ESDB_URL must be 1-${MAX_ESDB_URL_LENGTH} characters`);
+  if (text.length === 0 || text.length > MAX_ESDB_URL_CHARS) throw new ConfigError(`ESDB_URL must be 1-${MAX_ESDB_URL_CHARS} characters`);
   const match = URL_PATTERN.exec(text.trim());
   if (!match) {
     throw new ConfigError(`ESDB_URL must look like esdb://host:2113,host2:2113?tls=true (or kurrentdb://, esdb+discover://); got ${redact(text)}`);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../domain/ports/event-store.js';
 import { EventIdConflictError, IdempotencyKeyReusedError } from '../../domain/ports/event-store-errors.js';
 import {
-  DEDUPE_TAIL_SLACK,
+  DEDUPE_TAIL_SLACK_EVENTS,
   IDEMPOTENCY_CLAIM_LEASE_MS,
   claimedIn,
   decideClaim,
@@ -59,9 +59,9 @@ describe('the tail check on append', () => {
     expect(() => decideOnTail(STREAM, tailOf(stream, 10), [original, fresh()])).toThrow(/part of this batch/);
   });
 
-  it('property: a retry is recognised whenever at most DEDUPE_TAIL_SLACK events came after it, whatever came before', () => {
+  it('property: a retry is recognised whenever at most DEDUPE_TAIL_SLACK_EVENTS events came after it, whatever came before', () => {
     fc.assert(
-      fc.property(fc.nat({ max: 20 }), fc.integer({ min: 1, max: 12 }), fc.nat({ max: DEDUPE_TAIL_SLACK }), (before, size, after) => {
+      fc.property(fc.nat({ max: 20 }), fc.integer({ min: 1, max: 12 }), fc.nat({ max: DEDUPE_TAIL_SLACK_EVENTS }), (before, size, after) => {
         const batch = Array.from({ length: size }, (_, n) => fresh('B', { n }));
         const stream = recorded([...Array.from({ length: before }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
         const decision = decideOnTail(STREAM, tailOf(stream, dedupeWindow(size)), batch);
@@ -75,8 +75,8 @@ describe('the tail check on append', () => {
       fc.property(fc.nat({ max: 20 }), fc.integer({ min: 2, max: 12 }), fc.integer({ min: 1, max: 11 }), (before, size, overhang) => {
         fc.pre(overhang < size);
         const batch = Array.from({ length: size }, (_, n) => fresh('B', { n }));
-        // DEDUPE_TAIL_SLACK + overhang events after the copy: the window holds only its newest size - overhang events.
-        const stream = recorded([...Array.from({ length: before + 1 }, () => fresh()), ...batch, ...Array.from({ length: DEDUPE_TAIL_SLACK + overhang }, () => fresh())]);
+        // DEDUPE_TAIL_SLACK_EVENTS + overhang events after the copy: the window holds only its newest size - overhang events.
+        const stream = recorded([...Array.from({ length: before + 1 }, () => fresh()), ...batch, ...Array.from({ length: DEDUPE_TAIL_SLACK_EVENTS + overhang }, () => fresh())]);
         const first = decideOnTail(STREAM, tailOf(stream, dedupeWindow(size)), batch);
         expect(first).toEqual({ kind: 'read-further', count: dedupeWindow(size) + overhang });
         if (first.kind !== 'read-further') return;
@@ -88,7 +88,7 @@ describe('the tail check on append', () => {
   it('still refuses a batch truly half in the stream, also after reading further', () => {
     const batch = [fresh(), fresh()];
     // Its second event is the oldest read, its first never stored: the further read shows it missing.
-    const stream = recorded([fresh(), batch[1]!, ...Array.from({ length: DEDUPE_TAIL_SLACK + 1 }, () => fresh())]);
+    const stream = recorded([fresh(), batch[1]!, ...Array.from({ length: DEDUPE_TAIL_SLACK_EVENTS + 1 }, () => fresh())]);
     const first = decideOnTail(STREAM, tailOf(stream, dedupeWindow(2)), batch);
     expect(first).toEqual({ kind: 'read-further', count: dedupeWindow(2) + 1 });
     expect(() => decideOnTail(STREAM, tailOf(stream, dedupeWindow(2) + 1), batch, false)).toThrow(/part of this batch/);
@@ -147,7 +147,7 @@ describe('idempotency key records', () => {
   it('finds a crashed claimant\'s events however many events came after them, scanning from the head recorded at claim time', async () => {
     const batch = [fresh(), fresh(), fresh()];
     const before = 500;
-    const after = 5 * DEDUPE_TAIL_SLACK + 1_000;
+    const after = 5 * DEDUPE_TAIL_SLACK_EVENTS + 1_000;
     const stream = recorded([...Array.from({ length: before }, () => fresh()), ...batch, ...Array.from({ length: after }, () => fresh())]);
     const claimed = { kind: 'claimed' as const, requestDigest: claim.requestDigest, streamId: STREAM, eventIds: batch.map((e) => e.eventId), claimedAtMs: 0, headRevision: before - 1 };
     const pages: number[] = [];
@@ -203,9 +203,9 @@ describe('idempotency key records', () => {
 });
 
 describe('the documented limit of the tail window', () => {
-  it('takes a loose retry that comes after more than DEDUPE_TAIL_SLACK other events for fresh: it would be written again', () => {
+  it('takes a loose retry that comes after more than DEDUPE_TAIL_SLACK_EVENTS other events for fresh: it would be written again', () => {
     const batch = [fresh('B')];
-    const stream = recorded([batch[0]!, ...Array.from({ length: DEDUPE_TAIL_SLACK + 1 }, () => fresh())]);
+    const stream = recorded([batch[0]!, ...Array.from({ length: DEDUPE_TAIL_SLACK_EVENTS + 1 }, () => fresh())]);
     expect(decideOnTail(STREAM, tailOf(stream, dedupeWindow(batch.length)), batch)).toEqual({ kind: 'fresh' });
   });
 });
