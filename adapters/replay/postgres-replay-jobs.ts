@@ -2,7 +2,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import { claimantsFor, type Claimants } from '../http/idempotency.js';
+import { claimantsFor, type ClaimantEngine, type Claimants } from '../postgres/claimants.js';
 import { migrateToLatest } from '../postgres/database.js';
 import type { JobStatus, NewReplayJob, ReplayJob, ReplayJobQueue } from '../../replay/ports/replay-jobs.js';
 import * as replayJobs from './migrations/0001_replay_jobs.js';
@@ -33,7 +33,7 @@ export type ReplayJobQueueOptions = Readonly<{
    * instead of after its lease: on PostgreSQL each worker holds a session advisory lock, on PGlite only this process
    * can have the database open. Without it, a dead worker's job waits out its lease.
    */
-  engine?: 'postgres' | 'pglite';
+  engine?: ClaimantEngine;
 }>;
 
 export class PostgresReplayJobQueue implements ReplayJobQueue {
@@ -90,10 +90,27 @@ export class PostgresReplayJobQueue implements ReplayJobQueue {
   }
 
   async claim(workerId: string, nowMs: number, leaseMs: number): Promise<ReplayJob | null> {
-    // SKIP LOCKED: two claimers never wait on, or take, the same row; the lease makes a dead claimer's job claimable again.
-    // A lease whose owner's process is gone is as good as expired: a killed worker's job does not wait out its lease.
+    // Queued and expired jobs first, with no probe: asking whether lease owners are gone costs a lock test per owner,
+    // so it runs only when nothing else is claimable. A dead worker's job then waits at most until the queue drains
+    // (or its lease ends, whichever is first) rather than costing every claim the probe.
+    const row = (await this.claimFirst(workerId, nowMs, leaseMs, [])) ?? (await this.takeOverFromGone(workerId, nowMs, leaseMs));
+    if (!row) return null;
+    if (row.attempts > this.maxAttempts) {
+      await this.finish(row.job_id, workerId, 'failed', `gave up after ${this.maxAttempts} attempts; last: ${row.last_error ?? 'lease expired'}`, nowMs);
+      return this.claim(workerId, nowMs, leaseMs);
+    }
+    return { jobId: row.job_id, assignmentId: row.assignment_id, disputeId: row.dispute_id, attempts: row.attempts, leaseOwner: workerId, leaseExpiresAtMs: nowMs + leaseMs };
+  }
+
+  /** A lease whose owner's process is gone is as good as expired: a killed worker's job does not wait out its lease. */
+  private async takeOverFromGone(workerId: string, nowMs: number, leaseMs: number): Promise<JobRow | null> {
     const gone = await this.goneOwners(nowMs);
-    const takenOver = gone.length === 0 ? sql`false` : sql`(status = 'running' AND lease_owner IN (${sql.join(gone)}))`;
+    return gone.length === 0 ? null : this.claimFirst(workerId, nowMs, leaseMs, gone);
+  }
+
+  /** SKIP LOCKED: two claimers never wait on, or take, the same row; the lease makes a dead claimer's job claimable again. */
+  private async claimFirst(workerId: string, nowMs: number, leaseMs: number, goneOwners: readonly string[]): Promise<JobRow | null> {
+    const takenOver = goneOwners.length === 0 ? sql`false` : sql`(status = 'running' AND lease_owner IN (${sql.join([...goneOwners])}))`;
     const result = await sql<JobRow>`
       UPDATE replay_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ${workerId}, lease_expires_at_ms = ${String(nowMs + leaseMs)}
       WHERE job_id = (
@@ -103,13 +120,7 @@ export class PostgresReplayJobQueue implements ReplayJobQueue {
         LIMIT 1
         FOR UPDATE SKIP LOCKED)
       RETURNING *`.execute(this.db);
-    const row = result.rows[0];
-    if (!row) return null;
-    if (row.attempts > this.maxAttempts) {
-      await this.finish(row.job_id, workerId, 'failed', `gave up after ${this.maxAttempts} attempts; last: ${row.last_error ?? 'lease expired'}`, nowMs);
-      return this.claim(workerId, nowMs, leaseMs);
-    }
-    return { jobId: row.job_id, assignmentId: row.assignment_id, disputeId: row.dispute_id, attempts: row.attempts, leaseOwner: workerId, leaseExpiresAtMs: nowMs + leaseMs };
+    return result.rows[0] ?? null;
   }
 
   async complete(jobId: string, workerId: string, nowMs: number): Promise<boolean> {

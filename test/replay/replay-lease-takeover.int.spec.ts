@@ -39,4 +39,28 @@ describe.each(['pglite', 'postgres'] as const)('replay leases of a dead worker o
       await store.close();
     }
   });
+
+  it('serves queued jobs before taking over a dead worker\'s, then takes it over once the queue is empty', async () => {
+    const target = engine === 'pglite' ? ({ engine: 'pglite' } as const) : ({ engine: 'postgres', connectionString: await createPostgresDatabase('replay_takeover_order') } as const);
+    const { store, db } = await openEventStore(target);
+    try {
+      const nowMs = 2_000_000;
+      const dead = new PostgresReplayJobQueue(db, undefined, { engine });
+      await dead.prepare();
+      await dead.registerWorker('w-dead');
+      const live = new PostgresReplayJobQueue(db, undefined, { engine });
+      await live.registerWorker('w-live');
+      await dead.enqueue({ jobId: 'job-old', assignmentId: 'a-old', disputeId: 'd-old', enqueuedAtMs: nowMs });
+      expect((await dead.claim('w-dead', nowMs, LEASE_MS))?.jobId).toBe('job-old');
+      await dead.close();
+      await live.enqueue({ jobId: 'job-new', assignmentId: 'a-new', disputeId: 'd-new', enqueuedAtMs: nowMs + 10 });
+      // The older job's owner is gone, but a queued job is claimable without asking: it comes first.
+      expect((await live.claim('w-live', nowMs + 1_000, LEASE_MS))?.jobId).toBe('job-new');
+      expect(await live.claim('w-live', nowMs + 1_000, LEASE_MS)).toMatchObject({ jobId: 'job-old', attempts: 2, leaseOwner: 'w-live' });
+      expect(await live.claim('w-live', nowMs + 1_000, LEASE_MS)).toBeNull();
+      await live.close();
+    } finally {
+      await store.close();
+    }
+  });
 });
