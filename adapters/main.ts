@@ -12,7 +12,8 @@ export async function startCommand(argv: readonly string[], env: NodeJS.ProcessE
   // Handlers before the start: a signal during start-up waits for it and then stops what started, rather than killing PGlite mid-write.
   stopOnSignals(started, config.shutdownTimeoutMs);
   const system = await started;
-  const where = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
+  const sqlWhere = config.database.engine === 'pglite' ? `PGlite in ${config.database.dataDir}` : 'PostgreSQL';
+  const where = config.eventStore ? `EventStoreDB at ${config.eventStore.display}, read models and API tables in ${sqlWhere}` : sqlWhere;
   system.app.log.info(`trainledger listening on ${system.address} (event store: ${where}; Lightning: ${system.lightning}; OpenAPI at ${system.address}/docs)`);
 }
 

@@ -1,13 +1,14 @@
-// `npm run replay-worker`: replay workers (and optionally the validator) alone, against PostgreSQL, on the best execution provider here.
+// `npm run replay-worker`: replay workers (and optionally the validator) alone, against PostgreSQL (the log there or on EventStoreDB), on the best execution provider here.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileBlobStore } from './blobs/file-blob-store.js';
 import { ConfigError } from './config.js';
-import { openEventStore } from './event-store/open-event-store.js';
+import { openEventStore, openSplitStore } from './event-store/open-event-store.js';
+import { openEsdbEventStore } from './eventstoredb/open-esdb.js';
 import { EventStoreError } from '../domain/ports/event-store-errors.js';
-import { esdbTargetFrom, refuseEsdbAfterProbe } from './eventstoredb/select-esdb.js';
+import { esdbTargetFrom } from './eventstoredb/select-esdb.js';
 import type { DatabaseTarget } from './postgres/database.js';
 import { DEFAULT_REPLAY_LEASE_MS, VerificationService } from './replay/verification-service.js';
 import { EXECUTION_PROVIDERS, type ProviderRequest } from '../replay/step/execution-providers.js';
@@ -56,10 +57,11 @@ function intFlag(flags: Map<string, string>, name: string, fallback: number, min
 /** `trainledger replay-worker` and `npm run replay-worker`: runs until SIGINT or SIGTERM. */
 export async function replayWorkerCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadWorkerConfig(argv, env);
+  // With ESDB_URL the log is the cluster's (probed first: EVENT_STORE_UNREACHABLE when none answers) and the replay
+  // jobs and checkpoints stay in the database, as on the server: the split composition (adapters/event-store/split-log.ts).
   const esdb = esdbTargetFrom(env);
-  if (esdb) await refuseEsdbAfterProbe(esdb, 'the replay worker');
   mkdirSync(config.blobDir, { recursive: true });
-  const { store, db } = await openEventStore(config.database);
+  const { store, db } = esdb ? await openSplitStore((await openEsdbEventStore(esdb)).store, config.database) : await openEventStore(config.database);
   const log = (line: string) => console.error(line);
   const service = new VerificationService({
     store, db, blobs: new FileBlobStore(config.blobDir), log, nowMs: Date.now, leaseMs: config.leaseMs, workerIdPrefix: env.HOSTNAME ?? 'worker', engine: config.database.engine,

@@ -9,8 +9,9 @@ import { ProjectionRunner } from '../projections/runner.js';
 import { REFERENCE_SETTINGS } from '../replay/recipe.js';
 import { FileBlobStore } from './blobs/file-blob-store.js';
 import type { AppConfig } from './config.js';
-import { openEventStore } from './event-store/open-event-store.js';
-import { refuseEsdbAfterProbe } from './eventstoredb/select-esdb.js';
+import { openEventStore, openSplitStore, type OpenedLedgerStore } from './event-store/open-event-store.js';
+import { openEsdbEventStore } from './eventstoredb/open-esdb.js';
+import type { EventStore } from '../domain/ports/event-store.js';
 import { openAsyncCommitDatabase } from './postgres/database.js';
 import { DEFAULT_API_LIMITS, type ApiLimits } from './http/api-context.js';
 import { ApiKeyStore } from './http/auth/api-keys.js';
@@ -40,6 +41,11 @@ export type SystemOptions = Readonly<{
   blockIntervalMs?: number;
   /** Called with the built app before it listens, to add hooks (end-to-end tests record every exchange this way). */
   beforeListen?: (app: FastifyInstance) => void;
+  /**
+   * Opens the event log of the split composition instead of ESDB_URL's cluster: the log behind the plain
+   * port, everything else in the configured database. Tests run the split on a second SQL store this way.
+   */
+  openLog?: () => Promise<EventStore>;
 }>;
 
 export type RunningSystem = Readonly<{ app: FastifyInstance; address: string; lightning: string; stop: () => Promise<void> }>;
@@ -88,6 +94,18 @@ async function openLightning(options: SystemOptions, db: Kysely<any>): Promise<L
   };
 }
 
+/**
+ * The SQL log (log, checkpoints and read models in one database), or with ESDB_URL the split composition: the
+ * cluster is probed first (EVENT_STORE_UNREACHABLE when none answers), then the database of everything else opens.
+ */
+async function openStores(options: SystemOptions): Promise<OpenedLedgerStore> {
+  const { config } = options;
+  const target = config.eventStore;
+  const openLog = options.openLog ?? (target ? async () => (await openEsdbEventStore(target)).store : null);
+  if (!openLog) return openEventStore(config.database);
+  return openSplitStore(await openLog(), config.database);
+}
+
 export async function startSystem(options: SystemOptions): Promise<RunningSystem> {
   mkdirSync(options.config.dataDir, { recursive: true });
   // Each part that starts pushes its stop; a part that fails to start stops the ones before it.
@@ -102,10 +120,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
 
 async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]): Promise<RunningSystem> {
   const { config, log } = options;
-  // The log on EventStoreDB: prove the cluster answers (EVENT_STORE_UNREACHABLE otherwise), then refuse to
-  // start the parts that still share SQL transactions with the log, rather than run half a system.
-  if (config.eventStore) await refuseEsdbAfterProbe(config.eventStore, '`trainledger start`');
-  const { store, engine, db } = await openEventStore(config.database);
+  const { store, engine, db } = await openStores(options);
   stops.push(() => store.close());
   const fail = (part: string) => (error: unknown) => {
     // A part whose loop itself fails stops the service loudly. One projector's broken invariant stops that projector

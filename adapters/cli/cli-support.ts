@@ -3,8 +3,10 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FileBlobStore } from '../blobs/file-blob-store.js';
-import { openEventStore } from '../event-store/open-event-store.js';
-import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
+import { openEventStore, openSplitStore } from '../event-store/open-event-store.js';
+import type { LedgerStore } from '../event-store/ledger-store.js';
+import { esdbTargetFrom } from '../eventstoredb/select-esdb.js';
+import type { DatabaseTarget } from '../postgres/database.js';
 import { LOG_START, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
 import { UsageError } from './trainledger.js';
 
@@ -51,7 +53,7 @@ export function parseArgs(command: string, argv: readonly string[], spec: { valu
   return { flags, positionals };
 }
 
-export type LiveStore = Readonly<{ store: PostgresEventStore; blobDir: string | null; describe: string; close: () => Promise<void> }>;
+export type LiveStore = Readonly<{ store: LedgerStore; blobDir: string | null; describe: string; close: () => Promise<void> }>;
 
 /**
  * PGlite is one process: a second one opening the folder a server holds would corrupt it. A PGlite that is
@@ -76,14 +78,19 @@ export async function openLiveStore(flags: Map<string, string>, env: NodeJS.Proc
   const dataDirFlag = flags.get('data-dir') ?? env.TRAINLEDGER_DATA_DIR;
   const dataDir = resolve(dataDirFlag ?? './data');
   const blobDir = flags.has('blobs') ? resolve(flags.get('blobs')!) : url && !dataDirFlag ? null : join(dataDir, 'blobs');
-  if (url) {
-    const { store } = await openEventStore({ engine: 'postgres', connectionString: url });
-    return { store, blobDir, describe: 'PostgreSQL', close: () => store.close() };
-  }
   const pgliteDir = join(dataDir, 'pglite');
-  refuseBusyPglite(pgliteDir);
-  const { store } = await openEventStore({ engine: 'pglite', dataDir: pgliteDir });
-  return { store, blobDir, describe: `PGlite in ${pgliteDir}`, close: () => store.close() };
+  if (!url) refuseBusyPglite(pgliteDir);
+  const target: DatabaseTarget = url ? { engine: 'postgres', connectionString: url } : { engine: 'pglite', dataDir: pgliteDir };
+  const sqlDescribe = url ? 'PostgreSQL' : `PGlite in ${pgliteDir}`;
+  // ESDB_URL: the log on the cluster, the read models (a rebuild's target) in the database, as `trainledger start` runs.
+  const esdb = esdbTargetFrom(env);
+  if (esdb) {
+    const { openEsdbEventStore } = await import('../eventstoredb/open-esdb.js');
+    const { store } = await openSplitStore((await openEsdbEventStore(esdb, { liveWakeups: false })).store, target);
+    return { store, blobDir, describe: `EventStoreDB at ${esdb.display}, read models in ${sqlDescribe}`, close: () => store.close() };
+  }
+  const { store } = await openEventStore(target);
+  return { store, blobDir, describe: sqlDescribe, close: () => store.close() };
 }
 
 export function blobStoreAt(dir: string | null): FileBlobStore | null {
@@ -93,7 +100,7 @@ export function blobStoreAt(dir: string | null): FileBlobStore | null {
 /** Log pages read per query when a command walks the whole log. */
 const LOG_PAGE_SIZE = 1_000;
 
-export async function* wholeLog(store: { readAll: PostgresEventStore['readAll'] }): AsyncGenerator<RecordedEvent> {
+export async function* wholeLog(store: { readAll: LedgerStore['readAll'] }): AsyncGenerator<RecordedEvent> {
   let after: LogPosition = LOG_START;
   for (;;) {
     const page = await store.readAll({ after, maxCount: LOG_PAGE_SIZE });
@@ -104,7 +111,7 @@ export async function* wholeLog(store: { readAll: PostgresEventStore['readAll'] 
 }
 
 /** A whole stream, read in pages. */
-export async function readWholeStream(store: { readStream: PostgresEventStore['readStream'] }, streamId: string): Promise<RecordedEvent[]> {
+export async function readWholeStream(store: { readStream: LedgerStore['readStream'] }, streamId: string): Promise<RecordedEvent[]> {
   const events: RecordedEvent[] = [];
   for (let from = 0; ; from += LOG_PAGE_SIZE) {
     const page = await store.readStream(streamId, { fromRevision: from, maxCount: LOG_PAGE_SIZE });

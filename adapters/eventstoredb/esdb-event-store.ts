@@ -11,9 +11,11 @@
 //   Idempotency keys themselves live in a stream of their own (claimed before the events, completed after).
 // - Positions are not contiguous: (commit, prepare) are byte offsets in the transaction log. Readers page
 //   by "after this position", never by arithmetic on positions, and a short page means the end.
-// - Delivery is at least once: a checkpoint is saved after its batch, so a crash between the two hands the
-//   batch over again. Projections must therefore be idempotent per event id (the SQL runner gets exactly-once
-//   by committing the checkpoint in the read models' transaction, which EventStoreDB cannot share).
+// - Delivery through this store's own checkpoints is at least once: a checkpoint is saved after its batch, so a
+//   crash between the two hands the batch over again. The running system therefore keeps no checkpoint here: the
+//   split composition (adapters/event-store/split-log.ts) keeps them in the read models' SQL database and commits
+//   each projection batch's rows with its checkpoint in one transaction there (exactly once); the reactions that
+//   act outside it (escrow, replay feeder, validator) are idempotent per event (keyed commands, upserts).
 
 import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';

@@ -1,4 +1,4 @@
-// ESDB_URL selects EventStoreDB for start, the workers and the audit: probe the cluster, then refuse clearly what cannot run on it yet.
+// ESDB_URL selects EventStoreDB for start, the workers and the audit: the target, and the clear refusal of what cannot run on it yet (the audit).
 
 import { EventStoreError } from '../../domain/ports/event-store-errors.js';
 import { parseEsdbUrl, type EsdbTarget } from './esdb-url.js';
@@ -11,14 +11,11 @@ export function esdbTargetFrom(env: NodeJS.ProcessEnv, flag?: string): EsdbTarge
 }
 
 /**
- * What still needs the SQL log, and why: the parts above the port that share a transaction with the
- * log. Listed here once so start, the worker and the audit say the same thing.
+ * What still needs the SQL log, and why. Everything else runs on the split composition (the log on the
+ * cluster, read models, outbox, API tables and replay jobs in SQL: adapters/event-store/split-log.ts).
  */
 export const PARTS_NEEDING_A_SQL_LOG = [
-  'projections (a batch\'s read-model rows and its checkpoint commit with the log read in one PostgreSQL transaction: the ProjectionLog port)',
-  'escrow (its outbox rows and lease are written in the append\'s transaction)',
-  'the HTTP API (API keys, nonces, hold invoices and idempotency records live beside the log)',
-  'replay jobs and the audit (their queues and reports are tables beside the log)',
+  'the audit (it reads the log in stream order with SQL keyset pages and ledger aggregates: the AuditLog port, replay/audit/ports.ts)',
 ] as const;
 
 export class EventStoreEngineUnsupportedError extends EventStoreError {
@@ -27,14 +24,14 @@ export class EventStoreEngineUnsupportedError extends EventStoreError {
     super(
       'EVENT_STORE_ENGINE_UNSUPPORTED',
       `the EventStoreDB cluster at ${display} answered, but ${what} cannot run on it yet: ${PARTS_NEEDING_A_SQL_LOG.join('; ')}. ` +
-        'Unset ESDB_URL to run on PostgreSQL (DATABASE_URL) or PGlite; the adapter alone can be checked against this cluster with ESDB_URL=... npx vitest run test/contract/event-store.esdb.int.spec.ts',
+        '`trainledger start` and the replay worker do run on it. Check the log on the cluster with the event-store contract suite: ESDB_URL=... npx vitest run test/contract/event-store.esdb.int.spec.ts',
     );
   }
 }
 
 /**
  * Probes the cluster (EVENT_STORE_UNREACHABLE when none answers), then refuses with
- * EVENT_STORE_ENGINE_UNSUPPORTED rather than starting half a system on it.
+ * EVENT_STORE_ENGINE_UNSUPPORTED: what calls it (the audit) cannot run on the cluster yet.
  */
 export async function refuseEsdbAfterProbe(target: EsdbTarget, what: string): Promise<never> {
   const { store } = await openEsdbEventStore(target, { liveWakeups: false });

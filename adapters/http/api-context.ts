@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Command, Decider, Event } from '../../domain/decider.js';
 import { toWire } from '../../domain/codec.js';
-import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
+import type { LedgerStore } from '../event-store/ledger-store.js';
 import { handleCommand, handleCommandsAtomically, type CommandOutcome } from '../commands/command-handler.js';
 import type { PreimageDeriver } from '../lightning/preimages.js';
 import type { BlobStore } from '../../replay/ports/blob-store.js';
@@ -37,7 +37,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = Object.freeze({
 });
 
 export type ApiDeps = Readonly<{
-  store: PostgresEventStore;
+  store: LedgerStore;
   db: Kysely<any>;
   /**
    * Where HTTP idempotency records go: on PostgreSQL a pool with asynchronous commit (see

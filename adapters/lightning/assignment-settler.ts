@@ -13,7 +13,7 @@ import type { EscrowReactionContext, PayoutInvoiceTerms, PayoutRequest } from '.
 import { assignmentReservationId, budgetRelease, payoutActions, payoutLines, type PayoutInputs } from '../../domain/reactions/payouts.js';
 import { runDecider, runStreamId, type EscrowPolicy, type RunCommand } from '../../domain/run/index.js';
 import { handleCommand, loadAggregate } from '../commands/command-handler.js';
-import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
+import type { LedgerStore } from '../event-store/ledger-store.js';
 import { ContributorInvoiceCache, invoiceDigest, type ContributorInvoiceSource, type InvoiceRefusal } from './contributor-invoice-cache.js';
 import type { PreimageDeriver } from './preimages.js';
 import { loadPayoutInputs } from './payout-inputs.js';
@@ -21,7 +21,7 @@ import { MIN_INVOICE_REMAINING_MS, verifyEscrowInvoice } from './verify-escrow-i
 import { onContributorSide } from './contributor-side.js';
 
 export type SettlerDeps = Readonly<{
-  store: PostgresEventStore;
+  store: LedgerStore;
   node: CoordinatorNode;
   invoices: ContributorInvoiceSource;
   preimages: PreimageDeriver;

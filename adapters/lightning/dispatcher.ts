@@ -5,7 +5,7 @@ import { invoiceDecider, invoiceStreamId, type InvoiceCommand } from '../../doma
 import { DomainError, invariant, InvariantViolation } from '../../domain/errors.js';
 import { LightningError, type ContributorChannel, type CoordinatorNode, type PaymentState } from '../../domain/ports/lightning.js';
 import type { OutboxTables } from '../../projections/outbox/schema.js';
-import type { PostgresEventStore } from '../postgres/postgres-event-store.js';
+import type { LedgerStore } from '../event-store/ledger-store.js';
 import { handleCommand } from '../commands/command-handler.js';
 import { PreimageDeriver } from './preimages.js';
 import { DEFAULT_DISPATCHER_LIMITS, maxFeeMsat, type DispatcherLimits } from './dispatcher-limits.js';
@@ -14,7 +14,7 @@ import { onContributorSide } from './contributor-side.js';
 export type DispatchStep = 'pay-escrow' | 'release' | 'cancel' | 'pay-payout';
 
 export type DispatcherDeps = Readonly<{
-  store: PostgresEventStore;
+  store: LedgerStore;
   node: CoordinatorNode;
   contributors: ContributorChannel;
   nowMs: () => number;

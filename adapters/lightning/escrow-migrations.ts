@@ -51,7 +51,11 @@ export const ESCROW_REACTOR_MIGRATIONS: Readonly<Record<string, Migration>> = {
         .addColumn('invoice_needed_since_ms', 'int8')
         .execute();
       await db.schema.createIndex('lightning_pending_assignments_due').on('lightning_pending_assignments').columns(['next_check_at_ms', 'assignment_id']).execute();
-      // Every assignment already in the log is settled once; the final ones leave the table at once.
+      // Every assignment already in the log is settled once; the final ones leave the table at once. With the log
+      // elsewhere (EventStoreDB: no streams table here) there is nothing older than the reactor's own checkpoint,
+      // which starts at the log's start, so the reactor tracks every assignment as it reads the log.
+      const hasStreams = await sql<{ found: boolean }>`SELECT to_regclass('streams') IS NOT NULL AS found`.execute(db);
+      if (!hasStreams.rows[0]?.found) return;
       await sql`INSERT INTO lightning_pending_assignments (assignment_id, next_check_at_ms)
         SELECT substring(stream_id from 12), 0 FROM streams WHERE stream_id LIKE 'assignment-%' ON CONFLICT DO NOTHING`.execute(db);
     },

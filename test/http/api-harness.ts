@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { FileBlobStore } from '../../adapters/blobs/file-blob-store.js';
-import { openEventStore } from '../../adapters/event-store/open-event-store.js';
+import { openEventStore, openSplitStore, type OpenedLedgerStore } from '../../adapters/event-store/open-event-store.js';
+import type { EventStore } from '../../domain/ports/event-store.js';
+import { SQL_SPLIT_LOG, type SplitLog } from '../support/split-logs.js';
 import type { CoordinatorNode } from '../../domain/ports/lightning.js';
 import { DEFAULT_API_LIMITS, type ApiLimits } from '../../adapters/http/api-context.js';
 import { ApiKeyStore } from '../../adapters/http/auth/api-keys.js';
@@ -25,7 +27,8 @@ import { referenceStep } from '../../replay/graphs/reference-steps.js';
 import { encodeCheckpoint, initialParameters } from '../../replay/model/checkpoint.js';
 import { checkExchanges, recordExchanges } from './openapi-conformance.js';
 
-export type Engine = 'pglite' | 'postgres';
+/** 'split': the split composition, the log behind the plain port on a second store (HarnessOptions.splitLog), everything else in PGlite. */
+export type Engine = 'pglite' | 'postgres' | 'split';
 
 export type SignedContributor = Readonly<{ contributorId: string; privateKey: KeyObject; publicKeyHex: string; nodeKeyHex: string }>;
 
@@ -34,11 +37,18 @@ export type ApiHarness = Awaited<ReturnType<typeof apiHarness>>;
 export type HarnessOptions = Readonly<{
   /** Wraps the coordinator's node the app is given, e.g. to hold a call until the spec has seen what happens meanwhile. */
   wrapCoordinatorNode?: (node: CoordinatorNode) => CoordinatorNode;
+  /** On 'split': the log (default: a second SQL store through the plain port only). */
+  splitLog?: SplitLog;
+  /** On 'split': wraps the log the system is given, e.g. to fail one append the way a crash would. */
+  wrapLog?: (log: EventStore) => EventStore;
 }>;
 
 export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiLimits> = {}, options: HarnessOptions = {}) {
-  const target = engine === 'pglite' ? ({ engine: 'pglite' } as const) : ({ engine: 'postgres', connectionString: await createPostgresDatabase('api') } as const);
-  const { store, db } = await openEventStore(target);
+  const target = engine !== 'postgres' ? ({ engine: 'pglite' } as const) : ({ engine: 'postgres', connectionString: await createPostgresDatabase('api') } as const);
+  const opened: OpenedLedgerStore = engine === 'split'
+    ? await openSplitStore((options.wrapLog ?? ((log) => log))(await (options.splitLog ?? SQL_SPLIT_LOG).open()), target)
+    : await openEventStore(target);
+  const { store, db } = opened;
   const clock = { nowMs: Date.now() };
   const nowMs = () => clock.nowMs;
   const network = await DevLightningNetwork.open({ nowMs, seed: randomBytes(32) });
@@ -55,7 +65,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
   const blobs = new FileBlobStore(blobDir);
   const preimages = new PreimageDeriver(randomBytes(32));
   const app: FastifyInstance = await buildApp({
-    store, engine, startedAtMs: clock.nowMs, nowMs, bodyLimitBytes: 1024 * 1024,
+    store, engine: target.engine, startedAtMs: clock.nowMs, nowMs, bodyLimitBytes: 1024 * 1024,
     api: {
       store, db, ...(asyncCommit ? { asyncCommitDb: asyncCommit.db } : {}), blobs, apiKeys, nonces, preimages, holdInvoices, nowMs, newEventId: randomUUID,
       limits: { ...DEFAULT_API_LIMITS, ...limits },
@@ -134,6 +144,7 @@ export async function apiHarness(engine: Engine = 'pglite', limits: Partial<ApiL
     seedRun, recorder, conformance,
     /** The PostgreSQL database's URL (null on PGlite), for a spec that points a CLI child at the same store. */
     databaseUrl: target.engine === 'postgres' ? target.connectionString : null,
+    // Typed as the SQL store for the specs that use its extras; on 'split' it is the SplitLogStore, and specs there use the port only.
     app, store: store as PostgresEventStore, db, blobs, blobDir, network, preimages, keys, clock, contributor, staff, signed, eventCount,
     close: async () => {
       await app.close();

@@ -15,7 +15,10 @@ import { DomainError } from '../../domain/errors.js';
 import { LightningError, type CoordinatorNode } from '../../domain/ports/lightning.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
 import { ProjectionRunner } from '../../projections/runner.js';
-import { BASE_MSAT, FEE_CEILING_MSAT, MONEY_ENGINES, moneyWorld, type MoneyWorld } from './money-world.js';
+import { BASE_MSAT, FEE_CEILING_MSAT, MONEY_ENGINES, moneyWorld, type MoneyEngine, type MoneyWorld } from './money-world.js';
+
+/** The money path on the SQL engines and on the split composition (the log behind the plain port on a second SQL store). */
+const WITH_SPLIT: readonly MoneyEngine[] = [...MONEY_ENGINES, 'split'];
 
 let w: MoneyWorld | undefined;
 afterEach(async () => {
@@ -32,7 +35,7 @@ async function eventually(condition: () => boolean, what: string, maxLooks = 2_0
   throw new Error(`gave up waiting for ${what}`);
 }
 
-describe.each(MONEY_ENGINES)('the money path on %s', (engine) => {
+describe.each(WITH_SPLIT)('the money path on %s', (engine) => {
   it('defect 1: refuses a stale hold invoice for its owner alone, keeps paying everyone else, and opens the escrow on a fresh invoice', async () => {
     w = await moneyWorld(engine, { devAnswers: ['bob'] });
     await w.register('alice');
@@ -267,7 +270,7 @@ describe.each(MONEY_ENGINES)('the money path on %s', (engine) => {
   });
 });
 
-describe.each(MONEY_ENGINES)('what the money-path review found, on %s', (engine) => {
+describe.each(WITH_SPLIT)('what the money-path review found, on %s', (engine) => {
   it('sets aside an invoice the node refuses to pay for good, and keeps paying everyone else', async () => {
     w = await moneyWorld(engine);
     for (const who of ['alice', 'bob']) {
@@ -337,7 +340,7 @@ describe.each(MONEY_ENGINES)('what the money-path review found, on %s', (engine)
   });
 });
 
-describe.each(MONEY_ENGINES)('liveness under load on %s (issue 12)', (engine) => {
+describe.each(WITH_SPLIT)('liveness under load on %s (issue 12)', (engine) => {
   it('defect 5: releases a reservation that stood without its assignment, by this process\'s clock, and leaves a fresh one alone', async () => {
     w = await moneyWorld(engine);
     const reserve = (assignmentId: string) =>

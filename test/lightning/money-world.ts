@@ -2,7 +2,7 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { handleCommand, loadAggregate } from '../../adapters/commands/command-handler.js';
-import { openEventStore } from '../../adapters/event-store/open-event-store.js';
+import { openEventStore, openSplitStore, type OpenedLedgerStore } from '../../adapters/event-store/open-event-store.js';
 import { HoldInvoiceBox } from '../../adapters/http/hold-invoice-box.js';
 import { DevContributors } from '../../adapters/lightning/dev-contributors.js';
 import { DevLightningNetwork } from '../../adapters/lightning/dev/dev-lightning-network.js';
@@ -11,7 +11,6 @@ import type { DispatcherLimits } from '../../adapters/lightning/dispatcher-limit
 import { EscrowEngine } from '../../adapters/lightning/escrow-engine.js';
 import { leaseFor } from '../../adapters/lightning/escrow-lease.js';
 import { PreimageDeriver } from '../../adapters/lightning/preimages.js';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
 import { assignmentDecider, assignmentStreamId, worstCaseCostMsat, type AssignmentCommand, type AssignmentState } from '../../domain/assignment/index.js';
 import { contributorDecider, contributorStreamId } from '../../domain/contributor/index.js';
 import type { Command } from '../../domain/decider.js';
@@ -21,9 +20,11 @@ import type { DomainError } from '../../domain/errors.js';
 import { assignmentReservationId } from '../../domain/reactions/payouts.js';
 import { runDecider, runStreamId, type ActiveRunState, type RunCommand } from '../../domain/run/index.js';
 import { createPostgresDatabase } from '../support/databases.js';
+import { SQL_SPLIT_LOG, type SplitLog } from '../support/split-logs.js';
 import { assignWorkData, command, hex64, openRunData, RUN_ID, T0 } from '../domain/fixtures.js';
 
-export type MoneyEngine = 'pglite' | 'postgres';
+/** 'split': the split composition (the log behind the plain port, options.splitLog; everything else in PGlite). */
+export type MoneyEngine = 'pglite' | 'postgres' | 'split';
 export const MONEY_ENGINES: readonly MoneyEngine[] = ['pglite', 'postgres'];
 export const BASE_MSAT = 1_000_000n;
 export const MAX_BONUS_MSAT = 500_000n;
@@ -35,9 +36,10 @@ export type MoneyWorld = Awaited<ReturnType<typeof moneyWorld>>;
  * `devAnswers` lists the contributors whose dev wallets answer for them when they posted
  * nothing; everyone else posts through the box, as production contributors do.
  */
-export async function moneyWorld(engine: MoneyEngine, options: { devAnswers?: readonly string[]; fundingMsat?: bigint } = {}) {
-  const target = engine === 'pglite' ? ({ engine: 'pglite' } as const) : ({ engine: 'postgres', connectionString: await createPostgresDatabase('money') } as const);
-  const { store, db } = await openEventStore(target);
+export async function moneyWorld(engine: MoneyEngine, options: { devAnswers?: readonly string[]; fundingMsat?: bigint; splitLog?: SplitLog } = {}) {
+  const target = engine !== 'postgres' ? ({ engine: 'pglite' } as const) : ({ engine: 'postgres', connectionString: await createPostgresDatabase('money') } as const);
+  const opened: OpenedLedgerStore = engine === 'split' ? await openSplitStore(await (options.splitLog ?? SQL_SPLIT_LOG).open(), target) : await openEventStore(target);
+  const { store, db } = opened;
   const clock = { nowMs: T0 + 500 };
   const nowMs = () => clock.nowMs;
   const network = await DevLightningNetwork.open({ nowMs, seed: randomBytes(32) });
@@ -92,7 +94,7 @@ export async function moneyWorld(engine: MoneyEngine, options: { devAnswers?: re
       ...(opts.subscribe === undefined ? {} : { subscribe: opts.subscribe }),
       ...(opts.sweep ? { sweep: opts.sweep } : {}),
       ...(opts.log ? { log: opts.log } : {}),
-      lease: leaseFor(db, engine),
+      lease: leaseFor(db, target.engine),
       onRefused: (cmd, error) => refused.push({ command: cmd, error }),
       ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.sweepBatchSize ? { sweepBatchSize: opts.sweepBatchSize } : {}),

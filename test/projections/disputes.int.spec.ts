@@ -1,7 +1,7 @@
 // Disputes projection against a plain fold of a generated history, appended in chunks, on PGlite and PostgreSQL; and rebuild identity.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import { disputesProjector } from '../../projections/disputes/disputes-projector.js';
 import { disputeOf, recentDisputes } from '../../projections/disputes/queries.js';
 import { rebuildProjection } from '../../projections/rebuild.js';
@@ -31,7 +31,7 @@ function expectedDisputes(): Map<string, Expected> {
 }
 
 describe.each(PROJECTION_ENGINES)('disputes projection [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
 
   beforeAll(async () => {
     store = (await engine.open()).store;

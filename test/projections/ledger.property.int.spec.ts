@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import type { DomainEvent } from '../../domain/events.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
 import { accountBalances, trialBalance } from '../../projections/ledger/queries.js';
@@ -18,7 +18,7 @@ import { expectedLedger } from './ledger-fold.js';
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 8);
 
 describe.each(PROJECTION_ENGINES)('ledger properties [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let runner: ProjectionRunner;
   const everything: DomainEvent[] = [];
 

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import type { DomainEvent } from '../../domain/events.js';
 import { metricsProjector } from '../../projections/metrics/metrics-projector.js';
 import { type Figures, GRANULARITIES, metricsByPeriod, metricsByRun, type PeriodMetrics, type RunMetrics } from '../../projections/metrics/queries.js';
@@ -18,7 +18,7 @@ const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 6);
 const COVERING_HISTORY = generateHistory(1, { runs: 3, assignments: 60 }, { idPrefix: 'cover-' });
 
 describe.each(PROJECTION_ENGINES)('metrics projection [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let runner: ProjectionRunner;
   let histories = 0;
   const everything: DomainEvent[] = [];

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import type { DomainEvent } from '../../domain/events.js';
 import { rebuildProjection } from '../../projections/rebuild.js';
 import { contributorRewards, listContributorRewards, listRunBudgets, runBudget } from '../../projections/rewards/queries.js';
@@ -17,7 +17,7 @@ const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 6);
 const COVERING_HISTORY = generateHistory(20261121, { runs: 3, assignments: 150 }, { idPrefix: 'cover-' });
 
 describe.each(PROJECTION_ENGINES)('rewards projection [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let runner: ProjectionRunner;
   let histories = 0;
   const everything: DomainEvent[] = [];

@@ -1,7 +1,7 @@
 // Fairness on both engines: the runner gives each projector one bounded batch per turn, so none waits for another's backlog, even while a writer appends.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
 import { ProjectionRunner } from '../../projections/runner.js';
@@ -40,7 +40,7 @@ function spread(applied: Record<string, number>): number {
 }
 
 describe.each(PROJECTION_ENGINES)('projection runner fairness [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let backlog: number;
 
   beforeEach(async () => {

@@ -2,7 +2,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import { DomainError, invariant, InvariantViolation } from '../../domain/errors.js';
 import type { RecordedEvent } from '../../domain/ports/event-store.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
@@ -72,7 +72,7 @@ async function eventually(condition: () => Promise<boolean>, what: string, attem
 }
 
 describe.each(PROJECTION_ENGINES)('projection runner isolation [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let history: HistoryEvent[];
   let log: RecordedEvent[];
 

@@ -1,7 +1,7 @@
 // Shutdown under a backlog: a long pass sees the stop request between batches, so stop() waits for one batch at most, on both engines.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import { PassLoop, STOP_ON_ERROR } from '../../projections/pass-loop.js';
 import type { LogPosition } from '../../domain/ports/event-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
@@ -21,7 +21,7 @@ function nth(n: number): { tick: () => void; reached: Promise<void> } {
 }
 
 describe.each(PROJECTION_ENGINES)('stopping under a backlog [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let backlog: number;
 
   beforeEach(async () => {

@@ -2,7 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
-import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
+import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
 import { ledgerProjector } from '../../projections/ledger/ledger-projector.js';
 import { accountBalances, trialBalance } from '../../projections/ledger/queries.js';
 import type { LedgerTables } from '../../projections/ledger/schema.js';
@@ -16,7 +16,7 @@ import { expectedLedger } from './ledger-fold.js';
 class InjectedCrash extends Error {}
 
 describe.each(PROJECTION_ENGINES)('projection runner [$name]', (engine) => {
-  let store: PostgresEventStore;
+  let store: LedgerStore;
   let history: HistoryEvent[];
   const ledgerDb = () => store.db.withSchema('ledger') as unknown as Kysely<LedgerTables>;
 
