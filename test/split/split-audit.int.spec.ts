@@ -3,10 +3,17 @@
 import { sql, type Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CatalogAuditLog } from '../../adapters/audit/catalog-audit-log.js';
-import { openEventStore } from '../../adapters/event-store/open-event-store.js';
+import { chainHash, GENESIS_HASH } from '../../adapters/event-store/hash-chain.js';
+import { openEventStore, openSplitStore } from '../../adapters/event-store/open-event-store.js';
 import { PostgresAuditLog } from '../../adapters/postgres/postgres-audit-log.js';
+import type { Discrepancy } from '../../replay/audit/catalog.js';
+import { checkIntegrity } from '../../replay/audit/integrity.js';
 import type { AuditLog, StreamCursor } from '../../replay/audit/ports.js';
 import { auditWorld, foundCodes, type AuditWorld } from '../audit/audit-world.js';
+import { bulkLoad } from '../bench/bulk-load.js';
+import { hex64, RUN_ID } from '../domain/fixtures.js';
+import { BASE_MSAT } from '../lightning/money-world.js';
+import { generateHistory } from '../projections/history.js';
 import { portOnly, splitLogs, type SplitLog } from '../support/split-logs.js';
 
 let w: AuditWorld | undefined;
@@ -91,6 +98,22 @@ describe.each(splitLogs())('the audit on the $name', (splitLog) => {
     expect(foundCodes(late)).toEqual({ ACCEPTED_NEVER_SETTLED: 1 });
     expect(late.discrepancies[0]).toMatchObject({ subject: 'a-acc', events: [expect.objectContaining({ streamId: 'assignment-a-acc', eventType: 'SubmissionAccepted' })] });
   });
+
+  it('SETTLED_WITHOUT_ACCEPTED_VERDICT: a compensation sent for a rejected assignment, its invoice stream found through the catalog', async () => {
+    w = await auditWorld('split', { splitLog });
+    await w.register('carol');
+    await w.assign('a-rej', 'carol');
+    await w.submit('a-rej', 'carol');
+    await w.reject('a-rej');
+    const hash = hex64('forged-compensation-split');
+    await w.invoice(hash, { type: 'OpenInvoice', data: { paymentHash: hash, kind: 'compensation', assignmentId: 'a-rej', runId: RUN_ID, contributorId: 'carol', amountMsat: BASE_MSAT, bolt11: 'lnbcrt1forged', expiresAtMs: w.clock.nowMs + HOUR_MS, cltvExpiryHeight: null }, metadata: { nowMs: 0 } });
+    await w.invoice(hash, { type: 'RecordPaymentSent', data: { paymentHash: hash, feeMsat: 10n, preimageHex: hex64('p') }, metadata: { nowMs: 0 } });
+    const report = await w.audit({ node: false });
+    expect(foundCodes(report)).toMatchObject({ SETTLED_WITHOUT_ACCEPTED_VERDICT: 1 });
+    const finding = report.discrepancies.find((d) => d.code === 'SETTLED_WITHOUT_ACCEPTED_VERDICT')!;
+    expect(finding.subject).toBe('a-rej');
+    expect(finding.events).toContainEqual(expect.objectContaining({ streamId: `invoice-${hash}`, revision: 1, eventType: 'PaymentSent' }));
+  });
 });
 
 describe('the audit on a tampered split log (the second SQL store, whose rows a spec can edit)', () => {
@@ -160,6 +183,28 @@ describe('the catalog audit log against the SQL log it lists (the second store i
     expect(hashes.length).toBeGreaterThan(0);
     expect(await catalog.knownPaymentHashes([...hashes, 'f'.repeat(64)])).toEqual(new Set(hashes));
     expect(await catalog.trialBalance()).toEqual(await new PostgresAuditLog(w.db).trialBalance());
+  });
+
+  it('walks a bulk-loaded log with streams of hundreds of revisions in small pages, each event once, as the SQL log pages it, and its chains check clean', async () => {
+    const logOpened = await openEventStore({ engine: 'pglite' });
+    const history = generateHistory(42, { runs: 2, assignments: 300 }, { idPrefix: 'w-' });
+    await bulkLoad(logOpened.db, history, Date.UTC(2026, 10, 22));
+    const { store } = await openSplitStore(portOnly(logOpened.store), { engine: 'pglite' });
+    try {
+      const catalog = new CatalogAuditLog(store, store, { nowMs: Date.now });
+      const expected = await walk(new PostgresAuditLog(logOpened.db), 2_000);
+      expect(expected).toHaveLength(history.length);
+      for (const pageSize of [37, 2_000]) expect(await walk(catalog, pageSize), `page size ${pageSize}`).toEqual(expected);
+      const findings: Discrepancy[] = [];
+      const stats = await checkIntegrity({ log: catalog, chainHash: (p, e) => chainHash(p, e), genesisHash: GENESIS_HASH, pageSize: 37, onFinding: (f) => findings.push(f), onEvents: () => {} });
+      expect(findings).toEqual([]);
+      expect(stats.events).toBe(history.length);
+      const [first] = await catalog.assignmentIds('', 1);
+      const expectedBatch = history.filter((e) => e.streamId === `assignment-${first}` || (e.streamId.startsWith('invoice-') && (e.event.data as { assignmentId?: string }).assignmentId === first));
+      expect((await catalog.assignmentEvents([first!])).length).toBe(expectedBatch.length);
+    } finally {
+      await store.close();
+    }
   });
 
   it('reads the log as of its catch-up: events appended after it are left to the next audit, never reported as a head mismatch', async () => {
