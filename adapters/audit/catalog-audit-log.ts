@@ -39,6 +39,9 @@ function page(limit: number): number {
   return limit;
 }
 
+/** One stream range to read: from `from`, at most `cap` events. */
+type Read = { stream: CatalogStream; from: number; cap: number };
+
 const toHead = (s: CatalogStream): StreamHead => ({ streamId: s.streamId, revision: s.lastRevision, headHash: s.lastHash });
 
 export type CatalogAuditLogOptions = Readonly<{ nowMs: () => number }>;
@@ -86,39 +89,84 @@ export class CatalogAuditLog implements AuditLog {
     }
   }
 
+  /**
+   * Plans each page from the catalog (every stream's length is its last revision + 1), so the streams of a page
+   * are read side by side, each asked for no more than its share of `limit`: a page never holds more than
+   * `limit` events, and a page shorter than `limit` means the walk is over, as the SQL log's pages do.
+   */
   async eventsInStreamOrder(after: StreamCursor | null, limit: number): Promise<RecordedEvent[]> {
     page(limit);
     await this.ready();
     const out: RecordedEvent[] = [];
+    // The rest of the stream the last page ended in, then the catalog's streams after it.
+    let pending: Read | null = null;
     if (after !== null) {
-      // The rest of the stream the last page ended in.
       const [head] = await catalogHeads(this.db, [after.streamId]);
-      if (head) await this.readInto(out, head, after.revision + 1, limit);
-      if (out.length >= limit) return out;
+      if (head) pending = { stream: head, from: after.revision + 1, cap: 0 };
     }
-    for (let streamAfter = after?.streamId ?? null; ; ) {
-      const streams = await catalogStreams(this.db, streamAfter, CATALOG_AUDIT_LIMITS.streamsPerPage);
-      for (const stream of streams) {
-        const before = out.length;
-        await this.readInto(out, stream, 0, limit);
-        if (out.length === before && this.emptyStreams.length < CATALOG_AUDIT_LIMITS.maxEmptyStreams) this.emptyStreams.push(toHead(stream));
-        if (out.length >= limit) return out;
+    const queue: CatalogStream[] = [];
+    let streamAfter = after?.streamId ?? null;
+    let listed = false;
+    while (out.length < limit) {
+      const plan: Read[] = [];
+      let budget = limit - out.length;
+      if (pending !== null) {
+        const cap = Math.min(budget, pending.stream.lastRevision - pending.from + 1);
+        if (cap > 0) plan.push({ ...pending, cap });
+        budget -= Math.max(0, cap);
+        pending = null;
       }
-      if (streams.length < CATALOG_AUDIT_LIMITS.streamsPerPage) {
-        this.walkFinished = true;
-        return out;
+      while (budget > 0) {
+        if (queue.length === 0 && !listed) {
+          const streams = await catalogStreams(this.db, streamAfter, CATALOG_AUDIT_LIMITS.streamsPerPage);
+          queue.push(...streams);
+          listed = streams.length < CATALOG_AUDIT_LIMITS.streamsPerPage;
+          if (streams.length > 0) streamAfter = streams[streams.length - 1]!.streamId;
+        }
+        const stream = queue.shift();
+        if (stream === undefined) break;
+        const cap = Math.min(budget, stream.lastRevision + 1);
+        plan.push({ stream, from: 0, cap });
+        budget -= cap;
       }
-      streamAfter = streams[streams.length - 1]!.streamId;
+      if (plan.length === 0) break;
+      const results = await this.readAll(plan);
+      plan.forEach((read, i) => {
+        const { events } = results[i]!;
+        if (read.from === 0 && events.length === 0 && this.emptyStreams.length < CATALOG_AUDIT_LIMITS.maxEmptyStreams) this.emptyStreams.push(toHead(read.stream));
+        for (const event of events) out.push(event);
+      });
+      // The last stream of the plan may have been cut at the page's end: the next round (or page) goes on from there.
+      const last = results[results.length - 1]!;
+      if (last.next !== null) pending = { stream: plan[plan.length - 1]!.stream, from: last.next, cap: 0 };
     }
+    if (out.length < limit) this.walkFinished = true;
+    return out;
+  }
+
+  /** Reads each planned stream range, at most readConcurrency at once, results in plan order. */
+  private async readAll(plan: readonly Read[]): Promise<{ events: RecordedEvent[]; next: number | null }[]> {
+    const results: { events: RecordedEvent[]; next: number | null }[] = plan.map(() => ({ events: [], next: null }));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < plan.length; i = next++) {
+        const read = plan[i]!;
+        results[i]!.next = await this.readInto(results[i]!.events, read.stream, read.from, read.cap);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CATALOG_AUDIT_LIMITS.readConcurrency, plan.length) }, worker));
+    return results;
   }
 
   /**
    * Appends the stream's events from `fromRevision` up to the catalog's last revision, until `out` holds
-   * `limit`. An empty page does not end the read: a store may read a window of revisions (the SQL store does),
-   * and a missing middle leaves that window empty; the next window starts after it.
+   * `limit`; returns the revision to go on from, or null once the catalog's range is read. An empty page
+   * does not end the read: a store may read a window of revisions (the SQL store does), and a missing
+   * middle leaves that window empty; the next window starts after it.
    */
-  private async readInto(out: RecordedEvent[], stream: CatalogStream, fromRevision: number, limit: number): Promise<void> {
-    for (let from = fromRevision; from <= stream.lastRevision && out.length < limit; ) {
+  private async readInto(out: RecordedEvent[], stream: CatalogStream, fromRevision: number, limit: number): Promise<number | null> {
+    let from = fromRevision;
+    while (from <= stream.lastRevision && out.length < limit) {
       const want = Math.min(limit - out.length, EVENT_STORE_LIMITS.maxReadCount, stream.lastRevision - from + 1);
       const read = await this.log.readStream(stream.streamId, { fromRevision: from, maxCount: want });
       let next = from + want;
@@ -129,6 +177,7 @@ export class CatalogAuditLog implements AuditLog {
       }
       from = next;
     }
+    return from <= stream.lastRevision ? from : null;
   }
 
   async streamHeads(streamIds: readonly string[]): Promise<StreamHead[]> {
@@ -170,16 +219,8 @@ export class CatalogAuditLog implements AuditLog {
       ...(await catalogInvoiceStreams(this.db, assignmentIds)),
     ];
     // Every event of these streams is returned, as on the SQL log; the caller bounds the assignments per batch.
-    const perStream: RecordedEvent[][] = streams.map(() => []);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      for (let i = next++; i < streams.length; i = next++) {
-        const stream = streams[i]!;
-        await this.readInto(perStream[i]!, stream, 0, stream.lastRevision + 1);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CATALOG_AUDIT_LIMITS.readConcurrency, streams.length) }, worker));
-    return perStream.flat();
+    const results = await this.readAll(streams.map((stream) => ({ stream, from: 0, cap: stream.lastRevision + 1 })));
+    return results.flatMap((r) => r.events);
   }
 
   async knownPaymentHashes(paymentHashes: readonly string[]): Promise<Set<string>> {
