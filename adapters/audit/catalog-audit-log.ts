@@ -15,9 +15,9 @@ import type { Kysely } from 'kysely';
 import { ASSIGNMENT_STREAM_PREFIX } from '../../domain/assignment/index.js';
 import { INVOICE_STREAM_PREFIX } from '../../domain/invoice/index.js';
 import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.js';
-import { catalogEventCount, catalogHeads, catalogInvoiceStreams, catalogStreams, logCatalogProjector, type CatalogStream } from '../../projections/catalog/index.js';
+import { catalogEventCount, catalogHeads, catalogInvoiceStreams, catalogStreams, catchUpCatalogIn, logCatalogProjector, type CatalogStream } from '../../projections/catalog/index.js';
 import type { ProjectionLog } from '../../projections/ports/projection-log.js';
-import { applyBatchIn, lockProjection } from '../../projections/runner.js';
+import { lockProjection } from '../../projections/runner.js';
 import { prepareProjectorSchema } from '../../projections/schemas.js';
 import type { AuditLog, LedgerTotals, RunFunds, StreamCursor, StreamHead } from '../../replay/audit/ports.js';
 import { EVENT_STORE_LIMITS } from '../event-store/limits.js';
@@ -83,7 +83,7 @@ export class CatalogAuditLog implements AuditLog {
     for (;;) {
       const applied = await this.db.transaction().execute(async (trx) => {
         await lockProjection(trx, logCatalogProjector.name);
-        return applyBatchIn(this.projection, trx, logCatalogProjector, logCatalogProjector.name, { batchSize: CATALOG_AUDIT_LIMITS.catchUpBatch, nowMs: this.options.nowMs, until });
+        return catchUpCatalogIn(this.projection, trx, { batchSize: CATALOG_AUDIT_LIMITS.catchUpBatch, nowMs: this.options.nowMs, until });
       });
       if (applied === 0) return;
     }

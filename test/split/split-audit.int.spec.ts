@@ -6,6 +6,9 @@ import { CatalogAuditLog } from '../../adapters/audit/catalog-audit-log.js';
 import { chainHash, GENESIS_HASH } from '../../adapters/event-store/hash-chain.js';
 import { openEventStore, openSplitStore } from '../../adapters/event-store/open-event-store.js';
 import { PostgresAuditLog } from '../../adapters/postgres/postgres-audit-log.js';
+import { logCatalogProjector } from '../../projections/catalog/index.js';
+import { checksumTables } from '../../projections/checksum.js';
+import { ProjectionRunner } from '../../projections/runner.js';
 import type { Discrepancy } from '../../replay/audit/catalog.js';
 import { checkIntegrity } from '../../replay/audit/integrity.js';
 import type { AuditLog, StreamCursor } from '../../replay/audit/ports.js';
@@ -140,6 +143,18 @@ describe('the audit on a tampered split log (the second SQL store, whose rows a 
     expect(report.discrepancies.find((d) => d.code === 'STREAM_HEAD_MISMATCH')).toMatchObject({ subject: 'assignment-a-2', details: { headRevision: expect.any(Number) } });
   });
 
+  it('gets past an event no projector can decode: the catalog catches up on raw events, and the audit names the edit', async () => {
+    const log = tamperableLog();
+    w = await settledWorld(log.splitLog);
+    await w.assign('a-3', 'bob');
+    // Edited before the catalog ever read it: the catch-up must not stop on it.
+    await tamper(log.logDb(), sql`UPDATE events SET event_type = 'NoSuchEventType' WHERE stream_id = 'assignment-a-3'`);
+    const report = await w.audit({ node: false });
+    expect(foundCodes(report)).toMatchObject({ EVENT_HASH_MISMATCH: 1 });
+    expect(report.discrepancies.find((d) => d.code === 'EVENT_HASH_MISMATCH')).toMatchObject({ subject: 'assignment-a-3', events: [expect.objectContaining({ eventType: 'NoSuchEventType' })] });
+    expect(report.eventsInLog).toBe(await logLength(w));
+  });
+
   it('STREAM_HEAD_MISMATCH: a stream whose every event was deleted from the log, named from the catalog', async () => {
     const log = tamperableLog();
     w = await settledWorld(log.splitLog);
@@ -205,6 +220,29 @@ describe('the catalog audit log against the SQL log it lists (the second store i
     } finally {
       await store.close();
     }
+  });
+
+  it('the runner\'s catalog projector (decoded events, small batches) and the audit\'s raw catch-up write the same rows, and take turns on one checkpoint', async () => {
+    const log = tamperableLog();
+    w = await settledWorld(log.splitLog);
+    const runner = new ProjectionRunner({ store: w.store, projectors: [logCatalogProjector], batchSize: 7 });
+    await runner.prepare();
+    await runner.catchUp();
+    const byRunner = await checksumTables(w.db, logCatalogProjector);
+    expect(byRunner[0]!.rows).toBeGreaterThan(5);
+    // A second split database over the same log, caught up by the audit alone.
+    const other = await openSplitStore(portOnly(w.store), { engine: 'pglite' });
+    try {
+      await new CatalogAuditLog(other.store, other.store, { nowMs: Date.now }).ready();
+      expect(await checksumTables(other.db, logCatalogProjector)).toEqual(byRunner);
+    } finally {
+      await other.db.destroy();
+    }
+    // More events: the audit catches up from the runner's checkpoint, then the runner finds nothing left.
+    await w.assign('a-3', 'bob');
+    await new CatalogAuditLog(w.store, w.store, { nowMs: Date.now }).ready();
+    expect(await runner.catchUp()).toEqual({ log_catalog: 0 });
+    expect((await checksumTables(w.db, logCatalogProjector))[0]!.rows).toBe(byRunner[0]!.rows + 1);
   });
 
   it('reads the log as of its catch-up: events appended after it are left to the next audit, never reported as a head mismatch', async () => {
