@@ -9,7 +9,8 @@
 // What the catalog witnesses: a tail cut from the log after the catalog saw it (STREAM_HEAD_MISMATCH), a
 // stream emptied (STREAM_HEAD_MISMATCH, no events), and through the walk itself a missing middle
 // (EVENT_REVISION_GAP) and an edited event (EVENT_HASH_MISMATCH). What it cannot witness: events removed
-// before it ever read them. The trial balance and run funds are SQL over the ledger tables, as on the SQL log.
+// before it ever read them (the catch-up reads raw events, undecoded, so an edit no projector can decode is
+// found rather than stopping the audit). The trial balance and run funds are SQL over the ledger tables.
 
 import type { Kysely } from 'kysely';
 import { ASSIGNMENT_STREAM_PREFIX } from '../../domain/assignment/index.js';
@@ -28,7 +29,7 @@ export const CATALOG_AUDIT_LIMITS = Object.freeze({
   streamsPerPage: 500,
   /** Events per catch-up batch of the catalog. */
   catchUpBatch: 1_000,
-  /** Stream reads in flight at once while an assignment batch loads (one round trip each on a cluster). */
+  /** Stream reads in flight at once while a page or an assignment batch loads (one round trip each on a cluster). */
   readConcurrency: 16,
   /** Empty streams remembered by the walk for headsWithoutEvents: its page bound. */
   maxEmptyStreams: MAX_AUDIT_PAGE,

@@ -15,7 +15,6 @@ Integrity (hash chains, revisions, heads, order), rebuild (every projection agai
 invoice and escrow events vs the Lightning node), node payments with no event, ledger (trial balance, per-run funds), replays.
   --data-dir DIR          the server's data dir: PGlite in DIR/pglite, blobs, dev-lightning.json (env TRAINLEDGER_DATA_DIR; default ./data)
   --database-url URL      PostgreSQL instead of the embedded PGlite (env DATABASE_URL)
-  (env ESDB_URL)          the log on an EventStoreDB/KurrentDB cluster, the read models in the database above, as the server runs
   --parts LIST            a comma-separated subset of integrity, rebuild, settlement, node, ledger (default all)
   --json FILE             also write the full report as JSON to FILE
   --progress              show progress on stderr even when it is not a terminal (it shows on a terminal anyway)
@@ -25,6 +24,8 @@ invoice and escrow events vs the Lightning node), node payments with no event, l
   --settlement-grace-ms MS  how long past its deadline or verdict a payout may still be under way (default 86400000)
   --max-findings N        findings kept in full in the report; all are counted (default 1000)
   -h, --help              this help
+With ESDB_URL set (esdb://h1:2113,h2:2113?tls=true), the log is read from that EventStoreDB/KurrentDB cluster and the read
+models and the log catalog from the database above, as the server runs; EVENT_STORE_UNREACHABLE when no node answers.
 Stop the server first when it uses PGlite: one process at a time can open a PGlite data dir. Use POST /v1/audits on a running server.`;
 
 export class AuditUsageError extends Error {
