@@ -4,12 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { logCatalogProjector } from '../projections/catalog/index.js';
 import { ALL_PROJECTORS } from '../projections/index.js';
 import { ProjectionRunner } from '../projections/runner.js';
 import { REFERENCE_SETTINGS } from '../replay/recipe.js';
 import { FileBlobStore } from './blobs/file-blob-store.js';
 import type { AppConfig } from './config.js';
 import { openEventStore, openSplitStore, type OpenedLedgerStore } from './event-store/open-event-store.js';
+import { SplitLogStore } from './event-store/split-log.js';
 import { openEsdbEventStore } from './eventstoredb/open-esdb.js';
 import type { EventStore } from '../domain/ports/event-store.js';
 import { openAsyncCommitDatabase } from './postgres/database.js';
@@ -132,7 +134,10 @@ async function startParts(options: SystemOptions, stops: (() => Promise<void>)[]
   // Aborted first at stop, so the loops wind down together while the HTTP server drains; each stop below waits for its own.
   const stopping = new AbortController();
   const { parts } = config;
-  const projections = parts.has('projections') ? new ProjectionRunner({ store, projectors: ALL_PROJECTORS, log }) : null;
+  // On the split composition the log catalog runs beside the read models: the list of streams and their heads the
+  // audit walks (the SQL log has its own streams table). The audit catches it up itself; running it here keeps that short.
+  const projectors = store instanceof SplitLogStore ? [...ALL_PROJECTORS, logCatalogProjector] : ALL_PROJECTORS;
+  const projections = parts.has('projections') ? new ProjectionRunner({ store, projectors, log }) : null;
   if (projections) {
     await projections.prepare();
     projections.start({ signal: stopping.signal }).catch(fail('PROJECTION'));

@@ -17,5 +17,5 @@ export function decodeForProjection(recorded: RecordedEvent): ProjectedEvent {
     throw new UnknownEventTypeError(`event ${recorded.eventId} at ${recorded.streamId}@${recorded.revision} has type ${recorded.type}, which the catalog does not know`);
   }
   const event = { type: recorded.type, data: fromWire(recorded.data) } as DomainEvent;
-  return { streamId: recorded.streamId, revision: recorded.revision, position: recorded.position, event };
+  return { streamId: recorded.streamId, revision: recorded.revision, position: recorded.position, hash: recorded.hash, event };
 }

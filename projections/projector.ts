@@ -10,6 +10,8 @@ export type ProjectedEvent = Readonly<{
   streamId: string;
   revision: number;
   position: LogPosition;
+  /** The event's chain hash as stored: the log catalog keeps each stream's last one as a second witness of its head. */
+  hash: string;
   event: DomainEvent;
 }>;
 

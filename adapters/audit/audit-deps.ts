@@ -1,13 +1,13 @@
-// Wires the audit core to this process's adapters: the PostgreSQL/PGlite log, the projectors, the store's hash chain, the node and the replayer.
+// Wires the audit core to this process's adapters: the log reader (SQL log, or the catalog on the split), the projectors, the store's hash chain, the node and the replayer.
 
 import { chainHash, GENESIS_HASH } from '../event-store/hash-chain.js';
+import { CatalogAuditLog } from './catalog-audit-log.js';
 import { PostgresAuditLog } from '../postgres/postgres-audit-log.js';
 import { PostgresEventStore } from '../postgres/postgres-event-store.js';
 import type { LedgerStore } from '../event-store/ledger-store.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
-import { EventStoreError } from '../../domain/ports/event-store-errors.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
-import { isNodePaymentLedger, type RecipeReplayer } from '../../replay/audit/ports.js';
+import { isNodePaymentLedger, type AuditLog, type RecipeReplayer } from '../../replay/audit/ports.js';
 import type { AuditOptions, ReplayChoice } from '../../replay/audit/run-audit.js';
 import type { BlobStore } from '../../replay/ports/blob-store.js';
 
@@ -21,31 +21,18 @@ export type AuditSettings = Readonly<{
 }>;
 
 /**
- * The audit reads the log in (stream, revision) order with SQL keyset pages and aggregates over the ledger
- * tables (the AuditLog port, replay/audit/ports.ts), which only the SQL log offers today. On the split
- * composition (the log on EventStoreDB) it is refused with this code rather than run on half a log.
+ * The log as the audit reads it: on the SQL log, SQL keyset pages over its events and streams tables; on the split
+ * composition (the log behind the plain port, EventStoreDB), the log catalog's streams in SQL, each read through the port.
  */
-export class AuditUnsupportedError extends EventStoreError {
-  override readonly name = 'AuditUnsupportedError';
-  constructor() {
-    super(
-      'AUDIT_UNSUPPORTED_ON_SPLIT_LOG',
-      'the audit reads the log in stream order through SQL (the AuditLog port), and this server runs with its log on EventStoreDB (ESDB_URL): ' +
-        'the audit cannot run on that composition yet. Check the cluster with the event-store contract suite (ESDB_URL=... npx vitest run test/contract/event-store.esdb.int.spec.ts).',
-    );
-  }
-}
-
-/** Whether the audit can run on this store: the SQL log, not the split composition. */
-export function canAudit(store: LedgerStore): store is PostgresEventStore {
-  return store instanceof PostgresEventStore;
+export function auditLogFor(store: LedgerStore, nowMs: () => number): AuditLog {
+  if (store instanceof PostgresEventStore) return new PostgresAuditLog(store.db);
+  return new CatalogAuditLog(store, store, { nowMs });
 }
 
 /** `node` is the coordinator's node when it can list its payments (dev network, LND); anything else skips the node part. */
 export function auditOptions(store: LedgerStore, node: unknown, replayer: RecipeReplayer | undefined, nowMs: () => number, settings: AuditSettings = {}): AuditOptions {
-  if (!canAudit(store)) throw new AuditUnsupportedError();
   return {
-    log: new PostgresAuditLog(store.db),
+    log: auditLogFor(store, nowMs),
     projectionLog: store,
     projectors: ALL_PROJECTORS,
     chainHash: (prevHash, event) => chainHash(prevHash, event),

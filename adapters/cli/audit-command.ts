@@ -1,4 +1,4 @@
-// `trainledger audit`: opens the database (PGlite or PostgreSQL) and the node, runs the audit, prints a summary, writes --json, exits 0/1/3.
+// `trainledger audit`: opens the database (PGlite or PostgreSQL; with ESDB_URL the log on the cluster beside it) and the node, runs the audit, prints a summary, writes --json, exits 0/1/3.
 
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,8 @@ invoice and escrow events vs the Lightning node), node payments with no event, l
   --settlement-grace-ms MS  how long past its deadline or verdict a payout may still be under way (default 86400000)
   --max-findings N        findings kept in full in the report; all are counted (default 1000)
   -h, --help              this help
+With ESDB_URL set (esdb://h1:2113,h2:2113?tls=true), the log is read from that EventStoreDB/KurrentDB cluster and the read
+models and the log catalog from the database above, as the server runs; EVENT_STORE_UNREACHABLE when no node answers.
 Stop the server first when it uses PGlite: one process at a time can open a PGlite data dir. Use POST /v1/audits on a running server.`;
 
 export class AuditUsageError extends Error {
@@ -118,16 +120,20 @@ export async function auditCommand(argv: readonly string[], env: NodeJS.ProcessE
 }
 
 async function runAuditFromFlags(flags: AuditFlags, env: NodeJS.ProcessEnv, io: { stderr: NodeJS.WritableStream & { isTTY?: boolean } }): Promise<AuditReport> {
-  const { openEventStore } = await import('../event-store/open-event-store.js');
-  const { esdbTargetFrom, refuseEsdbAfterProbe } = await import('../eventstoredb/select-esdb.js');
+  const { openEventStore, openSplitStore } = await import('../event-store/open-event-store.js');
+  const { esdbTargetFrom } = await import('../eventstoredb/select-esdb.js');
   const esdb = esdbTargetFrom(env);
-  if (esdb) await refuseEsdbAfterProbe(esdb, 'the audit');
+  // ESDB_URL: the log on the cluster, probed first (EVENT_STORE_UNREACHABLE when none answers), the read models and the log catalog in the database.
+  const cluster = esdb ? (await (await import('../eventstoredb/open-esdb.js')).openEsdbEventStore(esdb, { liveWakeups: false })).store : null;
   const { auditOptions, openStepReplayer } = await import('../audit/audit-deps.js');
   const { runAudit } = await import('../../replay/audit/run-audit.js');
   const pgliteDir = join(flags.dataDir, 'pglite');
-  if (flags.databaseUrl === null && !existsSync(pgliteDir)) throw new Error(`no PGlite database in ${pgliteDir}: pass the server's --data-dir, or --database-url`);
+  if (flags.databaseUrl === null && !existsSync(pgliteDir)) {
+    await cluster?.close();
+    throw new Error(`no PGlite database in ${pgliteDir}: pass the server's --data-dir, or --database-url`);
+  }
   const target = flags.databaseUrl !== null ? { engine: 'postgres' as const, connectionString: flags.databaseUrl } : { engine: 'pglite' as const, dataDir: pgliteDir };
-  const { store } = await openEventStore(target);
+  const { store } = cluster ? await openSplitStore(cluster, target) : await openEventStore(target);
   const closers: (() => Promise<void>)[] = [() => store.close()];
   try {
     const node = flags.node === 'none' ? null : await openAuditNode(flags.dataDir, env, closers);

@@ -5,7 +5,6 @@ import type { CoordinatorNode } from '../../domain/ports/lightning.js';
 import type { AuditOptions, AuditProgress, AuditReport, ReplayChoice } from '../../replay/audit/run-audit.js';
 import type { BlobStore } from '../../replay/ports/blob-store.js';
 import type { LedgerStore } from '../event-store/ledger-store.js';
-import { PostgresEventStore } from '../postgres/postgres-event-store.js';
 
 /** Finished audits kept for GET /v1/audits/:id; the oldest is forgotten first. */
 export const MAX_FINISHED_AUDITS = 20;
@@ -36,14 +35,6 @@ export class AuditAlreadyRunning extends Error {
   }
 }
 
-/** The audit needs the SQL log (adapters/audit/audit-deps.ts, AuditUnsupportedError); the split composition has none. */
-export class AuditUnsupported extends Error {
-  override readonly name = 'AuditUnsupported';
-  constructor() {
-    super('this server runs with its log on EventStoreDB (ESDB_URL), and the audit reads the log through SQL in stream order (the AuditLog port): it cannot run on that composition yet. Run the event-store contract suite against the cluster instead (ESDB_URL=... npx vitest run test/contract/event-store.esdb.int.spec.ts)');
-  }
-}
-
 export class AuditJobs {
   private readonly jobs = new Map<string, Job>();
   private running: { id: string; done: Promise<void> } | null = null;
@@ -53,7 +44,6 @@ export class AuditJobs {
 
   /** Starts an audit in the background and returns its id; refuses while one runs. */
   start(request: AuditRequest, requestedBy: string): AuditJobView {
-    if (!(this.deps.store instanceof PostgresEventStore)) throw new AuditUnsupported();
     if (this.running) throw new AuditAlreadyRunning(this.running.id);
     if (this.closing) throw new Error('the server is shutting down');
     const job: Job = { auditId: randomUUID(), status: 'running', requestedBy, startedAtMs: this.deps.nowMs(), finishedAtMs: null, progress: null, clean: null, report: null, error: null };

@@ -17,8 +17,7 @@ const SQL_STORE = resolve(ROOT, 'adapters/postgres/postgres-event-store.ts');
 const ALLOWED: Readonly<Record<string, string>> = {
   'adapters/postgres': 'the SQL store itself, its audit log and migrations',
   'adapters/event-store/open-event-store.ts': 'opens the SQL store, or the split one',
-  'adapters/audit/audit-deps.ts': 'the audit reads the SQL log (AuditLog port); refused on the split',
-  'adapters/http/audit-jobs.ts': 'refuses the audit on the split composition',
+  'adapters/audit/audit-deps.ts': 'picks the audit\'s log reader: SQL keyset pages on the SQL log, the log catalog on the split',
   'adapters/cli': 'offline tools on a SQL data folder (export, rebuild, audit)',
 };
 

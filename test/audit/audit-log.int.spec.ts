@@ -9,7 +9,7 @@ import { bulkLoad } from '../bench/bulk-load.js';
 import { SQL_PROJECTION_ENGINES } from '../projections/sql-engines.js';
 import { generateHistory } from '../projections/history.js';
 
-// The SQL log only: the audit does not run on the split composition (AUDIT_UNSUPPORTED_ON_SPLIT_LOG).
+// The SQL log's reader. On the split composition the audit reads through the log catalog (adapters/audit/catalog-audit-log.ts), checked against this one in test/split/split-audit.int.spec.ts.
 describe.each(SQL_PROJECTION_ENGINES)('the audit log on $name', ({ open }) => {
   it('walks streams of hundreds of revisions in small pages, each event once and in revision order (numeric, not text)', async () => {
     const { store } = await open();

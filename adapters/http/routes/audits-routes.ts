@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { authDeps, type ApiDeps } from '../api-context.js';
 import { asStaff, staffCallerOf } from '../auth/authenticate.js';
-import { AuditAlreadyRunning, AuditJobs, AuditUnsupported, MAX_FINISHED_AUDITS } from '../audit-jobs.js';
+import { AuditAlreadyRunning, AuditJobs, MAX_FINISHED_AUDITS } from '../audit-jobs.js';
 import { ApiError } from '../problem.js';
 import { IdempotencyHeaders } from './schemas.js';
 import { AUDIT_PART_NAMES } from '../../../replay/audit/catalog.js';
@@ -41,7 +41,6 @@ export async function auditsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       reply.code(202).header('location', `/v1/audits/${job.auditId}`);
       return { auditId: job.auditId, status: job.status, startedAtMs: job.startedAtMs, statusUrl: `/v1/audits/${job.auditId}` };
     } catch (error) {
-      if (error instanceof AuditUnsupported) throw new ApiError(409, 'AUDIT_UNSUPPORTED_ON_SPLIT_LOG', error.message);
       if (error instanceof AuditAlreadyRunning) throw new ApiError(409, 'AUDIT_ALREADY_RUNNING', error.message, { runningAuditId: error.runningAuditId });
       throw error;
     }
