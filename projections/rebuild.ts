@@ -1,10 +1,10 @@
 // Blue/green rebuild: replay the log from position zero into fresh tables, compare checksums, swap them in.
 
 import { sql, type Kysely } from 'kysely';
-import { comparePositions, LOG_START, type LogPosition, type RecordedEvent } from '../domain/ports/event-store.js';
+import { comparePositions, LOG_START, type LogPosition } from '../domain/ports/event-store.js';
 import { invariant } from '../domain/errors.js';
 import { checksumTables, sameChecksums, type TableChecksum } from './checksum.js';
-import type { ProjectionLog } from './ports/projection-log.js';
+import type { LoggedEvent, ProjectionLog } from './ports/projection-log.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, isTransientDatabaseError, lockProjection, projectionCheckpointId } from './runner.js';
 import { prepareProjectorSchema } from './schemas.js';
@@ -112,10 +112,10 @@ export async function replayIntoScratch(options: ReplayIntoScratchOptions): Prom
   // Every scratch checkpoint was just deleted, so each stands at the log's start.
   let after: LogPosition = LOG_START;
   let eventsRead = 0;
-  let next: Promise<RecordedEvent[]> | null = read(after);
+  let next: Promise<LoggedEvent[]> | null = read(after);
   try {
     for (;;) {
-      const recorded: RecordedEvent[] = await next!;
+      const recorded: LoggedEvent[] = await next!;
       next = null;
       const going = states.filter((s) => s.error === null);
       if (going.length === 0 || recorded.length === 0) break;
