@@ -18,9 +18,16 @@ export function rowsFromJson(table: string, columns: readonly string[], rows: re
   return sql`SELECT ${sql.join(columns.map((c) => sql.ref(c)))} FROM json_populate_recordset(NULL::${sql.table(table)}, ${JSON.stringify(rows)}::json)`;
 }
 
-/** `<column> = ANY($1::text[])`: a key lookup with the keys as one array parameter rather than a parameter each. */
+/**
+ * `<column> IN (SELECT unnest($1::text[]))`: a key lookup with the keys as one array parameter, planned
+ * as one index probe per key. Not `= ANY($1)` nor `IN ($1, $2, ...)`: on a table without fresh
+ * statistics (a rebuild's scratch tables, filled from empty within seconds) PostgreSQL answers those
+ * with a scan of the whole table, so every batch of a rebuild cost more than the one before (the
+ * rebuild's transfers lookup at 100k assignments: a sequential scan of 20-60 ms per batch at the end,
+ * 12-17 ms for the same 4,540 keys probed).
+ */
 export function keyIn(column: string, keys: readonly string[]): Expression<SqlBool> {
-  return sql<SqlBool>`${sql.ref(column)} = ANY(${[...keys]}::text[])`;
+  return sql<SqlBool>`${sql.ref(column)} IN (SELECT unnest(${[...keys]}::text[]))`;
 }
 
 /**
