@@ -1,6 +1,6 @@
 // SHA-256 hash chain over each stream: every event's hash covers its content and its predecessor's hash (pure, so an offline verifier can use it).
 
-import { createHash } from 'node:crypto';
+import { createHash, hash as cryptoHash } from 'node:crypto';
 import { canonicalJson } from './codec.js';
 import type { ChainVerification, JsonObject, RecordedEvent } from './ports/event-store.js';
 
@@ -19,20 +19,26 @@ export type ChainedContent = Readonly<{
 }>;
 
 export function chainHash(prevHash: string, content: ChainedContent): string {
-  // Pick the fields explicitly: callers pass richer objects (a RecordedEvent),
-  // and only these belong under the hash.
-  const covered: ChainedContent = {
-    streamId: content.streamId,
-    revision: content.revision,
-    eventId: content.eventId,
-    type: content.type,
-    schemaVersion: content.schemaVersion,
-    data: content.data,
-    metadata: content.metadata,
-    recordedAtMs: content.recordedAtMs,
-  };
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(covered)).digest('hex');
+  return sha256Hex(`${prevHash}\n${coveredJson(content)}`);
 }
+
+/**
+ * canonicalJson of the covered fields, written out in their sorted order rather than built as an
+ * object and sorted per event: the audit hashes every event of the log through here. Only these
+ * fields belong under the hash (callers pass richer objects, a RecordedEvent). A field that is
+ * undefined (canonicalJson leaves it out) takes the general path, so the text is always the same.
+ */
+function coveredJson(c: ChainedContent): string {
+  if (c.streamId === undefined || c.revision === undefined || c.eventId === undefined || c.type === undefined || c.schemaVersion === undefined || c.data === undefined || c.metadata === undefined || c.recordedAtMs === undefined) {
+    const covered = { streamId: c.streamId, revision: c.revision, eventId: c.eventId, type: c.type, schemaVersion: c.schemaVersion, data: c.data, metadata: c.metadata, recordedAtMs: c.recordedAtMs };
+    return canonicalJson(covered);
+  }
+  return `{"data":${canonicalJson(c.data)},"eventId":${canonicalJson(c.eventId)},"metadata":${canonicalJson(c.metadata)},"recordedAtMs":${canonicalJson(c.recordedAtMs)},"revision":${canonicalJson(c.revision)},"schemaVersion":${canonicalJson(c.schemaVersion)},"streamId":${canonicalJson(c.streamId)},"type":${canonicalJson(c.type)}}`;
+}
+
+/** One-shot digest where the runtime has it (Node 21.7+): no Hash object per event. Same bytes, same digest. */
+const sha256Hex: (text: string) => string =
+  typeof (cryptoHash as unknown) === 'function' ? (text) => cryptoHash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
 
 /** Whether two appends of the same event id carry the same event (type, version, data, metadata). */
 export function sameEventContent(

@@ -2,7 +2,7 @@
 
 import { fromWire } from '../domain/codec.js';
 import { isDomainEventType, type DomainEvent } from '../domain/events.js';
-import type { RecordedEvent } from '../domain/ports/event-store.js';
+import type { LoggedEvent } from './ports/projection-log.js';
 import type { ProjectedEvent } from './projector.js';
 
 export class UnknownEventTypeError extends Error {
@@ -10,7 +10,7 @@ export class UnknownEventTypeError extends Error {
   readonly code = 'UNKNOWN_EVENT_TYPE';
 }
 
-export function decodeForProjection(recorded: RecordedEvent): ProjectedEvent {
+export function decodeForProjection(recorded: LoggedEvent): ProjectedEvent {
   if (!isDomainEventType(recorded.type)) {
     // A projector that silently skipped an unknown type would drift from the
     // log without anyone noticing; stopping is the honest failure.

@@ -1,10 +1,10 @@
 // Blue/green rebuild: replay the log from position zero into fresh tables, compare checksums, swap them in.
 
 import { sql, type Kysely } from 'kysely';
-import { comparePositions, type LogPosition } from '../domain/ports/event-store.js';
+import { comparePositions, LOG_START, type LogPosition } from '../domain/ports/event-store.js';
 import { invariant } from '../domain/errors.js';
 import { checksumTables, sameChecksums, type TableChecksum } from './checksum.js';
-import type { ProjectionLog } from './ports/projection-log.js';
+import type { LoggedEvent, ProjectionLog } from './ports/projection-log.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { applyBatchIn, DEFAULT_PROJECTION_BATCH_SIZE, isTransientDatabaseError, lockProjection, projectionCheckpointId } from './runner.js';
 import { prepareProjectorSchema } from './schemas.js';
@@ -83,12 +83,16 @@ export type ReplayIntoScratchOptions = Readonly<{
 /**
  * Green phase for several projectors at once: every scratch schema is made first, one after another
  * (side by side, their migrations raced on PostgreSQL's catalog), then ONE keyset pass over the log
- * feeds each batch, decoded once, to every projector, each in a savepoint of the batch's transaction
- * with its own checkpoint. A projector that throws (not a transient database error) keeps what it had
- * before that batch and sits out the rest of the pass; the others go on. The scratch writes commit
- * with synchronous_commit off: a crash can lose only the last few scratch batches, never a live row,
- * and the next rebuild drops the scratch schema anyway; the cut-over commits as usual, which also
- * flushes everything before it.
+ * feeds each batch, decoded once, to every projector. Each projector applies the batch in its own
+ * transaction with its own checkpoint, all of them side by side on their own connections, while the
+ * next batch is already being read: so the database writes one projector's rows while JavaScript folds
+ * another's, instead of taking turns. A projector that throws (not a transient database error) keeps
+ * what it had before that batch and sits out the rest of the pass; the others go on. The read runs
+ * outside the projectors' transactions, so each transaction first checks that its checkpoint still
+ * stands where the previous batch left it (nothing else moved it). The scratch writes commit with
+ * synchronous_commit off: a crash can lose only the last few scratch batches, never a live row, and
+ * the next rebuild drops the scratch schema anyway; the cut-over commits as usual, which also flushes
+ * everything before it. On PGlite's one connection the transactions and the read simply queue.
  */
 export async function replayIntoScratch(options: ReplayIntoScratchOptions): Promise<GreenPhase[]> {
   const { store: log, projectors } = options;
@@ -103,48 +107,64 @@ export async function replayIntoScratch(options: ReplayIntoScratchOptions): Prom
       for (const { tablename } of tables.rows) await sql`ALTER TABLE ${sql.table(`${rebuildSchemaName(projector)}.${tablename}`)} SET UNLOGGED`.execute(db);
     }
   }
-  const states = projectors.map((projector) => ({ projector, target: rebuildSchemaName(projector), eventsApplied: 0, error: null as unknown }));
+  const states: ScratchState[] = projectors.map((projector) => ({ projector, target: rebuildSchemaName(projector), eventsApplied: 0, error: null }));
+  const read = (after: LogPosition) => log.readAllIn(db, { after, maxCount: options.batchSize });
+  // Every scratch checkpoint was just deleted, so each stands at the log's start.
+  let after: LogPosition = LOG_START;
   let eventsRead = 0;
-  for (;;) {
-    const going = states.filter((s) => s.error === null);
-    if (going.length === 0) break;
-    const n = await db.transaction().execute(async (trx) => {
-      await sql`SET LOCAL synchronous_commit TO off`.execute(trx);
-      for (const s of going) await lockProjection(trx, s.target);
-      // Every scratch checkpoint still going stands where the last shared batch left it.
-      const checkpoint = await log.loadCheckpointIn(trx, projectionCheckpointId(going[0]!.target));
-      const recorded = await log.readAllIn(trx, { after: checkpoint, maxCount: options.batchSize });
-      if (recorded.length === 0) return 0;
+  let next: Promise<LoggedEvent[]> | null = read(after);
+  try {
+    for (;;) {
+      const recorded: LoggedEvent[] = await next!;
+      next = null;
+      const going = states.filter((s) => s.error === null);
+      if (going.length === 0 || recorded.length === 0) break;
       let events: ProjectedEvent[];
       try {
         events = recorded.map(decodeForProjection);
       } catch (error) {
         // An event no projector can decode stops every one of them, as it would stop each alone.
         for (const s of going) s.error = error;
-        return recorded.length;
+        eventsRead += recorded.length;
+        await options.onProgress?.(eventsRead);
+        break;
       }
       const last = events[events.length - 1]!.position;
-      invariant(comparePositions(last, checkpoint) > 0, 'a rebuild would move its checkpoint backwards');
-      for (const s of going) {
-        await sql`SAVEPOINT rebuild_scratch_batch`.execute(trx);
-        try {
-          await s.projector.apply(trx.withSchema(s.target), events);
-          await log.saveCheckpointIn(trx, projectionCheckpointId(s.target), last, new Date(options.nowMs()));
-          await sql`RELEASE SAVEPOINT rebuild_scratch_batch`.execute(trx);
-          s.eventsApplied += events.length;
-        } catch (error) {
-          if (isTransientDatabaseError(error)) throw error;
-          await sql`ROLLBACK TO SAVEPOINT rebuild_scratch_batch`.execute(trx);
-          s.error = error;
-        }
-      }
-      return events.length;
-    });
-    if (n === 0) break;
-    eventsRead += n;
-    await options.onProgress?.(eventsRead);
+      invariant(comparePositions(last, after) > 0, 'a rebuild would move its checkpoint backwards');
+      next = read(last);
+      const outcomes = await Promise.allSettled(going.map((s) => applyScratchBatch(log, s, events, after, last, options.nowMs)));
+      // A transient database error ends the pass (the caller may try again); every transaction has settled by now.
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed) throw failed.reason;
+      after = last;
+      eventsRead += events.length;
+      await options.onProgress?.(eventsRead);
+    }
+  } finally {
+    // Never leave a read in flight behind a pass that stopped: the caller may drop the schemas next.
+    await next?.catch(() => {});
   }
   return states.map((s) => ({ projector: s.projector, eventsApplied: s.eventsApplied, error: s.error }));
+}
+
+type ScratchState = { projector: Projector; target: string; eventsApplied: number; error: unknown };
+
+/** One projector's share of a shared batch, in a transaction of its own; a refusal is recorded on `s`, a transient error thrown. */
+async function applyScratchBatch(log: ProjectionLog, s: ScratchState, events: readonly ProjectedEvent[], after: LogPosition, last: LogPosition, nowMs: () => number): Promise<void> {
+  try {
+    await log.db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL synchronous_commit TO off`.execute(trx);
+      await lockProjection(trx, s.target);
+      const checkpoint = await log.loadCheckpointIn(trx, projectionCheckpointId(s.target));
+      invariant(comparePositions(checkpoint, after) === 0, `the scratch checkpoint of ${s.projector.name} moved while the rebuild read the log`);
+      await s.projector.apply(trx.withSchema(s.target), events);
+      await log.saveCheckpointIn(trx, projectionCheckpointId(s.target), last, new Date(nowMs()));
+    });
+    s.eventsApplied += events.length;
+  } catch (error) {
+    if (isTransientDatabaseError(error)) throw error;
+    s.error = error;
+  }
 }
 
 /** Drops a projector's scratch schema and its checkpoint (after a failed green phase). */

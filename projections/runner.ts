@@ -2,11 +2,11 @@
 // a projector that cannot apply an event stops alone and says why, the others keep running.
 
 import { sql, type Kysely } from 'kysely';
-import { comparePositions, type LogPosition, type RecordedEvent } from '../domain/ports/event-store.js';
+import { comparePositions, type LogPosition } from '../domain/ports/event-store.js';
 import { DomainError, invariant, InvariantViolation } from '../domain/errors.js';
 import { decodeForProjection } from './decode.js';
 import { PassLoop, type StopRequested } from './pass-loop.js';
-import type { ProjectionLog } from './ports/projection-log.js';
+import type { LoggedEvent, ProjectionLog } from './ports/projection-log.js';
 import type { ProjectedEvent, Projector } from './projector.js';
 import { prepareProjectorSchema } from './schemas.js';
 
@@ -82,7 +82,7 @@ export async function applyBatchIn(
     until?: LogPosition;
     beforeCommit?: RunnerOptions['beforeCommit'];
     /** Sees the events read for the batch before they are decoded and applied (the runner names a failing event with it). */
-    onRead?: (recorded: readonly RecordedEvent[]) => void;
+    onRead?: (recorded: readonly LoggedEvent[]) => void;
   },
 ): Promise<number> {
   const checkpointId = projectionCheckpointId(schema);
@@ -185,7 +185,7 @@ export class ProjectionRunner {
   }
 
   /** One batch for one projector, in its own transaction. */
-  async step(projector: Projector, batchSize = this.batchSize, onRead?: (recorded: readonly RecordedEvent[]) => void): Promise<number> {
+  async step(projector: Projector, batchSize = this.batchSize, onRead?: (recorded: readonly LoggedEvent[]) => void): Promise<number> {
     const applied = await this.db.transaction().execute(async (trx) => {
       await lockProjection(trx, projector.name);
       return applyBatchIn(this.options.store, trx, projector, projector.name, {
@@ -305,7 +305,7 @@ export class ProjectionRunner {
    */
   private async isolate(projector: Projector, batchError: unknown, stopped: StopRequested): Promise<Turn> {
     let applied = 0;
-    let read: RecordedEvent | null = null;
+    let read: LoggedEvent | null = null;
     let failure: unknown = batchError;
     try {
       for (let i = 0; i < this.batchSize; i += 1) {
@@ -335,7 +335,7 @@ export class ProjectionRunner {
       this.state(projector).transientFailures += 1;
       return { applied, out: true };
     }
-    const culprit = read as RecordedEvent | null;
+    const culprit = read as LoggedEvent | null;
     const stop: ProjectionStop = {
       projector: projector.name,
       reason: describeError(failure),

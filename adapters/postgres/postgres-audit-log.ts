@@ -4,7 +4,7 @@ import { sql, type Kysely } from 'kysely';
 import { ASSIGNMENT_STREAM_PREFIX } from '../../domain/assignment/index.js';
 import { INVOICE_STREAM_PREFIX } from '../../domain/invoice/index.js';
 import type { RecordedEvent } from '../../domain/ports/event-store.js';
-import type { AuditLog, LedgerTotals, RunFunds, StreamCursor, StreamHead } from '../../replay/audit/ports.js';
+import type { AuditLog, LedgerTotals, RunFunds, SettlementEvent, StreamCursor, StreamHead } from '../../replay/audit/ports.js';
 import { EVENT_COLUMNS, toRecordedEvent, type EventRow } from './postgres-event-store.js';
 
 /** Largest page any method returns: the audit asks for less, this guards a caller that does not. */
@@ -50,7 +50,7 @@ export class PostgresAuditLog implements AuditLog {
     return rows.rows.map((r) => r.stream_id.slice(ASSIGNMENT_STREAM_PREFIX.length));
   }
 
-  async assignmentEvents(assignmentIds: readonly string[]): Promise<RecordedEvent[]> {
+  async assignmentEvents(assignmentIds: readonly string[]): Promise<SettlementEvent[]> {
     if (assignmentIds.length === 0) return [];
     page(assignmentIds.length);
     const streams = assignmentIds.map((id) => `${ASSIGNMENT_STREAM_PREFIX}${id}`);
@@ -67,8 +67,17 @@ export class PostgresAuditLog implements AuditLog {
         AND data->>'assignmentId' BETWEEN (SELECT min(id) FROM unnest(${ids}::text[]) AS id) AND (SELECT max(id) FROM unnest(${ids}::text[]) AS id)
         AND data->>'assignmentId' = ANY(${ids}::text[])`.execute(this.db);
     const all = [...streams, ...invoices.rows.map((r) => r.stream_id)];
-    const rows = await sql<EventRow>`SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY(${all}::text[])`.execute(this.db);
-    return rows.rows.map(toRecordedEvent);
+    // Only the columns a settlement folds: the hashes, metadata and time are the integrity part's, and parsing them cost a third of this read.
+    const rows = await sql<Pick<EventRow, 'stream_id' | 'stream_revision' | 'global_position' | 'transaction_id' | 'event_type' | 'data'>>`
+      SELECT stream_id, stream_revision::text AS stream_revision, global_position::text AS global_position, transaction_id::text AS transaction_id, event_type, data
+      FROM events WHERE stream_id = ANY(${all}::text[])`.execute(this.db);
+    return rows.rows.map((row) => ({
+      streamId: row.stream_id,
+      revision: Number(row.stream_revision),
+      position: { transactionId: BigInt(row.transaction_id), globalPosition: BigInt(row.global_position) },
+      type: row.event_type,
+      data: row.data,
+    }));
   }
 
   async knownPaymentHashes(paymentHashes: readonly string[]): Promise<Set<string>> {

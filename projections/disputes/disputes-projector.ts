@@ -6,6 +6,7 @@ import { invariant } from '../../domain/errors.js';
 import type { ProjectedEvent, Projector } from '../projector.js';
 import { DISPUTES_MIGRATIONS } from './migrations/index.js';
 import type { DisputesTables } from './schema.js';
+import { insertRows, keyIn } from '../batch-sql.js';
 
 type Row = Selectable<DisputesTables['rejections']>;
 const TYPES = new Set(['SubmissionRejected', 'RejectionDisputed', 'ReplayVerdictRecorded', 'DisputeResolved']);
@@ -24,7 +25,7 @@ export const disputesProjector: Projector = {
     const ids = [...new Set(relevant.map((e) => e.data.assignmentId))];
     const rows = new Map<string, Row>();
     for (let i = 0; i < ids.length; i += READ_CHUNK_KEYS) {
-      const found = await disputes.selectFrom('rejections').selectAll().where('assignment_id', 'in', ids.slice(i, i + READ_CHUNK_KEYS)).execute();
+      const found = await disputes.selectFrom('rejections').selectAll().where(keyIn('assignment_id', ids.slice(i, i + READ_CHUNK_KEYS))).execute();
       for (const row of found) rows.set(row.assignment_id, row);
     }
     const changed = new Set<string>();
@@ -34,9 +35,7 @@ export const disputesProjector: Projector = {
     }
     const out = [...changed].sort().map((id) => rows.get(id)!);
     for (let i = 0; i < out.length; i += WRITE_CHUNK_ROWS) {
-      await disputes
-        .insertInto('rejections')
-        .values(out.slice(i, i + WRITE_CHUNK_ROWS))
+      await insertRows(disputes, 'rejections', out.slice(i, i + WRITE_CHUNK_ROWS))
         .onConflict((oc) =>
           oc.column('assignment_id').doUpdateSet((eb) => ({
             dispute_id: eb.ref('excluded.dispute_id'),

@@ -7,8 +7,9 @@ import { LEDGER_MIGRATIONS } from './migrations/index.js';
 import { type Account, type AccountKind, type LedgerInvoice, type Transfer, LedgerBook, contributorAccountId, runAccountId } from './ledger-book.js';
 import type { LedgerTables } from './schema.js';
 import { trialBalance } from './queries.js';
+import { insertRows, keyIn } from '../batch-sql.js';
 
-/** Rows per multi-row statement: 11 columns x 2,000 stays well under PostgreSQL's 65,535 parameters. */
+/** Rows per statement (one JSON parameter each, see batch-sql.ts): bounds the statement's size. */
 const WRITE_CHUNK_ROWS = 2_000;
 
 export const ledgerProjector: Projector = {
@@ -39,7 +40,7 @@ async function loadBook(db: Kysely<LedgerTables>, events: readonly DomainEvent[]
   const hashes = [...new Set(events.map(paymentHashOf).filter((h): h is string => h !== null))];
   const invoices = new Map<string, LedgerInvoice>();
   if (hashes.length > 0) {
-    for (const row of await db.selectFrom('invoices').selectAll().where('payment_hash', 'in', hashes).execute()) {
+    for (const row of await db.selectFrom('invoices').selectAll().where(keyIn('payment_hash', hashes)).execute()) {
       invoices.set(row.payment_hash, { paymentHash: row.payment_hash, kind: row.kind, runId: row.run_id, contributorId: row.contributor_id, assignmentId: row.assignment_id, amountMsat: BigInt(row.amount_msat) });
     }
   }
@@ -52,7 +53,7 @@ async function loadBook(db: Kysely<LedgerTables>, events: readonly DomainEvent[]
     if (hash) transferIds.add(`escrow:${hash}`).add(`payout:${hash}`).add(`fee:${hash}`);
   }
   const accounts = new Map<string, Account>();
-  for (const row of await db.selectFrom('accounts').selectAll().where('account_id', 'in', [...accountIds]).execute()) {
+  for (const row of await db.selectFrom('accounts').selectAll().where(keyIn('account_id', [...accountIds])).execute()) {
     accounts.set(row.account_id, {
       accountId: row.account_id,
       kind: row.kind as AccountKind,
@@ -66,7 +67,7 @@ async function loadBook(db: Kysely<LedgerTables>, events: readonly DomainEvent[]
   }
   const transfers = new Map<string, Transfer>();
   if (transferIds.size > 0) {
-    for (const row of await db.selectFrom('transfers').selectAll().where('transfer_id', 'in', [...transferIds]).execute()) {
+    for (const row of await db.selectFrom('transfers').selectAll().where(keyIn('transfer_id', [...transferIds])).execute()) {
       transfers.set(row.transfer_id, transferFromRow(row));
     }
   }
@@ -92,13 +93,11 @@ function transferFromRow(row: LedgerTables['transfers'] extends infer T ? { [K i
 async function writeBook(db: Kysely<LedgerTables>, book: LedgerBook): Promise<void> {
   const invoices = [...book.newInvoices].map((h) => book.invoices.get(h)!);
   for (const chunk of chunks(invoices)) {
-    await db.insertInto('invoices').values(chunk.map((i) => ({ payment_hash: i.paymentHash, kind: i.kind, run_id: i.runId, contributor_id: i.contributorId, assignment_id: i.assignmentId, amount_msat: i.amountMsat.toString() }))).execute();
+    await insertRows(db, 'invoices', chunk.map((i) => ({ payment_hash: i.paymentHash, kind: i.kind, run_id: i.runId, contributor_id: i.contributorId, assignment_id: i.assignmentId, amount_msat: i.amountMsat.toString() }))).execute();
   }
   const accounts = [...book.dirtyAccounts].map((id) => book.accounts.get(id)!);
   for (const chunk of chunks(accounts)) {
-    await db
-      .insertInto('accounts')
-      .values(chunk.map(accountRow))
+    await insertRows(db, 'accounts', chunk.map(accountRow))
       .onConflict((oc) =>
         oc.column('account_id').doUpdateSet((eb) => ({
           debits_pending_msat: eb.ref('excluded.debits_pending_msat'),
@@ -111,9 +110,7 @@ async function writeBook(db: Kysely<LedgerTables>, book: LedgerBook): Promise<vo
   }
   const transfers = [...book.dirtyTransfers].map((id) => book.transfers.get(id)!);
   for (const chunk of chunks(transfers)) {
-    await db
-      .insertInto('transfers')
-      .values(chunk.map(transferRow))
+    await insertRows(db, 'transfers', chunk.map(transferRow))
       .onConflict((oc) => oc.column('transfer_id').doUpdateSet((eb) => ({ status: eb.ref('excluded.status'), resolved_at_ms: eb.ref('excluded.resolved_at_ms') })))
       .execute();
   }

@@ -5,8 +5,9 @@ import type { ProjectedEvent, Projector } from '../projector.js';
 import { FACT_NAMES, type FactName, MetricsBook, type RunFunding } from './metrics-book.js';
 import { METRICS_MIGRATIONS } from './migrations/index.js';
 import type { MetricsHourlyTable, MetricsTables } from './schema.js';
+import { insertRows, keyIn } from '../batch-sql.js';
 
-/** Rows per multi-row statement: 16 columns x 2,000 stays well under PostgreSQL's 65,535 parameters. */
+/** Rows per statement (one JSON parameter each, see batch-sql.ts): bounds the statement's size. */
 const WRITE_CHUNK_ROWS = 2_000;
 const READ_CHUNK_KEYS = 5_000;
 
@@ -47,7 +48,7 @@ async function loadFunding(db: Kysely<MetricsTables>, events: readonly Projected
   }
   const funding = new Map<string, RunFunding>();
   for (const ids of chunks([...runIds], READ_CHUNK_KEYS)) {
-    for (const row of await db.selectFrom('run_funding').selectAll().where('run_id', 'in', ids).execute()) {
+    for (const row of await db.selectFrom('run_funding').selectAll().where(keyIn('run_id', ids)).execute()) {
       funding.set(row.run_id, { runId: row.run_id, customerMsat: BigInt(row.customer_msat), subsidyMsat: BigInt(row.subsidy_msat) });
     }
   }
@@ -64,9 +65,7 @@ async function writeHourly(db: Kysely<MetricsTables>, book: MetricsBook): Promis
       return out as unknown as Insertable<MetricsHourlyTable>;
     });
   for (const chunk of chunks(rows, WRITE_CHUNK_ROWS)) {
-    await db
-      .insertInto('hourly')
-      .values(chunk)
+    await insertRows(db, 'hourly', chunk as Record<string, unknown>[])
       .onConflict((oc) =>
         oc.columns(['run_id', 'hour_start_ms']).doUpdateSet((eb) => {
           const set: Record<string, unknown> = {};
@@ -92,9 +91,7 @@ async function writeSettlements(db: Kysely<MetricsTables>, book: MetricsBook): P
       settled_at_ms: s.settledAtMs === null ? null : String(s.settledAtMs),
     }));
   for (const chunk of chunks(rows, WRITE_CHUNK_ROWS)) {
-    await db
-      .insertInto('settlements')
-      .values(chunk)
+    await insertRows(db, 'settlements', chunk)
       .onConflict((oc) =>
         oc.column('assignment_id').doUpdateSet((eb) => ({
           assigned_at_ms: eb.fn.coalesce('settlements.assigned_at_ms', 'excluded.assigned_at_ms'),
@@ -111,9 +108,7 @@ async function writeFunding(db: Kysely<MetricsTables>, book: MetricsBook): Promi
     .map((runId) => book.funding.get(runId)!)
     .map((f) => ({ run_id: f.runId, customer_msat: f.customerMsat.toString(), subsidy_msat: f.subsidyMsat.toString() }));
   for (const chunk of chunks(rows, WRITE_CHUNK_ROWS)) {
-    await db
-      .insertInto('run_funding')
-      .values(chunk)
+    await insertRows(db, 'run_funding', chunk)
       .onConflict((oc) => oc.column('run_id').doUpdateSet((eb) => ({ customer_msat: eb.ref('excluded.customer_msat'), subsidy_msat: eb.ref('excluded.subsidy_msat') })))
       .execute();
   }

@@ -8,10 +8,11 @@ import { REWARDS_MIGRATIONS } from './migrations/index.js';
 import { type AssignmentRecord, type ContributorRewards, type InvoiceRecord, type RunBudget, type Verdict, RewardsBook } from './rewards-book.js';
 import { contributorToRow, runToRow, contributorFromRow, runFromRow } from './rows.js';
 import type { RewardsTables } from './schema.js';
+import { insertRows, keyIn } from '../batch-sql.js';
 
-/** Rows per multi-row statement: 11 columns x 2,000 stays well under PostgreSQL's 65,535 parameters. */
+/** Rows per statement (one JSON parameter each, see batch-sql.ts): bounds the statement's size. */
 const WRITE_CHUNK_ROWS = 2_000;
-/** Keys per `IN (...)` lookup, for the same reason. */
+/** Keys per lookup (one array parameter each): bounds the statement's size. */
 const READ_CHUNK_KEYS = 5_000;
 
 export const rewardsProjector: Projector = {
@@ -56,15 +57,15 @@ async function loadBook(db: Kysely<RewardsTables>, events: readonly DomainEvent[
   const keys = keysOf(events);
   const contributors = new Map<string, ContributorRewards>();
   for (const ids of chunks([...keys.contributors], READ_CHUNK_KEYS)) {
-    for (const row of await db.selectFrom('contributors').selectAll().where('contributor_id', 'in', ids).execute()) contributors.set(row.contributor_id, contributorFromRow(row));
+    for (const row of await db.selectFrom('contributors').selectAll().where(keyIn('contributor_id', ids)).execute()) contributors.set(row.contributor_id, contributorFromRow(row));
   }
   const runs = new Map<string, RunBudget>();
   for (const ids of chunks([...keys.runs], READ_CHUNK_KEYS)) {
-    for (const row of await db.selectFrom('runs').selectAll().where('run_id', 'in', ids).execute()) runs.set(row.run_id, runFromRow(row));
+    for (const row of await db.selectFrom('runs').selectAll().where(keyIn('run_id', ids)).execute()) runs.set(row.run_id, runFromRow(row));
   }
   const assignments = new Map<string, AssignmentRecord>();
   for (const ids of chunks([...keys.assignments], READ_CHUNK_KEYS)) {
-    for (const row of await db.selectFrom('assignments').selectAll().where('assignment_id', 'in', ids).execute()) {
+    for (const row of await db.selectFrom('assignments').selectAll().where(keyIn('assignment_id', ids)).execute()) {
       assignments.set(row.assignment_id, {
         assignmentId: row.assignment_id,
         runId: row.run_id,
@@ -77,7 +78,7 @@ async function loadBook(db: Kysely<RewardsTables>, events: readonly DomainEvent[
   }
   const invoices = new Map<string, InvoiceRecord>();
   for (const ids of chunks([...keys.invoices], READ_CHUNK_KEYS)) {
-    for (const row of await db.selectFrom('invoices').selectAll().where('payment_hash', 'in', ids).execute()) {
+    for (const row of await db.selectFrom('invoices').selectAll().where(keyIn('payment_hash', ids)).execute()) {
       invoices.set(row.payment_hash, {
         paymentHash: row.payment_hash,
         kind: row.kind as InvoiceKind,
@@ -97,9 +98,7 @@ async function loadBook(db: Kysely<RewardsTables>, events: readonly DomainEvent[
 async function upsert<T extends keyof RewardsTables>(db: Kysely<RewardsTables>, table: T, key: string, rows: readonly Insertable<RewardsTables[T]>[]): Promise<void> {
   for (const chunk of chunks(rows, WRITE_CHUNK_ROWS)) {
     const columns = Object.keys(chunk[0]!).filter((column) => column !== key);
-    await (db as Kysely<any>)
-      .insertInto(table)
-      .values(chunk)
+    await insertRows(db as Kysely<any>, table, chunk as Record<string, unknown>[])
       .onConflict((oc) => oc.column(key).doUpdateSet(Object.fromEntries(columns.map((c) => [c, (eb: any) => eb.ref(`excluded.${c}`)])) as any))
       .execute();
   }

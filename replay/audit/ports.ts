@@ -7,6 +7,8 @@ import type { AssignmentState } from '../../domain/assignment/assignment.state.j
 /** Where a keyset walk of the log in (stream id, revision) order stands. */
 export type StreamCursor = Readonly<{ streamId: string; revision: number }>;
 export type StreamHead = Readonly<{ streamId: string; revision: number; headHash: string }>;
+/** A logged event as the settlement part folds it: no hashes, metadata or time (those are the integrity part's). */
+export type SettlementEvent = Pick<RecordedEvent, 'streamId' | 'revision' | 'position' | 'type' | 'data'>;
 
 /** Per-run money from the ledger projection: the budget account and the transfers that touch it. */
 export type RunFunds = Readonly<{
@@ -41,7 +43,7 @@ export interface AuditLog {
    * The events of these assignments' streams and of every invoice stream opened for them, in no
    * particular order (deriveSettlement orders each stream). The caller bounds how many assignments it asks for at once.
    */
-  assignmentEvents(assignmentIds: readonly string[]): Promise<RecordedEvent[]>;
+  assignmentEvents(assignmentIds: readonly string[]): Promise<SettlementEvent[]>;
   /** Which of these payment hashes have an invoice stream in the log. */
   knownPaymentHashes(paymentHashes: readonly string[]): Promise<Set<string>>;
   /** Number of events, for progress. */

@@ -1,7 +1,6 @@
 // Runs the whole audit (integrity, rebuild, settlement with the node, ledger, replays) over ports, streaming, and returns its report.
 
 import { createHash } from 'node:crypto';
-import type { RecordedEvent } from '../../domain/ports/event-store.js';
 import type { ProjectionLog } from '../../projections/ports/projection-log.js';
 import type { Projector } from '../../projections/projector.js';
 import { DISCREPANCY_CATALOG, type AuditPart, type AuditPartName, type Discrepancy, type DiscrepancyCode } from './catalog.js';
@@ -9,7 +8,7 @@ import { DEFAULT_MAX_FINDINGS, Findings } from './findings.js';
 import { checkIntegrity, type ChainHash } from './integrity.js';
 import { checkLedger } from './ledger-check.js';
 import { checkNodePayments, nodeDiscrepancies } from './node-check.js';
-import type { AuditLog, NodePaymentLedger, RecipeReplayer } from './ports.js';
+import type { AuditLog, NodePaymentLedger, RecipeReplayer, SettlementEvent } from './ports.js';
 import { checkRebuild } from './rebuild-check.js';
 import { deriveSettlement, settlementDiscrepancies } from './settlement.js';
 
@@ -176,8 +175,8 @@ async function checkSettlements(options: AuditOptions, askNode: boolean, replay:
   return walk;
 }
 
-function groupByAssignment(events: readonly RecordedEvent[]): Map<string, RecordedEvent[]> {
-  const groups = new Map<string, RecordedEvent[]>();
+function groupByAssignment(events: readonly SettlementEvent[]): Map<string, SettlementEvent[]> {
+  const groups = new Map<string, SettlementEvent[]>();
   for (const event of events) {
     const id = typeof event.data.assignmentId === 'string' ? event.data.assignmentId : null;
     if (id === null) continue;
@@ -201,7 +200,7 @@ async function replaySample(options: AuditOptions, replay: ReplayChoice, sampled
   return replayed;
 }
 
-async function replayFinding(options: AuditOptions, assignmentId: string, assignment: ReturnType<typeof deriveSettlement>['assignment'], events: readonly RecordedEvent[]): Promise<Discrepancy | null> {
+async function replayFinding(options: AuditOptions, assignmentId: string, assignment: ReturnType<typeof deriveSettlement>['assignment'], events: readonly SettlementEvent[]): Promise<Discrepancy | null> {
   const verdictEvent = events.find((e) => e.type === 'ReplayVerdictRecorded' && e.streamId.startsWith('assignment-'));
   const evidence = verdictEvent ? [{ streamId: verdictEvent.streamId, revision: verdictEvent.revision, globalPosition: verdictEvent.position.globalPosition.toString(), eventType: verdictEvent.type }] : [];
   if (!options.replayer) return { code: 'REPLAY_UNAVAILABLE', subject: assignmentId, explanation: 'no replay engine was given to this audit', events: evidence };

@@ -10,10 +10,10 @@
 import { assignmentDecider, ASSIGNMENT_STREAM_PREFIX, type AssignmentEvent, type AssignmentState } from '../../domain/assignment/index.js';
 import { fromWire } from '../../domain/codec.js';
 import { INVOICE_STREAM_PREFIX, invoiceDecider, type InvoiceEvent, type InvoiceState, type PayoutKind } from '../../domain/invoice/index.js';
-import type { RecordedEvent } from '../../domain/ports/event-store.js';
 import { impliedPayout, type ImpliedPayout } from '../../domain/reactions/escrow.js';
 import { payoutLines, type PayoutLine } from '../../domain/reactions/payouts.js';
 import { evidenceOf, type Discrepancy, type EvidenceEvent } from './catalog.js';
+import type { SettlementEvent } from './ports.js';
 
 export type DerivedInvoice = Readonly<{ state: InvoiceState; events: readonly EvidenceEvent[] }>;
 
@@ -39,15 +39,15 @@ type Fold<S> = { state: S; events: EvidenceEvent[]; firstPosition: bigint };
  * each stream is folded in revision order. Events of invoice streams for other assignments
  * are ignored, so a caller may pass a superset.
  */
-export function deriveSettlement(assignmentId: string, events: readonly RecordedEvent[], nowMs: number): SettlementDerivation {
-  const byStream = new Map<string, RecordedEvent[]>();
+export function deriveSettlement(assignmentId: string, events: readonly SettlementEvent[], nowMs: number): SettlementDerivation {
+  const byStream = new Map<string, SettlementEvent[]>();
   for (const event of events) {
     const list = byStream.get(event.streamId) ?? [];
     list.push(event);
     byStream.set(event.streamId, list);
   }
   let unfoldable: SettlementDerivation['unfoldable'] = null;
-  const fail = (event: RecordedEvent, error: unknown) => {
+  const fail = (event: SettlementEvent, error: unknown) => {
     unfoldable ??= { event: evidenceOf(event), reason: error instanceof Error ? error.message : String(error) };
   };
   const assignmentFold = foldStream(byStream.get(`${ASSIGNMENT_STREAM_PREFIX}${assignmentId}`) ?? [], assignmentDecider.initialState(), (s, e) => assignmentDecider.evolve(s, e as AssignmentEvent), fail);
@@ -85,7 +85,7 @@ export function deriveSettlement(assignmentId: string, events: readonly Recorded
   };
 }
 
-function foldStream<S>(events: RecordedEvent[], initial: S, evolve: (state: S, event: unknown) => S, fail: (event: RecordedEvent, error: unknown) => void): Fold<S> {
+function foldStream<S>(events: SettlementEvent[], initial: S, evolve: (state: S, event: unknown) => S, fail: (event: SettlementEvent, error: unknown) => void): Fold<S> {
   events.sort((a, b) => a.revision - b.revision);
   let state = initial;
   const evidence: EvidenceEvent[] = [];
