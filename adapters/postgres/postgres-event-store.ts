@@ -629,17 +629,17 @@ export async function readAllIn(db: Db | Trx | Kysely<any>, options: ReadAllOpti
 }
 
 /**
- * readAllIn's page with only the columns projectors read (LoggedEvent): no metadata, hashes or
- * recorded_at to send, parse and collect. A rebuild reads the whole log through here: the full row
+ * readAllIn's page with only the columns projectors read (LoggedEvent): no metadata, previous hash or
+ * recorded_at to send (the event's own hash stays: the log catalog records each stream's last one), parse and collect. A rebuild reads the whole log through here: the full row
  * costs about 40% more JavaScript time (8.4 s against 6.0 s for 892,315 events, measured).
  */
 export async function readForProjectionIn(db: Db | Trx | Kysely<any>, options: ReadAllOptions = {}): Promise<LoggedEvent[]> {
   const after = options.after ?? LOG_START;
   const maxCount = boundedCount(options.maxCount);
   // The same settled window as readAllIn: nothing at or past the oldest in-progress writer.
-  const rows = await sql<Pick<EventRow, 'stream_id' | 'stream_revision' | 'global_position' | 'transaction_id' | 'event_id' | 'event_type' | 'data'>>`
+  const rows = await sql<Pick<EventRow, 'stream_id' | 'stream_revision' | 'global_position' | 'transaction_id' | 'event_id' | 'event_type' | 'data' | 'hash'>>`
     SELECT stream_id, stream_revision::text AS stream_revision, global_position::text AS global_position,
-      transaction_id::text AS transaction_id, event_id::text AS event_id, event_type, data FROM events
+      transaction_id::text AS transaction_id, event_id::text AS event_id, event_type, data, hash FROM events
     WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY events.transaction_id, events.global_position
@@ -651,6 +651,7 @@ export async function readForProjectionIn(db: Db | Trx | Kysely<any>, options: R
     eventId: row.event_id,
     type: row.event_type,
     data: row.data,
+    hash: row.hash,
   }));
 }
 

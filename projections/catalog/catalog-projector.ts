@@ -10,7 +10,7 @@
 import type { Kysely } from 'kysely';
 import { invariant } from '../../domain/errors.js';
 import { comparePositions, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
-import type { ProjectionLog } from '../ports/projection-log.js';
+import type { LoggedEvent, ProjectionLog } from '../ports/projection-log.js';
 import type { ProjectedEvent, Projector } from '../projector.js';
 import { projectionCheckpointId } from '../runner.js';
 import { LOG_CATALOG_MIGRATIONS } from './migrations/index.js';
@@ -29,7 +29,7 @@ const WRITE_CHUNK_ROWS = 2_000;
  * The entry of a logged event as it is stored, without decoding it: the audit's catch-up must get past an event
  * no projector can decode (an unknown type, data edited into nonsense), since finding that event is its job.
  */
-export function catalogEntryOf(recorded: RecordedEvent): CatalogEntry {
+export function catalogEntryOf(recorded: LoggedEvent): CatalogEntry {
   const assignmentId = recorded.type === 'InvoiceOpened' && typeof recorded.data.assignmentId === 'string' ? recorded.data.assignmentId : null;
   return { streamId: recorded.streamId, revision: recorded.revision, hash: recorded.hash, invoiceAssignmentId: assignmentId };
 }

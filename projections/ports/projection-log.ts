@@ -5,10 +5,11 @@ import type { EventStore, LogPosition, ReadAllOptions, RecordedEvent } from '../
 
 /**
  * A logged event as projectors read it: what decoding and applying need (and what names a failing
- * event), without the hashes, metadata and time the audit's integrity part reads. A narrower row is
+ * event), its own hash (the log catalog keeps each stream's last), without the previous hash,
+ * metadata and time the audit's integrity part reads. A narrower row is
  * less for the database to send and for JavaScript to parse on every batch of a rebuild.
  */
-export type LoggedEvent = Pick<RecordedEvent, 'streamId' | 'revision' | 'position' | 'eventId' | 'type' | 'data'>;
+export type LoggedEvent = Pick<RecordedEvent, 'streamId' | 'revision' | 'position' | 'eventId' | 'type' | 'data' | 'hash'>;
 
 /** How far a subscription trails the log: the events a reader may see after its checkpoint, and the oldest one's time. */
 export type LogBacklog = Readonly<{ events: number; oldestRecordedAtMs: number | null }>;
