@@ -1,7 +1,6 @@
 // A catch-up subscription: reads the log in checkpoint order from a durable checkpoint, never skipping an event.
 
 import {
-  comparePositions,
   type EventStore,
   type LogPosition,
   type RecordedEvent,

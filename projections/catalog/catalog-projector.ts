@@ -9,7 +9,7 @@
 
 import type { Kysely } from 'kysely';
 import { invariant } from '../../domain/errors.js';
-import { comparePositions, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
+import { comparePositions, type LogPosition } from '../../domain/ports/event-store.js';
 import type { LoggedEvent, ProjectionLog } from '../ports/projection-log.js';
 import type { ProjectedEvent, Projector } from '../projector.js';
 import { projectionCheckpointId } from '../runner.js';

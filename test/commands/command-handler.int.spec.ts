@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handleCommand, loadAggregate } from '../../adapters/commands/command-handler.js';
 import { openEventStore } from '../../adapters/event-store/open-event-store.js';
 import type { PostgresEventStore } from '../../adapters/postgres/postgres-event-store.js';
-import { runDecider, runStreamId, type RunCommand, type RunEvent, type RunState } from '../../domain/run/index.js';
+import { runDecider, runStreamId, type RunCommand } from '../../domain/run/index.js';
 import type { EventStore } from '../../domain/ports/event-store.js';
 import { createPostgresDatabase } from '../support/databases.js';
 import { command, openRunData } from '../domain/fixtures.js';

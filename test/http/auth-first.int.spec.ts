@@ -17,7 +17,6 @@ const REQUESTS_PER_MINUTE = 3;
 /** The IP ceiling the app derives from it (DEFAULT_IP_CEILING_FACTOR). */
 const REQUESTS_PER_MINUTE_PER_IP = 4 * REQUESTS_PER_MINUTE;
 const GRADIENT_URL = '/v1/assignments/a-none/gradient';
-const GRADIENT_HEADERS = { 'x-gradient-encoding': 'dense-f32', 'x-claimed-loss': '2.30', 'x-compute-time-ms': '1500' };
 /** Not a run: no field the schema wants, one it forbids. */
 const INVALID_RUN_BODY = { runId: 'has space', shards: 'none' };
 

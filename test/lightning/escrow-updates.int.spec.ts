@@ -2,7 +2,6 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_CONTRIBUTOR_CHANNEL } from '../../adapters/lightning/api-contributor-channel.js';
-import type { EscrowEngine } from '../../adapters/lightning/escrow-engine.js';
 import type { CoordinatorNode } from '../../domain/ports/lightning.js';
 import { MONEY_ENGINES, moneyWorld, type MoneyWorld } from './money-world.js';
 

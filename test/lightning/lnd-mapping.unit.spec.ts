@@ -1,6 +1,6 @@
 // Mapping ln-service results to the port's types: getPayment -> PaymentState, getInvoice -> HoldInvoiceState, decode -> DecodedInvoice.
 
-import type { DecodePaymentRequestResult, GetChannelsResult, GetInvoiceResult, GetPaymentResult } from 'ln-service';
+import type { DecodePaymentRequestResult, GetInvoiceResult, GetPaymentResult } from 'ln-service';
 import { describe, expect, it } from 'vitest';
 import { channelFundsMsat } from '../../adapters/lightning/lnd/lnd-balance.js';
 import { decodedInvoiceFrom, networkOfBolt11 } from '../../adapters/lightning/lnd/lnd-decode.js';

@@ -9,7 +9,7 @@ import { authDeps, type ApiDeps } from '../api-context.js';
 import { ROLE_SCOPES } from '../auth/api-keys.js';
 import { asStaff, asStaffOrContributor } from '../auth/authenticate.js';
 import { ApiError } from '../problem.js';
-import { Id, IdempotencyHeaders, Sha256Hex } from './schemas.js';
+import { IdempotencyHeaders, Sha256Hex } from './schemas.js';
 
 const ROLES = Object.keys(ROLE_SCOPES);
 const CHECKPOINT_CONTENT_TYPES = ['application/octet-stream'] as const;
