@@ -57,6 +57,12 @@ export class CatalogAuditLog implements AuditLog {
   private caughtUp: Promise<void> | null = null;
   private readonly emptyStreams: StreamHead[] = [];
   private walkFinished = false;
+  /**
+   * The catalog rows the last page was planned with, by stream id: streamHeads answers from them and the next
+   * page goes on from them, so a head the running projection moves while the audit walks (an append mid-audit)
+   * is neither compared with events read against the older head nor read past it. Bounded by one page's streams.
+   */
+  private pinnedHeads = new Map<string, CatalogStream>();
 
   constructor(
     /** The log, read through the plain port only. */
@@ -101,9 +107,13 @@ export class CatalogAuditLog implements AuditLog {
     const out: RecordedEvent[] = [];
     // The rest of the stream the last page ended in, then the catalog's streams after it.
     let pending: Read | null = null;
+    const pinned = new Map<string, CatalogStream>();
     if (after !== null) {
-      const [head] = await catalogHeads(this.db, [after.streamId]);
-      if (head) pending = { stream: head, from: after.revision + 1, cap: 0 };
+      const head = this.pinnedHeads.get(after.streamId) ?? (await catalogHeads(this.db, [after.streamId]))[0];
+      if (head) {
+        pending = { stream: head, from: after.revision + 1, cap: 0 };
+        pinned.set(head.streamId, head);
+      }
     }
     const queue: CatalogStream[] = [];
     let streamAfter = after?.streamId ?? null;
@@ -126,6 +136,7 @@ export class CatalogAuditLog implements AuditLog {
         }
         const stream = queue.shift();
         if (stream === undefined) break;
+        pinned.set(stream.streamId, stream);
         const cap = Math.min(budget, stream.lastRevision + 1);
         plan.push({ stream, from: 0, cap });
         budget -= cap;
@@ -142,6 +153,7 @@ export class CatalogAuditLog implements AuditLog {
       if (last.next !== null) pending = { stream: plan[plan.length - 1]!.stream, from: last.next, cap: 0 };
     }
     if (out.length < limit) this.walkFinished = true;
+    this.pinnedHeads = pinned;
     return out;
   }
 
@@ -183,7 +195,14 @@ export class CatalogAuditLog implements AuditLog {
 
   async streamHeads(streamIds: readonly string[]): Promise<StreamHead[]> {
     await this.ready();
-    return (await catalogHeads(this.db, streamIds)).map(toHead);
+    const unpinned = streamIds.filter((id) => !this.pinnedHeads.has(id));
+    const fresh = await catalogHeads(this.db, unpinned);
+    return [...streamIds.flatMap((id) => (this.pinnedHeads.has(id) ? [this.pinnedHeads.get(id)!] : [])), ...fresh].map(toHead);
+  }
+
+  async hasEvent(streamId: string, revision: number): Promise<boolean> {
+    const [event] = await this.log.readStream(streamId, { fromRevision: revision, maxCount: 1 });
+    return event?.revision === revision;
   }
 
   async headsWithoutEvents(limit: number): Promise<StreamHead[]> {

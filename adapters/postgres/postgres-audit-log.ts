@@ -35,6 +35,12 @@ export class PostgresAuditLog implements AuditLog {
     return rows.rows.map((r) => ({ streamId: r.stream_id, revision: Number(r.revision), headHash: r.head_hash }));
   }
 
+  async hasEvent(streamId: string, revision: number): Promise<boolean> {
+    const rows = await sql<{ found: boolean }>`
+      SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = ${streamId} AND stream_revision = ${revision}::bigint) AS found`.execute(this.db);
+    return rows.rows[0]?.found === true;
+  }
+
   async headsWithoutEvents(limit: number): Promise<StreamHead[]> {
     const rows = await sql<{ stream_id: string; revision: string; head_hash: string }>`
       SELECT s.stream_id, s.revision::text AS revision, s.head_hash FROM streams s

@@ -35,6 +35,8 @@ export interface AuditLog {
   eventsInStreamOrder(after: StreamCursor | null, limit: number): Promise<RecordedEvent[]>;
   /** The head rows of these streams (those that have one). */
   streamHeads(streamIds: readonly string[]): Promise<StreamHead[]>;
+  /** Whether the stream holds an event at `revision` now (a head ahead of a walk's events: appended since, or cut off). */
+  hasEvent(streamId: string, revision: number): Promise<boolean>;
   /** Heads of streams that have no event at all, at most `limit`. */
   headsWithoutEvents(limit: number): Promise<StreamHead[]>;
   /** Assignment ids (not stream ids) after `afterAssignmentId` in order, at most `limit`. */

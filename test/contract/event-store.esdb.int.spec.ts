@@ -11,8 +11,7 @@ import { describeEventStoreContract, event } from './event-store.contract.js';
 const SKIPPED =
   'EventStoreDB contract suite SKIPPED: set ESDB_URL (e.g. esdb://127.0.0.1:2113?tls=false for a single insecure node, ' +
   'or esdb://node1:2113,node2:2113,node3:2113?tls=true&nodePreference=leader) to run it. ' +
-  'The projection suites, the API and the end-to-end simulation on the split composition (test/projections, test/split) take ESDB_URL too; ' +
-  'the audit does not run on EventStoreDB yet: it needs the SQL AuditLog port';
+  'The projection suites, the API, escrow, the audit and the end-to-end simulation on the split composition (test/projections, test/split) take ESDB_URL too.';
 
 // A malformed ESDB_URL throws INVALID_CONFIG here and fails the file: a typo must not pass as a skip.
 const url = process.env.ESDB_URL;
