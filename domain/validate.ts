@@ -27,10 +27,22 @@ export function requireFinite(value: unknown, field: string, min = -Number.MAX_V
   throw new DomainError('INVALID_NUMBER', `${field} must be a finite number from ${min} to ${max}; got ${String(value)}`, { field, min, max });
 }
 
-/** Free text a person reads: non-blank and bounded. */
+/** A lone UTF-16 surrogate (half of a pair with no other half), or NUL. */
+const UNSTORABLE_TEXT = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/;
+
+/**
+ * Whether every store can keep this string exactly: PostgreSQL's text and JSON refuse NUL and a lone
+ * surrogate, so an event carrying one would be refused by one log (or read model) and kept by another,
+ * and a projector that met it would stop on it for good. Refused at the decider instead, with its field.
+ */
+export function isStorableText(value: string): boolean {
+  return !UNSTORABLE_TEXT.test(value);
+}
+
+/** Free text a person reads: non-blank, bounded, and storable as it is (see isStorableText). */
 export function requireText(value: unknown, field: string, maxChars: number): string {
-  if (typeof value === 'string' && value.trim().length > 0 && value.length <= maxChars) return value;
-  throw new DomainError('INVALID_TEXT', `${field} must be non-blank text of at most ${maxChars} characters`, { field, maxChars });
+  if (typeof value === 'string' && value.trim().length > 0 && value.length <= maxChars && isStorableText(value)) return value;
+  throw new DomainError('INVALID_TEXT', `${field} must be non-blank text of at most ${maxChars} characters, with no NUL and no unpaired UTF-16 surrogate`, { field, maxChars });
 }
 
 const CODE_PATTERN = /^[A-Z][A-Z0-9_]*$/;
@@ -74,6 +86,7 @@ function copyWireSafe(value: unknown, field: string, depth: number, key: string)
     if (typeof value === 'bigint' && value >= 0n && value <= MAX_MONEY_MSAT) return value;
     throw invalidObject(field, `holds ${key}, and keys ending in Msat must be whole millisatoshi amounts (bigint)`);
   }
+  if (typeof value === 'string' && !isStorableText(value)) throw invalidObject(field, 'holds a string with NUL or an unpaired UTF-16 surrogate, which PostgreSQL cannot store');
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw invalidObject(field, 'holds a non-finite number');
@@ -84,6 +97,7 @@ function copyWireSafe(value: unknown, field: string, depth: number, key: string)
   const out: Record<string, unknown> = {};
   for (const [childKey, item] of Object.entries(value)) {
     if (childKey === '__proto__') throw invalidObject(field, 'holds a __proto__ key');
+    if (!isStorableText(childKey)) throw invalidObject(field, 'holds a key with NUL or an unpaired UTF-16 surrogate, which PostgreSQL cannot store');
     out[childKey] = copyWireSafe(item, field, depth + 1, childKey);
   }
   return out;

@@ -6,6 +6,7 @@ import {
   EVENT_CATALOG,
   isDomainEventType,
   isId,
+  isStorableText,
   MAX_ID_CHARS,
   requireEd25519PublicKeyHex,
   requireId,
@@ -13,6 +14,7 @@ import {
   requirePaymentHashHex,
   requirePreimageHex,
   requireSha256Hex,
+  requireText,
   requireWireSafeObject,
   sameContent,
 } from '../../domain/index.js';
@@ -51,6 +53,24 @@ describe('free-form objects', () => {
   it('refuses values the wire cannot carry exactly', () => {
     for (const bad of [null, 'x', [1], new Date(0), { f: () => 1 }, { u: undefined }, { m: new Map() }, { big: 1n }]) {
       expectCode(() => requireWireSafeObject(bad, 'evidence', 1000), 'INVALID_OBJECT');
+    }
+  });
+});
+
+describe('storable text', () => {
+  it('keeps any well-formed text, pairs of surrogates (emoji) included', () => {
+    for (const ok of ['plain', 'héllo wörld', '\u{1F600} grin', '中文', '\uD83D\uDE00']) {
+      expect(isStorableText(ok)).toBe(true);
+      expect(requireText(ok, 'reason', 100)).toBe(ok);
+    }
+  });
+
+  it('refuses NUL and an unpaired surrogate, alone or in the middle, in free text and in free-form objects (values and keys)', () => {
+    for (const bad of ['\uD800', 'a\uD800b', '\uDC00', 'a\uDC00', '\uDE00\uD83D', 'nul\u0000inside']) {
+      expect(isStorableText(bad)).toBe(false);
+      expectCode(() => requireText(bad, 'reason', 100), 'INVALID_TEXT');
+      expectCode(() => requireWireSafeObject({ note: bad }, 'evidence', 1000), 'INVALID_OBJECT');
+      expectCode(() => requireWireSafeObject({ nested: [{ [bad]: 1 }] }, 'evidence', 1000), 'INVALID_OBJECT');
     }
   });
 });
