@@ -24,13 +24,16 @@ import {
   type RecordedEvent,
   type StoredIdempotentResult,
 } from '../../domain/ports/event-store.js';
+import { EventStoreError } from '../../domain/ports/event-store-errors.js';
 import { migrateToLatest } from '../../projections/migrate.js';
 import type { LogBacklog, ProjectionLog } from '../../projections/ports/projection-log.js';
-import { EVENT_STORE_LIMITS } from './limits.js';
 import type { LedgerStore } from './ledger-store.js';
 
-/** Events the backlog counts at most (one page of the log): /health's lag saturates there rather than walk a long log. */
-export const MAX_BACKLOG_COUNTED_EVENTS = EVENT_STORE_LIMITS.maxReadCount;
+/**
+ * Events the backlog counts at most: /health and /metrics (unauthenticated, polled by load balancers) ask for every
+ * projector's lag, and a projector stopped on a poison event lags for good, so each poll must stay one small read.
+ */
+export const MAX_BACKLOG_COUNTED_EVENTS = 100;
 
 /** Positions are two unsigned 64-bit integers (EventStoreDB's commit/prepare, PostgreSQL's xid8/bigint): numeric(20) holds either exactly. */
 const SPLIT_LOG_MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -47,6 +50,17 @@ const SPLIT_LOG_MIGRATIONS: Readonly<Record<string, Migration>> = {
   },
 };
 
+export class SplitDatabaseHoldsLogError extends EventStoreError {
+  override readonly name = 'SplitDatabaseHoldsLogError';
+  constructor() {
+    super(
+      'SPLIT_DATABASE_HOLDS_A_LOG',
+      'this database holds a SQL event log (an events table): with ESDB_URL the log lives on the cluster and this database must hold only ' +
+        'read models and API tables. Give the split a fresh database (DATABASE_URL or another --data-dir), or unset ESDB_URL to run on this one\'s log',
+    );
+  }
+}
+
 export type SplitLogOptions = Readonly<{ nowMs: () => number; closeDatabase?: () => Promise<void> }>;
 
 /**
@@ -62,8 +76,14 @@ export class SplitLogStore implements EventStore, ProjectionLog {
     private readonly options: SplitLogOptions,
   ) {}
 
-  /** Creates the checkpoint table; call once before use. */
+  /**
+   * Creates the checkpoint table; call once before use. Refuses a database that holds a SQL log: its read models
+   * stand at checkpoints this composition does not see (they live beside that log), so every projection would
+   * replay the cluster's log from its start into rows that already count it.
+   */
   async prepare(): Promise<void> {
+    const held = await sql<{ found: boolean }>`SELECT to_regclass('events') IS NOT NULL AS found`.execute(this.db);
+    if (held.rows[0]?.found) throw new SplitDatabaseHoldsLogError();
     await migrateToLatest(this.db, SPLIT_LOG_MIGRATIONS, 'split_log_migrations');
   }
 

@@ -3,13 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LedgerStore } from '../../adapters/event-store/ledger-store.js';
-import { openSplitStore } from '../../adapters/event-store/open-event-store.js';
+import { openEventStore, openSplitStore } from '../../adapters/event-store/open-event-store.js';
+import { MAX_BACKLOG_COUNTED_EVENTS, openSplitLog } from '../../adapters/event-store/split-log.js';
 import { comparePositions, LOG_START, type EventStore, type LogPosition, type RecordedEvent } from '../../domain/ports/event-store.js';
 import { checksumTables } from '../../projections/checksum.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { projectionCheckpointId, ProjectionRunner } from '../../projections/runner.js';
 import { appendHistory, generateHistory } from '../projections/history.js';
-import { SQL_SPLIT_LOG } from '../support/split-logs.js';
+import { portOnly, SQL_SPLIT_LOG } from '../support/split-logs.js';
 
 /** Spreads positions 2^52 apart, plus an offset, so they are sparse and above 2^60, as EventStoreDB's byte offsets are sparse. */
 const SPREAD = 1n << 52n;
@@ -81,5 +82,17 @@ describe('the split store', () => {
     expect(await store.backlogIn(store.db, LOG_START)).toEqual({ events: 5, oldestRecordedAtMs: all[0]!.recordedAtMs });
     expect(await store.backlogIn(store.db, first.position)).toEqual({ events: 2, oldestRecordedAtMs: all[3]!.recordedAtMs });
     expect(await store.backlogIn(store.db, all[4]!.position)).toEqual({ events: 0, oldestRecordedAtMs: null });
+    // Further behind than the count's bound, a poll still reads one small page: the count saturates there.
+    for (let i = 0; i < 3; i += 1) await append(50);
+    expect(await store.backlogIn(store.db, LOG_START)).toEqual({ events: MAX_BACKLOG_COUNTED_EVENTS, oldestRecordedAtMs: all[0]!.recordedAtMs });
+  });
+
+  it('refuses a database that holds a SQL log (SPLIT_DATABASE_HOLDS_A_LOG), rather than replay the cluster\'s log into read models that already count one', async () => {
+    const sqlLog = await openEventStore({ engine: 'pglite' });
+    try {
+      await expect(openSplitLog(portOnly((await openEventStore({ engine: 'pglite' })).store), sqlLog.db, { nowMs: Date.now })).rejects.toMatchObject({ code: 'SPLIT_DATABASE_HOLDS_A_LOG' });
+    } finally {
+      await sqlLog.store.close();
+    }
   });
 });
