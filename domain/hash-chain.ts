@@ -1,6 +1,6 @@
 // SHA-256 hash chain over each stream: every event's hash covers its content and its predecessor's hash (pure, so an offline verifier can use it).
 
-import { createHash, hash as cryptoHash } from 'node:crypto';
+import { hash as cryptoHash } from 'node:crypto';
 import { canonicalJson } from './codec.js';
 import type { ChainVerification, JsonObject, RecordedEvent } from './ports/event-store.js';
 
@@ -36,9 +36,10 @@ function coveredJson(c: ChainedContent): string {
   return `{"data":${canonicalJson(c.data)},"eventId":${canonicalJson(c.eventId)},"metadata":${canonicalJson(c.metadata)},"recordedAtMs":${canonicalJson(c.recordedAtMs)},"revision":${canonicalJson(c.revision)},"schemaVersion":${canonicalJson(c.schemaVersion)},"streamId":${canonicalJson(c.streamId)},"type":${canonicalJson(c.type)}}`;
 }
 
-/** One-shot digest where the runtime has it (Node 21.7+): no Hash object per event. Same bytes, same digest. */
-const sha256Hex: (text: string) => string =
-  typeof (cryptoHash as unknown) === 'function' ? (text) => cryptoHash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
+/** One-shot digest (node:crypto hash, Node 20.12+; engines ask for 24): no Hash object per event. Same bytes, same digest as createHash. */
+function sha256Hex(text: string): string {
+  return cryptoHash('sha256', text, 'hex');
+}
 
 /** Whether two appends of the same event id carry the same event (type, version, data, metadata). */
 export function sameEventContent(

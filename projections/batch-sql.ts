@@ -37,5 +37,7 @@ export function keyIn(column: string, keys: readonly string[]): Expression<SqlBo
 export function insertRows(db: Kysely<any>, table: string, rows: readonly Record<string, unknown>[]) {
   if (rows.length === 0) throw new Error(`insertRows into ${table} needs at least one row`);
   const columns = Object.keys(rows[0]!);
+  // json_populate_recordset would silently drop a key the first row lacks: every row must name the same columns.
+  for (const row of rows) if (Object.keys(row).length !== columns.length || columns.some((c) => !(c in row))) throw new Error(`insertRows into ${table}: every row must carry the columns ${columns.join(', ')}`);
   return db.insertInto(table).columns(columns).expression(rowsFromJson(table, columns, rows));
 }
