@@ -7,7 +7,7 @@ import type { LogPosition } from '../../domain/ports/event-store.js';
 import { ALL_PROJECTORS } from '../../projections/index.js';
 import { ProjectionRunner } from '../../projections/runner.js';
 import { appendHistory, generateHistory } from './history.js';
-import { PROJECTION_ENGINES } from './engines.js';
+import { countedLag, PROJECTION_ENGINES } from './engines.js';
 
 /** About 53 batches per projector in this backlog: a pass that ran to the end would take over a hundred and fifty. */
 const BATCH_SIZE = 10;
@@ -84,7 +84,8 @@ describe.each(PROJECTION_ENGINES)('stopping under a backlog [$name]', (engine) =
     expect(lags.filter((l) => l.lagEvents > 0).map((l) => l.projector)).toEqual(ALL_PROJECTORS.map((p) => p.name));
 
     // The next pass goes on from the checkpoints to the head: nothing was lost or applied twice.
-    expect(await runner.pass()).toEqual(Object.fromEntries(lags.map((l) => [l.projector, l.lagEvents])));
+    const applied = await runner.pass();
+    expect(Object.fromEntries(Object.entries(applied).map(([name, n]) => [name, countedLag(engine, n)]))).toEqual(Object.fromEntries(lags.map((l) => [l.projector, l.lagEvents])));
     for (const lag of await runner.lag()) expect(lag.lagEvents, lag.projector).toBe(0);
     expect(runner.progress().events).toBe(backlog * ALL_PROJECTORS.length);
   });
