@@ -34,6 +34,21 @@ export async function auditWorld(engine: MoneyEngine, options: Parameters<typeof
 }
 
 /** The codes a report found, each with its count, zeros left out: what a test compares. */
+/** A small settled history: two assignments, one paid through escrow and bonus (the world's options add to bob's dev answers). */
+export async function settledAuditWorld(engine: MoneyEngine, options: Parameters<typeof moneyWorld>[1] = {}): Promise<AuditWorld> {
+  const world = await auditWorld(engine, { devAnswers: ['bob'], ...options });
+  await world.register('bob');
+  await world.assign('a-1', 'bob');
+  await world.assign('a-2', 'bob');
+  const escrow = await world.escrowEngine();
+  await escrow.runUntilQuiet();
+  await world.submit('a-1', 'bob');
+  await world.accept('a-1', 50_000n);
+  await escrow.runUntilQuiet();
+  await escrow.close();
+  return world;
+}
+
 export function foundCodes(report: AuditReport): Partial<Record<DiscrepancyCode, number>> {
   return Object.fromEntries(Object.entries(report.counts).filter(([, n]) => n > 0));
 }

@@ -3,28 +3,13 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MONEY_ENGINES } from '../lightning/money-world.js';
-import { auditWorld, foundCodes, type AuditWorld } from './audit-world.js';
+import { auditWorld, foundCodes, settledAuditWorld, type AuditWorld } from './audit-world.js';
 
 let w: AuditWorld | undefined;
 afterEach(async () => {
   await w?.close();
   w = undefined;
 });
-
-/** A small settled history: two assignments, one paid through escrow and bonus. */
-async function settledWorld(engine: (typeof MONEY_ENGINES)[number]): Promise<AuditWorld> {
-  const world = await auditWorld(engine, { devAnswers: ['bob'] });
-  await world.register('bob');
-  await world.assign('a-1', 'bob');
-  await world.assign('a-2', 'bob');
-  const escrow = await world.escrowEngine();
-  await escrow.runUntilQuiet();
-  await world.submit('a-1', 'bob');
-  await world.accept('a-1', 50_000n);
-  await escrow.runUntilQuiet();
-  await escrow.close();
-  return world;
-}
 
 /** Runs tampering SQL with the log's append-only trigger off, and puts it back. */
 async function tamper(world: AuditWorld, statement: ReturnType<typeof sql>): Promise<void> {
@@ -35,7 +20,7 @@ async function tamper(world: AuditWorld, statement: ReturnType<typeof sql>): Pro
 
 describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engine) => {
   it('finds a clean log clean, and counts every stream and event', async () => {
-    w = await settledWorld(engine);
+    w = await settledAuditWorld(engine);
     const report = await w.audit();
     expect(report.discrepancies).toEqual([]);
     const { n } = (await sql<{ n: string }>`SELECT count(*)::text AS n FROM events`.execute(w.db)).rows[0]!;
@@ -44,7 +29,7 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
   });
 
   it('EVENT_HASH_MISMATCH: an edited amount, named by stream, revision, position and type', async () => {
-    w = await settledWorld(engine);
+    w = await settledAuditWorld(engine);
     await tamper(w, sql`UPDATE events SET data = jsonb_set(data, '{bonusMsat}', '"90000"') WHERE event_type = 'SubmissionAccepted'`);
     const report = await w.audit();
     expect(foundCodes(report)).toMatchObject({ EVENT_HASH_MISMATCH: 1 });
@@ -54,7 +39,7 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
   });
 
   it('EVENT_REVISION_GAP and STREAM_HEAD_MISMATCH: an event deleted from the middle, another from the end', async () => {
-    w = await settledWorld(engine);
+    w = await settledAuditWorld(engine);
     await tamper(w, sql`DELETE FROM events WHERE stream_id = 'assignment-a-1' AND event_type = 'GradientSubmitted'`);
     await tamper(w, sql`DELETE FROM events WHERE stream_id = 'assignment-a-2' AND stream_revision = (SELECT max(stream_revision) FROM events WHERE stream_id = 'assignment-a-2')`);
     const report = await w.audit();
@@ -64,7 +49,7 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
   });
 
   it('CHAIN_BROKEN_LINK: a prev_hash re-pointed; GLOBAL_ORDER_VIOLATION: a later revision moved before its predecessor in checkpoint order', async () => {
-    w = await settledWorld(engine);
+    w = await settledAuditWorld(engine);
     await tamper(w, sql`UPDATE events SET prev_hash = ${'ab'.repeat(32)} WHERE stream_id = 'assignment-a-2' AND stream_revision = 0`);
     // transaction_id is outside the hash (it is assigned at commit): only the order check can see this.
     await tamper(w, sql`UPDATE events SET transaction_id = '3'::xid8 WHERE stream_id = 'assignment-a-1' AND stream_revision = 2`);
@@ -92,7 +77,7 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
   });
 
   it('PROJECTION_MISMATCH, LEDGER_IMBALANCE and RUN_FUNDS_UNRECONCILED: a live ledger row edited, with the differing row named', async () => {
-    w = await settledWorld(engine);
+    w = await settledAuditWorld(engine);
     await w.audit();
     await sql`UPDATE ledger.accounts SET credits_posted_msat = credits_posted_msat + 1 WHERE kind = 'run_budget'`.execute(w.db);
     const report = await w.audit();
@@ -103,7 +88,7 @@ describe.each(MONEY_ENGINES)('integrity, rebuild and ledger audit on %s', (engin
   });
 
   it('PROJECTION_MISMATCH names rows the live table lacks and rows it has extra', async () => {
-    w = await settledWorld(engine);
+    w = await settledAuditWorld(engine);
     await w.audit();
     const bonus = (await sql<{ payment_hash: string }>`SELECT payment_hash FROM ledger.invoices WHERE kind = 'bonus'`.execute(w.db)).rows[0]!.payment_hash;
     await sql`DELETE FROM ledger.invoices WHERE payment_hash = ${bonus}`.execute(w.db);

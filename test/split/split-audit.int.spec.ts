@@ -12,7 +12,7 @@ import { ProjectionRunner } from '../../projections/runner.js';
 import type { Discrepancy } from '../../replay/audit/catalog.js';
 import { checkIntegrity } from '../../replay/audit/integrity.js';
 import type { AuditLog, StreamCursor } from '../../replay/audit/ports.js';
-import { auditWorld, foundCodes, type AuditWorld } from '../audit/audit-world.js';
+import { auditWorld, foundCodes, settledAuditWorld, type AuditWorld } from '../audit/audit-world.js';
 import { bulkLoad } from '../bench/bulk-load.js';
 import { hex64, RUN_ID } from '../domain/fixtures.js';
 import { BASE_MSAT } from '../lightning/money-world.js';
@@ -43,21 +43,6 @@ function tamperableLog(): { splitLog: SplitLog; logDb: () => Kysely<any> } {
   };
 }
 
-/** A small settled history: two assignments, one paid through escrow and bonus. */
-async function settledWorld(splitLog: SplitLog): Promise<AuditWorld> {
-  const world = await auditWorld('split', { devAnswers: ['bob'], splitLog });
-  await world.register('bob');
-  await world.assign('a-1', 'bob');
-  await world.assign('a-2', 'bob');
-  const escrow = await world.escrowEngine();
-  await escrow.runUntilQuiet();
-  await world.submit('a-1', 'bob');
-  await world.accept('a-1', 50_000n);
-  await escrow.runUntilQuiet();
-  await escrow.close();
-  return world;
-}
-
 /** Runs tampering SQL on the log's own store with its append-only trigger off, and puts it back. */
 async function tamper(logDb: Kysely<any>, statement: ReturnType<typeof sql>): Promise<void> {
   await sql`ALTER TABLE events DISABLE TRIGGER events_append_only`.execute(logDb);
@@ -77,7 +62,7 @@ async function logLength(world: AuditWorld): Promise<number> {
 
 describe.each(splitLogs())('the audit on the $name', (splitLog) => {
   it('finds a settled log clean with every part run, the node included, and counts every stream and event of the log', async () => {
-    w = await settledWorld(splitLog);
+    w = await settledAuditWorld('split', { splitLog });
     const report = await w.audit({ atMs: w.clock.nowMs + 10 * HOUR_MS });
     expect(report.discrepancies).toEqual([]);
     expect(report.partsRun).toEqual(['integrity', 'rebuild', 'settlement', 'node', 'ledger']);
@@ -122,7 +107,7 @@ describe.each(splitLogs())('the audit on the $name', (splitLog) => {
 describe('the audit on a tampered split log (the second SQL store, whose rows a spec can edit)', () => {
   it('EVENT_HASH_MISMATCH: an amount edited on the log after the catalog saw it, named by stream, revision and type', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     expect((await w.audit()).clean).toBe(true);
     await tamper(log.logDb(), sql`UPDATE events SET data = jsonb_set(data, '{bonusMsat}', '"90000"') WHERE event_type = 'SubmissionAccepted'`);
     const report = await w.audit();
@@ -133,7 +118,7 @@ describe('the audit on a tampered split log (the second SQL store, whose rows a 
 
   it('EVENT_REVISION_GAP and STREAM_HEAD_MISMATCH: an event deleted from the middle, another from the end (the catalog still holds that head)', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     expect((await w.audit()).clean).toBe(true);
     await tamper(log.logDb(), sql`DELETE FROM events WHERE stream_id = 'assignment-a-1' AND event_type = 'GradientSubmitted'`);
     await tamper(log.logDb(), sql`DELETE FROM events WHERE stream_id = 'assignment-a-2' AND stream_revision = (SELECT max(stream_revision) FROM events WHERE stream_id = 'assignment-a-2')`);
@@ -145,7 +130,7 @@ describe('the audit on a tampered split log (the second SQL store, whose rows a 
 
   it('gets past an event no projector can decode: the catalog catches up on raw events, and the audit names the edit', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     await w.assign('a-3', 'bob');
     // Edited before the catalog ever read it: the catch-up must not stop on it.
     await tamper(log.logDb(), sql`UPDATE events SET event_type = 'NoSuchEventType' WHERE stream_id = 'assignment-a-3'`);
@@ -157,7 +142,7 @@ describe('the audit on a tampered split log (the second SQL store, whose rows a 
 
   it('STREAM_HEAD_MISMATCH: a stream whose every event was deleted from the log, named from the catalog', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     expect((await w.audit()).clean).toBe(true);
     await tamper(log.logDb(), sql`DELETE FROM events WHERE stream_id = 'contributor-bob'`);
     const report = await w.audit({ node: false });
@@ -182,7 +167,7 @@ async function walk(log: AuditLog, pageSize: number): Promise<string[]> {
 describe('the catalog audit log against the SQL log it lists (the second store is a SQL log: its own audit pages are the reference)', () => {
   it('walks the same events in the same order at every page size, and answers heads, assignments, invoices and counts alike', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     const catalog = new CatalogAuditLog(w.store, w.store, { nowMs: () => w!.clock.nowMs });
     const reference = new PostgresAuditLog(log.logDb());
     const expected = await walk(reference, 2_000);
@@ -227,7 +212,7 @@ describe('the catalog audit log against the SQL log it lists (the second store i
 
   it('the runner\'s catalog projector (decoded events, small batches) and the audit\'s raw catch-up write the same rows, and take turns on one checkpoint', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     const runner = new ProjectionRunner({ store: w.store, projectors: [logCatalogProjector], batchSize: 7 });
     await runner.prepare();
     await runner.catchUp();
@@ -250,7 +235,7 @@ describe('the catalog audit log against the SQL log it lists (the second store i
 
   it('reads the log as of its catch-up: events appended after it are left to the next audit, never reported as a head mismatch', async () => {
     const log = tamperableLog();
-    w = await settledWorld(log.splitLog);
+    w = await settledAuditWorld('split', { splitLog: log.splitLog });
     const catalog = new CatalogAuditLog(w.store, w.store, { nowMs: () => w!.clock.nowMs });
     const before = await catalog.countEvents();
     await w.assign('a-3', 'bob');
