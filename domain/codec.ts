@@ -54,13 +54,53 @@ export function decodeEvent<E extends Event>(recorded: RecordedEvent): E {
  * Canonical JSON (sorted keys, no whitespace) of a wire value. Hashes and
  * idempotency digests are taken over this, so key order never changes a digest.
  */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    if (typeof value === 'number' && !Number.isFinite(value)) throw new DomainError('NON_FINITE_NUMBER', 'payload holds a non-finite number');
-    if (typeof value === 'bigint') return JSON.stringify(value.toString());
-    return JSON.stringify(value);
+/** Object keys come from a handful of schemas: their quoted form is remembered, up to a bound. */
+const QUOTED_KEYS = new Map<string, string>();
+const MAX_QUOTED_KEYS = 4_096;
+
+function quotedKey(key: string): string {
+  let quoted = QUOTED_KEYS.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (QUOTED_KEYS.size < MAX_QUOTED_KEYS) QUOTED_KEYS.set(key, quoted);
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  return quoted;
+}
+
+export function canonicalJson(value: unknown): string {
+  // Written as loops that append to one string, not filter/sort/map/join per object: every event's data
+  // and metadata go through here when the audit re-hashes the log. The output is byte for byte the same.
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new DomainError('NON_FINITE_NUMBER', 'payload holds a non-finite number');
+      return JSON.stringify(value);
+    case 'bigint':
+      return JSON.stringify(value.toString());
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i += 1) {
+          if (i > 0) out += ',';
+          // join() wrote an element that has no JSON (undefined, a function) as nothing: so does this.
+          out += canonicalJson(value[i]) ?? '';
+        }
+        return `${out}]`;
+      }
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).sort();
+      let out = '{';
+      for (const key of keys) {
+        const field = record[key];
+        if (field === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += `${quotedKey(key)}:${canonicalJson(field)}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      return JSON.stringify(value);
+  }
 }
