@@ -78,6 +78,11 @@ export type ReplayIntoScratchOptions = Readonly<{
    * drops them (the audit). cutOverRebuild refuses to swap unlogged tables in, since a crash empties them.
    */
   unloggedScratch?: boolean;
+  /**
+   * Reads the log's pages in place of `store.readAllIn` (same window, same order, whole events): the audit
+   * hashes each page it hands over, so the log is read once for both. Runs on the store's database.
+   */
+  read?: (after: LogPosition, maxCount: number) => Promise<LoggedEvent[]>;
 }>;
 
 /**
@@ -108,7 +113,7 @@ export async function replayIntoScratch(options: ReplayIntoScratchOptions): Prom
     }
   }
   const states: ScratchState[] = projectors.map((projector) => ({ projector, target: rebuildSchemaName(projector), eventsApplied: 0, error: null }));
-  const read = (after: LogPosition) => log.readAllIn(db, { after, maxCount: options.batchSize });
+  const read = options.read ? (after: LogPosition) => options.read!(after, options.batchSize) : (after: LogPosition) => log.readAllIn(db, { after, maxCount: options.batchSize });
   // Every scratch checkpoint was just deleted, so each stands at the log's start.
   let after: LogPosition = LOG_START;
   let eventsRead = 0;

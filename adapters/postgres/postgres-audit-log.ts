@@ -3,9 +3,9 @@
 import { sql, type Kysely } from 'kysely';
 import { ASSIGNMENT_STREAM_PREFIX } from '../../domain/assignment/index.js';
 import { INVOICE_STREAM_PREFIX } from '../../domain/invoice/index.js';
-import type { RecordedEvent } from '../../domain/ports/event-store.js';
-import type { AuditLog, LedgerTotals, RunFunds, SettlementEvent, StreamCursor, StreamHead } from '../../replay/audit/ports.js';
-import { EVENT_COLUMNS, toRecordedEvent, type EventRow } from './postgres-event-store.js';
+import type { LogPosition, RecordedEvent } from '../../domain/ports/event-store.js';
+import type { AuditLog, ChainScan, LedgerTotals, RunFunds, SettlementEvent, StreamCursor, StreamFaults, StreamHead } from '../../replay/audit/ports.js';
+import { EVENT_COLUMNS, readAllIn, toRecordedEvent, type EventRow } from './postgres-event-store.js';
 
 /** Largest page any method returns: the audit asks for less, this guards a caller that does not. */
 export const MAX_AUDIT_PAGE = 10_000;
@@ -20,7 +20,11 @@ function page(limit: number): number {
  * JavaScript's. Reads are not limited to below pg_snapshot_xmin: an audit reads what is committed.
  */
 export class PostgresAuditLog implements AuditLog {
-  constructor(private readonly db: Kysely<any>) {}
+  readonly chainScan: ChainScan;
+
+  constructor(private readonly db: Kysely<any>) {
+    this.chainScan = new PostgresChainScan(db);
+  }
 
   async eventsInStreamOrder(after: StreamCursor | null, limit: number): Promise<RecordedEvent[]> {
     const where = after === null ? sql`` : sql`WHERE (stream_id, stream_revision) > (${after.streamId}, ${after.revision}::bigint)`;
@@ -131,5 +135,97 @@ export class PostgresAuditLog implements AuditLog {
       heldMsat: BigInt(r.held!),
       feesMsat: BigInt(r.fees!),
     }));
+  }
+}
+
+type FaultRow = {
+  stream_id: string;
+  fault_code: 'EVENT_REVISION_GAP' | 'CHAIN_BROKEN_LINK' | 'GLOBAL_ORDER_VIOLATION' | null;
+  fault_revision: string | null;
+  fault_type: string | null;
+  fault_position: string | null;
+  expected_revision: string | null;
+  last_revision: string | null;
+  last_hash: string | null;
+  last_type: string | null;
+  last_position: string | null;
+  has_head: boolean | null;
+  head_revision: string | null;
+  head_hash: string | null;
+};
+
+/**
+ * The chains' structure in SQL (ChainScan): one pass over the (stream_id, stream_revision) order with
+ * window functions, returning only the streams that are wrong. JavaScript then never reads the log in
+ * stream order, which was a whole second read of it beside the rebuild's.
+ */
+class PostgresChainScan implements ChainScan {
+  constructor(private readonly db: Kysely<any>) {}
+
+  async streamFaults(genesisHash: string, afterStreamId: string | null, limit: number): Promise<StreamFaults[]> {
+    const after = afterStreamId === null ? sql`` : sql`WHERE e.stream_id > ${afterStreamId}`;
+    // Each event against its predecessor: gap first, then link, then order (the walk's priority, so the
+    // same event gets the same code). Only faulty events and bad tails come out of `hits`, so `w` is
+    // never materialized; the head row rides on every event by key, and only a stream's last is compared.
+    const rows = await sql<FaultRow>`
+      WITH w AS (
+        SELECT e.stream_id, e.stream_revision, e.transaction_id, e.global_position, e.event_type, e.prev_hash, e.hash,
+          coalesce(lag(e.stream_revision) OVER s + 1, 0) AS expected_revision,
+          coalesce(lag(e.hash) OVER s, ${genesisHash}) AS expected_prev_hash,
+          lag(e.transaction_id) OVER s AS prev_transaction_id, lag(e.global_position) OVER s AS prev_global_position,
+          lead(e.stream_revision) OVER s IS NULL AS is_last,
+          h.stream_id IS NOT NULL AS has_head, h.revision AS head_revision, h.head_hash
+        FROM events e LEFT JOIN streams h ON h.stream_id = e.stream_id ${after}
+        WINDOW s AS (PARTITION BY e.stream_id ORDER BY e.stream_revision)
+      ), hits AS MATERIALIZED (
+        SELECT *,
+          CASE WHEN stream_revision <> expected_revision THEN 'EVENT_REVISION_GAP'
+               WHEN prev_hash <> expected_prev_hash THEN 'CHAIN_BROKEN_LINK'
+               WHEN (prev_transaction_id, prev_global_position) >= (transaction_id, global_position) THEN 'GLOBAL_ORDER_VIOLATION' END AS code,
+          is_last AND (NOT has_head OR head_revision <> stream_revision OR head_hash <> hash) AS bad_tail
+        FROM w
+        WHERE stream_revision <> expected_revision OR prev_hash <> expected_prev_hash
+          OR (prev_transaction_id, prev_global_position) >= (transaction_id, global_position)
+          OR (is_last AND (NOT has_head OR head_revision <> stream_revision OR head_hash <> hash))
+      )
+      SELECT coalesce(f.stream_id, t.stream_id) AS stream_id,
+        f.code AS fault_code, f.stream_revision::text AS fault_revision, f.event_type AS fault_type, f.global_position::text AS fault_position, f.expected_revision::text AS expected_revision,
+        t.stream_revision::text AS last_revision, t.hash AS last_hash, t.event_type AS last_type, t.global_position::text AS last_position,
+        t.has_head, t.head_revision::text AS head_revision, t.head_hash
+      FROM (SELECT DISTINCT ON (stream_id) * FROM hits WHERE code IS NOT NULL ORDER BY stream_id, stream_revision) AS f
+      FULL JOIN (SELECT * FROM hits WHERE bad_tail) AS t ON t.stream_id = f.stream_id
+      ORDER BY 1 LIMIT ${page(limit)}`.execute(this.db);
+    return rows.rows.map((r) => ({
+      streamId: r.stream_id,
+      fault:
+        r.fault_code === null
+          ? null
+          : { code: r.fault_code, streamId: r.stream_id, revision: Number(r.fault_revision), type: r.fault_type!, globalPosition: BigInt(r.fault_position!), expectedRevision: Number(r.expected_revision) },
+      headFault:
+        r.last_revision === null
+          ? null
+          : {
+              streamId: r.stream_id,
+              lastRevision: Number(r.last_revision),
+              lastHash: r.last_hash!,
+              type: r.last_type!,
+              globalPosition: BigInt(r.last_position!),
+              head: r.has_head ? { streamId: r.stream_id, revision: Number(r.head_revision), headHash: r.head_hash! } : null,
+            },
+    }));
+  }
+
+  async totals(): Promise<{ streams: number; events: number }> {
+    const row = await sql<{ streams: string; events: string }>`SELECT count(DISTINCT stream_id)::text AS streams, count(*)::text AS events FROM events`.execute(this.db);
+    return { streams: Number(row.rows[0]!.streams), events: Number(row.rows[0]!.events) };
+  }
+
+  async eventsInLogOrder(after: LogPosition, limit: number, settledOnly: boolean): Promise<RecordedEvent[]> {
+    if (settledOnly) return readAllIn(this.db, { after, maxCount: page(limit) });
+    const rows = await sql<EventRow>`
+      SELECT ${EVENT_COLUMNS} FROM events
+      WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
+      ORDER BY events.transaction_id, events.global_position LIMIT ${page(limit)}`.execute(this.db);
+    return rows.rows.map(toRecordedEvent);
   }
 }

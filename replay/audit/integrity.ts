@@ -43,26 +43,24 @@ export async function checkIntegrity(options: IntegrityOptions): Promise<Integri
     after = { streamId: last.streamId, revision: last.revision };
   }
   if (walk !== null) await finishStream(walk, options);
-  for (const head of await log.headsWithoutEvents(pageSize)) {
-    options.onFinding({ code: 'STREAM_HEAD_MISMATCH', subject: head.streamId, explanation: `stream ${head.streamId} has a head at revision ${head.revision} but no events`, events: [], details: { headRevision: head.revision } });
-  }
+  for (const head of await log.headsWithoutEvents(pageSize)) options.onFinding(headWithoutEventsFinding(head));
   return stats;
 }
 
 function checkEvent(walk: StreamWalk, event: RecordedEvent, options: IntegrityOptions): void {
-  const evidence = [evidenceOf(event)];
   if (!walk.broken) {
-    if (event.revision !== walk.nextRevision) {
-      options.onFinding({ code: 'EVENT_REVISION_GAP', subject: walk.streamId, explanation: `stream ${walk.streamId} jumps from revision ${walk.nextRevision - 1} to ${event.revision}: ${event.revision - walk.nextRevision} event(s) missing`, events: evidence, details: { expectedRevision: walk.nextRevision } });
-      walk.broken = true;
-    } else if (event.prevHash !== walk.prevHash) {
-      options.onFinding({ code: 'CHAIN_BROKEN_LINK', subject: walk.streamId, explanation: `${walk.streamId}@${event.revision}: prev_hash does not equal the hash of revision ${event.revision - 1}`, events: evidence });
-      walk.broken = true;
-    } else if (options.chainHash(walk.prevHash, event) !== event.hash) {
-      options.onFinding({ code: 'EVENT_HASH_MISMATCH', subject: walk.streamId, explanation: `${walk.streamId}@${event.revision}: the stored hash does not match the event's content; it was edited after it was written`, events: evidence });
-      walk.broken = true;
-    } else if (walk.lastPosition !== null && comparePositions(walk.lastPosition, event.position) >= 0) {
-      options.onFinding({ code: 'GLOBAL_ORDER_VIOLATION', subject: walk.streamId, explanation: `${walk.streamId}@${event.revision} sits before its predecessor in the log's checkpoint order`, events: evidence });
+    const finding =
+      event.revision !== walk.nextRevision
+        ? revisionGapFinding(event, walk.nextRevision)
+        : event.prevHash !== walk.prevHash
+          ? brokenLinkFinding(event)
+          : options.chainHash(walk.prevHash, event) !== event.hash
+            ? hashMismatchFinding(event)
+            : walk.lastPosition !== null && comparePositions(walk.lastPosition, event.position) >= 0
+              ? orderFinding(event)
+              : null;
+    if (finding !== null) {
+      options.onFinding(finding);
       walk.broken = true;
     }
   }
@@ -72,21 +70,50 @@ function checkEvent(walk: StreamWalk, event: RecordedEvent, options: IntegrityOp
   walk.last = event;
 }
 
+/** What names an event in a finding (the evidence), whichever walk found it. */
+export type FaultyEvent = Parameters<typeof evidenceOf>[0];
+
+// One constructor per integrity code, shared by this walk and the chain scan (chain-scan.ts), so both explain alike.
+export function revisionGapFinding(event: FaultyEvent, expectedRevision: number): Discrepancy {
+  return { code: 'EVENT_REVISION_GAP', subject: event.streamId, explanation: `stream ${event.streamId} jumps from revision ${expectedRevision - 1} to ${event.revision}: ${event.revision - expectedRevision} event(s) missing`, events: [evidenceOf(event)], details: { expectedRevision } };
+}
+
+export function brokenLinkFinding(event: FaultyEvent): Discrepancy {
+  return { code: 'CHAIN_BROKEN_LINK', subject: event.streamId, explanation: `${event.streamId}@${event.revision}: prev_hash does not equal the hash of revision ${event.revision - 1}`, events: [evidenceOf(event)] };
+}
+
+export function hashMismatchFinding(event: FaultyEvent): Discrepancy {
+  return { code: 'EVENT_HASH_MISMATCH', subject: event.streamId, explanation: `${event.streamId}@${event.revision}: the stored hash does not match the event's content; it was edited after it was written`, events: [evidenceOf(event)] };
+}
+
+export function orderFinding(event: FaultyEvent): Discrepancy {
+  return { code: 'GLOBAL_ORDER_VIOLATION', subject: event.streamId, explanation: `${event.streamId}@${event.revision} sits before its predecessor in the log's checkpoint order`, events: [evidenceOf(event)] };
+}
+
+export function missingHeadFinding(last: FaultyEvent): Discrepancy {
+  return { code: 'STREAM_HEAD_MISMATCH', subject: last.streamId, explanation: `stream ${last.streamId} has events but no head row`, events: [evidenceOf(last)] };
+}
+
+export function headMismatchFinding(last: FaultyEvent, head: StreamHead): Discrepancy {
+  return {
+    code: 'STREAM_HEAD_MISMATCH',
+    subject: last.streamId,
+    explanation: `stream ${last.streamId}: its head says revision ${head.revision}, its events end at revision ${last.revision}${head.revision > last.revision ? ` (${head.revision - last.revision} trailing event(s) missing)` : ''}`,
+    events: [evidenceOf(last)],
+    details: { headRevision: head.revision, lastRevision: last.revision },
+  };
+}
+
+export function headWithoutEventsFinding(head: StreamHead): Discrepancy {
+  return { code: 'STREAM_HEAD_MISMATCH', subject: head.streamId, explanation: `stream ${head.streamId} has a head at revision ${head.revision} but no events`, events: [], details: { headRevision: head.revision } };
+}
+
 async function finishStream(walk: StreamWalk, options: IntegrityOptions): Promise<void> {
   const head = walk.head;
   const last = walk.last!;
   // A head ahead of the events read is a tail cut off, or an append that landed after the page was read and
   // before its heads were (the audit runs beside a live server): only the first is a finding.
   if (head !== null && !walk.broken && head.revision > last.revision && (await options.log.hasEvent(walk.streamId, last.revision + 1))) return;
-  if (head === null) {
-    options.onFinding({ code: 'STREAM_HEAD_MISMATCH', subject: walk.streamId, explanation: `stream ${walk.streamId} has events but no head row`, events: [evidenceOf(last)] });
-  } else if (!walk.broken && (head.revision !== last.revision || head.headHash !== last.hash)) {
-    options.onFinding({
-      code: 'STREAM_HEAD_MISMATCH',
-      subject: walk.streamId,
-      explanation: `stream ${walk.streamId}: its head says revision ${head.revision}, its events end at revision ${last.revision}${head.revision > last.revision ? ` (${head.revision - last.revision} trailing event(s) missing)` : ''}`,
-      events: [evidenceOf(last)],
-      details: { headRevision: head.revision, lastRevision: last.revision },
-    });
-  }
+  if (head === null) options.onFinding(missingHeadFinding(last));
+  else if (!walk.broken && (head.revision !== last.revision || head.headHash !== last.hash)) options.onFinding(headMismatchFinding(last, head));
 }

@@ -1,6 +1,6 @@
 // The ports the audit needs: a log reader in audit order (implemented on PostgreSQL/PGlite) and the Lightning node's paged payment list.
 
-import type { RecordedEvent } from '../../domain/ports/event-store.js';
+import type { LogPosition, RecordedEvent } from '../../domain/ports/event-store.js';
 import type { PaymentState } from '../../domain/ports/lightning.js';
 import type { AssignmentState } from '../../domain/assignment/assignment.state.js';
 
@@ -53,6 +53,52 @@ export interface AuditLog {
   trialBalance(): Promise<LedgerTotals>;
   /** Per-run funds after `afterRunId`, at most `limit`, from SQL aggregates. */
   runFunds(afterRunId: string, limit: number): Promise<RunFunds[]>;
+  /**
+   * Present where the log's own database can check the chains' structure in one statement (the SQL log):
+   * the integrity part then hashes events on the rebuild's read instead of walking the log again.
+   */
+  readonly chainScan?: ChainScan;
+}
+
+/** The first structural fault of one stream, as one pass over the log in (stream, revision) order finds it. */
+export type ChainFault = Readonly<{
+  code: 'EVENT_REVISION_GAP' | 'CHAIN_BROKEN_LINK' | 'GLOBAL_ORDER_VIOLATION';
+  streamId: string;
+  /** The event the fault shows at. */
+  revision: number;
+  type: string;
+  globalPosition: bigint;
+  /** The revision that should have come here (the previous one plus one; 0 for a stream's first event). */
+  expectedRevision: number;
+}>;
+
+/** A stream whose last event and head row disagree (or whose head row is missing). */
+export type HeadFault = Readonly<{ streamId: string; lastRevision: number; lastHash: string; type: string; globalPosition: bigint; head: StreamHead | null }>;
+
+/** Per stream with anything wrong: its first structural fault and its head fault, either possibly null. */
+export type StreamFaults = Readonly<{ streamId: string; fault: ChainFault | null; headFault: HeadFault | null }>;
+
+/**
+ * The chains' structure checked by the database: revisions gap-free from 0, each prev_hash the
+ * predecessor's hash (the first the genesis hash), checkpoint order rising with revision, and every
+ * stream's last event its head. Hashes of content are not recomputed here: that is JavaScript's
+ * (the canonical JSON the hash covers is not PostgreSQL's jsonb text).
+ */
+export interface ChainScan {
+  /**
+   * Streams after `afterStreamId` (in the database's collation) that have a fault, at most `limit`,
+   * in stream order; each page is one statement, so a stream's events and head are read in one snapshot.
+   */
+  streamFaults(genesisHash: string, afterStreamId: string | null, limit: number): Promise<StreamFaults[]>;
+  /** How many streams hold events, and how many events they hold. */
+  totals(): Promise<Readonly<{ streams: number; events: number }>>;
+  /**
+   * Committed events after `after` in checkpoint order, whole (every field the hash covers), at most `limit`.
+   * `settledOnly` stops below the oldest in-progress writer, as a projection's read must (the rebuild's
+   * pages); without it nothing committed is held back, not even an event whose transaction id was
+   * pushed past every writer's, which a settled read would never reach and so never hash.
+   */
+  eventsInLogOrder(after: LogPosition, limit: number, settledOnly: boolean): Promise<RecordedEvent[]>;
 }
 
 export type NodePayment = Readonly<{ paymentHash: string; status: 'in_flight' | 'succeeded' | 'failed'; amountMsat: bigint }>;

@@ -1,7 +1,8 @@
 // Rebuild part of the audit: each projection rebuilt into a scratch schema and compared with the live one by checksum, naming differing rows.
 
 import { sql, type Kysely } from 'kysely';
-import type { ProjectionLog } from '../../projections/ports/projection-log.js';
+import type { LogPosition } from '../../domain/ports/event-store.js';
+import type { LoggedEvent, ProjectionLog } from '../../projections/ports/projection-log.js';
 import type { Projector } from '../../projections/projector.js';
 import { cutOverRebuild, dropScratch, replayIntoScratch } from '../../projections/rebuild.js';
 import { isTransientDatabaseError } from '../../projections/runner.js';
@@ -20,6 +21,8 @@ export type RebuildCheckOptions = Readonly<{
   maxRowDiffs: number;
   onFinding: (finding: Discrepancy) => void;
   onEvents: (n: number) => void;
+  /** Reads the log's pages for the shared pass (see replayIntoScratch's `read`). */
+  read?: (after: LogPosition, maxCount: number) => Promise<LoggedEvent[]>;
 }>;
 
 export type RebuildCheckStats = Record<string, { eventsApplied: number; identical: boolean; tables: number }>;
@@ -35,6 +38,7 @@ export async function checkRebuild(options: RebuildCheckOptions): Promise<Rebuil
     ...batch,
     // Compared, then dropped: the scratch rows need no WAL.
     unloggedScratch: true,
+    ...(options.read ? { read: options.read } : {}),
     onProgress: (eventsRead) => {
       // Progress counts each event once per projector, as the audit's total does.
       options.onEvents((eventsRead - reported) * options.projectors.length);

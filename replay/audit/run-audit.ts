@@ -5,6 +5,8 @@ import type { ProjectionLog } from '../../projections/ports/projection-log.js';
 import type { Projector } from '../../projections/projector.js';
 import { DISCREPANCY_CATALOG, type AuditPart, type AuditPartName, type Discrepancy, type DiscrepancyCode } from './catalog.js';
 import { DEFAULT_MAX_FINDINGS, Findings } from './findings.js';
+import type { LogPosition } from '../../domain/ports/event-store.js';
+import { HashPass, scanIntegrity } from './chain-scan.js';
 import { checkIntegrity, type ChainHash } from './integrity.js';
 import { checkLedger } from './ledger-check.js';
 import { checkNodePayments, nodeDiscrepancies } from './node-check.js';
@@ -115,9 +117,28 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   if (!options.node) wanted.delete('node');
   if (replayChoice.mode !== 'none' && wanted.has('settlement')) wanted.add('replay');
   const skip = <T>(part: AuditPart, empty: T, work: () => Promise<T>): Promise<T> => (wanted.has(part) ? work() : Promise.resolve(empty));
+  // Where the log's database checks the chains' structure, the integrity part hashes the pages the
+  // rebuild reads anyway (one read of the log for both, not two) and the scan reads only what the rebuild did not.
+  const scan = wanted.has('integrity') ? (options.log.chainScan ?? null) : null;
+  const pass = scan ? new HashPass(options.chainHash) : null;
+  const integrityProgress = progress('integrity');
+  const sharedRead =
+    scan && pass && wanted.has('rebuild')
+      ? async (after: LogPosition, maxCount: number) => {
+          const page = await scan.eventsInLogOrder(after, maxCount, true);
+          pass.feed(page);
+          integrityProgress(page.length);
+          return page;
+        }
+      : undefined;
+  const rebuildRun = skip('rebuild', {}, () => timed('rebuild', () => checkRebuild({ log: options.projectionLog, projectors: options.projectors, maxRowDiffs: options.maxRowDiffs ?? AUDIT_LIMITS.maxRowDiffs, onFinding, onEvents: progress('rebuild'), ...(sharedRead ? { read: sharedRead } : {}) })));
+  const integrityChecks = () =>
+    scan && pass
+      ? scanIntegrity({ log: options.log, scan, pass, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, fedUntilDone: sharedRead ? rebuildRun : null, onFinding, onEvents: integrityProgress })
+      : checkIntegrity({ log: options.log, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, onFinding, onEvents: integrityProgress });
   const [integrity, rebuild, settlement] = await Promise.all([
-    skip('integrity', { streams: 0, events: 0 }, () => timed('integrity', () => checkIntegrity({ log: options.log, chainHash: options.chainHash, genesisHash: options.genesisHash, pageSize: AUDIT_LIMITS.pageSize, onFinding, onEvents: progress('integrity') }))),
-    skip('rebuild', {}, () => timed('rebuild', () => checkRebuild({ log: options.projectionLog, projectors: options.projectors, maxRowDiffs: options.maxRowDiffs ?? AUDIT_LIMITS.maxRowDiffs, onFinding, onEvents: progress('rebuild') }))),
+    skip('integrity', { streams: 0, events: 0 }, () => timed('integrity', integrityChecks)),
+    rebuildRun,
     // Settlement time includes the node calls per assignment and, with --replay, every re-run step.
     skip('settlement', { assignments: 0, verdicts: 0, replayed: 0, sampled: [] }, () => timed('settlement', () => checkSettlements(options, wanted.has('node'), replayChoice, onFinding, progress('settlement')))),
   ]);
