@@ -112,18 +112,27 @@ export class PostgresAuditLog implements AuditLog {
   }
 
   async runFunds(afterRunId: string, limit: number): Promise<RunFunds[]> {
+    // Each side of a transfer is joined on its own equality (a hash join: one scan of the transfers per
+    // page of runs). One join on `debit = account OR credit = account` is a nested loop, every run against
+    // every transfer: at 300,000 assignments (300 runs) it took 11.7 s, six times the 100,000 figure.
+    // Funding is counted on the credit side, the rest on the debit side, as before.
     const rows = await sql<Record<string, string>>`
       WITH runs AS (
         SELECT account_id, run_id, credits_posted_msat, debits_posted_msat, debits_pending_msat FROM ledger.accounts
         WHERE kind = 'run_budget' AND run_id > ${afterRunId} ORDER BY run_id LIMIT ${page(limit)}
+      ), debits AS (
+        SELECT t.debit_account_id AS account_id,
+          sum(t.amount_msat) FILTER (WHERE t.kind IN ('escrow', 'bonus', 'compensation') AND t.status = 'posted') AS paid,
+          sum(t.amount_msat) FILTER (WHERE t.status = 'pending') AS held,
+          sum(t.amount_msat) FILTER (WHERE t.kind = 'fee' AND t.status = 'posted') AS fees
+        FROM ledger.transfers t WHERE t.debit_account_id IN (SELECT account_id FROM runs) GROUP BY t.debit_account_id
+      ), credits AS (
+        SELECT t.credit_account_id AS account_id, sum(t.amount_msat) FILTER (WHERE t.kind = 'funding' AND t.status = 'posted') AS funding
+        FROM ledger.transfers t WHERE t.credit_account_id IN (SELECT account_id FROM runs) GROUP BY t.credit_account_id
       )
       SELECT r.run_id, r.credits_posted_msat::text AS acp, r.debits_posted_msat::text AS adp, r.debits_pending_msat::text AS adq,
-        coalesce(sum(t.amount_msat) FILTER (WHERE t.kind = 'funding' AND t.status = 'posted' AND t.credit_account_id = r.account_id), 0)::text AS funding,
-        coalesce(sum(t.amount_msat) FILTER (WHERE t.kind IN ('escrow', 'bonus', 'compensation') AND t.status = 'posted' AND t.debit_account_id = r.account_id), 0)::text AS paid,
-        coalesce(sum(t.amount_msat) FILTER (WHERE t.status = 'pending' AND t.debit_account_id = r.account_id), 0)::text AS held,
-        coalesce(sum(t.amount_msat) FILTER (WHERE t.kind = 'fee' AND t.status = 'posted' AND t.debit_account_id = r.account_id), 0)::text AS fees
-      FROM runs r LEFT JOIN ledger.transfers t ON t.debit_account_id = r.account_id OR t.credit_account_id = r.account_id
-      GROUP BY r.account_id, r.run_id, r.credits_posted_msat, r.debits_posted_msat, r.debits_pending_msat
+        coalesce(c.funding, 0)::text AS funding, coalesce(d.paid, 0)::text AS paid, coalesce(d.held, 0)::text AS held, coalesce(d.fees, 0)::text AS fees
+      FROM runs r LEFT JOIN debits d ON d.account_id = r.account_id LEFT JOIN credits c ON c.account_id = r.account_id
       ORDER BY r.run_id`.execute(this.db);
     return rows.rows.map((r) => ({
       runId: r.run_id!,
