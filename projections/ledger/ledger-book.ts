@@ -18,6 +18,34 @@ export type Account = {
   creditsPostedMsat: bigint;
 };
 
+/** An account's four running sums. */
+export type AccountBalances = Readonly<Pick<Account, 'debitsPendingMsat' | 'debitsPostedMsat' | 'creditsPendingMsat' | 'creditsPostedMsat'>>;
+
+export function balancesOf(a: AccountBalances): AccountBalances {
+  return { debitsPendingMsat: a.debitsPendingMsat, debitsPostedMsat: a.debitsPostedMsat, creditsPendingMsat: a.creditsPendingMsat, creditsPostedMsat: a.creditsPostedMsat };
+}
+
+const ZERO_BALANCES: AccountBalances = { debitsPendingMsat: 0n, debitsPostedMsat: 0n, creditsPendingMsat: 0n, creditsPostedMsat: 0n };
+
+/**
+ * How the accounts in `after` moved from `opening` (an account missing there opened at zero), summed: a
+ * batch that keeps the ledger balanced moves debits and credits by the same amount, pending and posted.
+ */
+export function balanceChange(opening: ReadonlyMap<string, AccountBalances>, after: ReadonlyMap<string, AccountBalances>): AccountBalances {
+  let debitsPendingMsat = 0n;
+  let debitsPostedMsat = 0n;
+  let creditsPendingMsat = 0n;
+  let creditsPostedMsat = 0n;
+  for (const [accountId, now] of after) {
+    const was = opening.get(accountId) ?? ZERO_BALANCES;
+    debitsPendingMsat += now.debitsPendingMsat - was.debitsPendingMsat;
+    debitsPostedMsat += now.debitsPostedMsat - was.debitsPostedMsat;
+    creditsPendingMsat += now.creditsPendingMsat - was.creditsPendingMsat;
+    creditsPostedMsat += now.creditsPostedMsat - was.creditsPostedMsat;
+  }
+  return { debitsPendingMsat, debitsPostedMsat, creditsPendingMsat, creditsPostedMsat };
+}
+
 export type Transfer = {
   transferId: string;
   kind: TransferKind;

@@ -1,9 +1,11 @@
 // Unit tests of the in-memory double-entry book: two-phase escrow, payouts, and the invariants it stops on.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvariantViolation } from '../../domain/errors.js';
 import type { DomainEvent } from '../../domain/events.js';
-import { LedgerBook, type Account } from '../../projections/ledger/ledger-book.js';
+import { LedgerBook, balanceChange, balancesOf, type Account, type AccountBalances, type LedgerInvoice, type Transfer } from '../../projections/ledger/ledger-book.js';
+import { historyArbitrary } from './history.js';
 
 const HASH = 'a'.repeat(64);
 const AT = 1_700_000_000_000;
@@ -89,5 +91,49 @@ describe('LedgerBook', () => {
 
   it('detects an unbalanced trial balance', () => {
     expect(() => LedgerBook.assertBalanced({ debitsPendingMsat: 1n, creditsPendingMsat: 0n, debitsPostedMsat: 0n, creditsPostedMsat: 0n })).toThrow(/out of balance/);
+  });
+
+  it('checks each batch by the change it writes: the change balances, and adds up to the whole table\'s totals', () => {
+    // The projector in memory: a table of accounts, batches of a random history, each batch's book opened
+    // on copies of the table (accounts it creates open at zero), its dirty accounts written back.
+    fc.assert(
+      fc.property(historyArbitrary({ maxRuns: 3, maxAssignments: 10 }), fc.integer({ min: 1, max: 40 }), (history, batchSize) => {
+        const table = new Map<string, Account>();
+        const transfers = new Map<string, Transfer>();
+        const invoices = new Map<string, LedgerInvoice>();
+        for (let i = 0; i < history.length; i += batchSize) {
+          const before = totals({ accounts: table } as LedgerBook);
+          const b = new LedgerBook(new Map([...table].map(([id, a]) => [id, { ...a }])), new Map([...transfers].map(([id, t]) => [id, { ...t }])), new Map(invoices));
+          const opening = new Map([...b.accounts].map(([id, a]) => [id, balancesOf(a)]));
+          for (const { event } of history.slice(i, i + batchSize)) b.apply(event);
+          const written = new Map<string, AccountBalances>();
+          for (const id of b.dirtyAccounts) {
+            table.set(id, { ...b.accounts.get(id)! });
+            written.set(id, balancesOf(b.accounts.get(id)!));
+          }
+          for (const id of b.dirtyTransfers) transfers.set(id, { ...b.transfers.get(id)! });
+          for (const h of b.newInvoices) invoices.set(h, b.invoices.get(h)!);
+          const change = balanceChange(opening, written);
+          LedgerBook.assertBalanced(change);
+          const after = totals({ accounts: table } as LedgerBook);
+          expect(after).toEqual({
+            debitsPendingMsat: before.debitsPendingMsat + change.debitsPendingMsat,
+            creditsPendingMsat: before.creditsPendingMsat + change.creditsPendingMsat,
+            debitsPostedMsat: before.debitsPostedMsat + change.debitsPostedMsat,
+            creditsPostedMsat: before.creditsPostedMsat + change.creditsPostedMsat,
+          });
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses a batch whose written rows do not balance', () => {
+    const b = apply(book(), [funded(5_000n), opened(), ev('InvoiceHeld', ref)]);
+    const written = new Map([...b.dirtyAccounts].map((id) => [id, balancesOf(b.accounts.get(id)!)]));
+    LedgerBook.assertBalanced(balanceChange(new Map(), written));
+    const contributor = written.get('contributor:c-1')!;
+    written.set('contributor:c-1', { ...contributor, creditsPendingMsat: contributor.creditsPendingMsat + 1n });
+    expect(() => LedgerBook.assertBalanced(balanceChange(new Map(), written))).toThrow(/pending debits 1000 != pending credits 1001/);
   });
 });
