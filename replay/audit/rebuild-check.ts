@@ -45,18 +45,24 @@ export async function checkRebuild(options: RebuildCheckOptions): Promise<Rebuil
       reported = eventsRead;
     },
   });
-  for (const { projector, eventsApplied, error } of green) {
+  // The projectors' cut-overs run side by side (checksums of live and rebuilt tables are one backend's work
+  // each, so one after another left a core idle); findings are reported in projector order all the same.
+  const outcomes = await Promise.allSettled(green.map(async ({ projector, eventsApplied, error }) => {
+    const findings: Discrepancy[] = [];
     try {
       if (error !== null) throw error;
-      await compareOne(projector, eventsApplied, batch, options, stats);
+      await compareOne(projector, eventsApplied, batch, { ...options, onFinding: (f) => findings.push(f) }, stats);
     } catch (failure) {
       // One projector refusing the log must not stop the audit: it is a finding, and the scratch schema goes.
       if (isTransientDatabaseError(failure) || (failure instanceof Error && failure.name === 'AuditStopped')) throw failure;
       await dropScratch(options.log, projector);
       stats[projector.name] = { eventsApplied, identical: false, tables: projector.tables.length };
-      options.onFinding({ code: 'PROJECTION_REBUILD_FAILED', subject: projector.name, explanation: `rebuilding ${projector.name} from the log fails after ${eventsApplied} events: ${failure instanceof Error ? failure.message : String(failure)}`, events: [] });
+      findings.push({ code: 'PROJECTION_REBUILD_FAILED', subject: projector.name, explanation: `rebuilding ${projector.name} from the log fails after ${eventsApplied} events: ${failure instanceof Error ? failure.message : String(failure)}`, events: [] });
     }
-  }
+    return findings;
+  }));
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  for (const outcome of outcomes) if (outcome.status === 'fulfilled') for (const finding of outcome.value) options.onFinding(finding);
   return stats;
 }
 
